@@ -1,0 +1,29 @@
+"""Packaging for efficientnet_search: `pip install -e .[test]`."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="efficientnet_search",
+    version="0.1.0",
+    description="EfficientNet compound scaling, grid search, training and medical fine-tuning "
+    "on Keras 3",
+    python_requires=">=3.11",
+    packages=find_packages(include=["efficientnet_search", "efficientnet_search.*"]),
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3.3",
+        "tensorflow-datasets>=4.9.4",
+        "importlib_resources>=6.0",  # tfds imports it but does not declare it
+        "numpy>=1.26",
+        "absl-py>=2.0",
+        "optuna>=3.6",
+        "PyYAML>=6.0",
+        "matplotlib>=3.8",
+        "h5py>=3.10",
+    ],
+    extras_require={
+        "test": ["pytest>=8.0", "pytest-timeout>=2.2", "psycopg2-binary>=2.9"],
+        "postgres": ["psycopg2-binary>=2.9"],
+    },
+    entry_points={"console_scripts": ["efficientnet-search=efficientnet_search.cli:run_main"]},
+)
