@@ -171,10 +171,12 @@ class _Parser(argparse_flags.ArgumentParser):
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     """Parses `argv` (program name first) into a namespace with `.command`."""
-    parser = _Parser(prog="efficientnet-search", description=__doc__.splitlines()[0])
+    parser = _Parser(
+        prog="efficientnet-search", description=__doc__.splitlines()[0], allow_abbrev=False
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, (add_arguments, _) in COMMANDS.items():
-        add_arguments(sub.add_parser(name))
+        add_arguments(sub.add_parser(name, allow_abbrev=False))
     return parser.parse_args(list(argv[1:]))
 
 
