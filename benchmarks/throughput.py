@@ -1,0 +1,126 @@
+"""Training and inference throughput of our B0 versus keras.applications' B0 (not a test).
+
+Both models train on the same random data with the same optimizer, in one process, timed in
+alternation (best of several rounds, since two-thread TF on 2 cores alternates between ~1 and
+~2 busy cores from epoch to epoch). Peak resident memory of a training run is measured per
+model in a fresh child process, so the two do not share a high-water mark.
+
+    python benchmarks/throughput.py                 # 224 px batch 32 and 64 px batch 64
+    python benchmarks/throughput.py --sizes 64:64 --rounds 3 --steps 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from efficientnet_search import build_model  # noqa: E402
+
+
+def make_model(which: str, resolution: int) -> keras.Model:
+    shape = (resolution, resolution, 3)
+    if which == "ours":
+        model = build_model("b0", input_shape=shape)
+    else:
+        model = keras.applications.EfficientNetB0(weights=None, input_shape=shape)
+    model.compile(
+        optimizer=keras.optimizers.RMSprop(0.01, rho=0.9, momentum=0.9, epsilon=1e-3),
+        loss="sparse_categorical_crossentropy",
+    )
+    return model
+
+
+def random_data(resolution: int, batch: int) -> tf.data.Dataset:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (batch, resolution, resolution, 3)).astype("float32")
+    y = rng.integers(0, 1000, (batch,))
+    return tf.data.Dataset.from_tensors((x, y)).repeat().prefetch(2)
+
+
+def time_train(model: keras.Model, data: tf.data.Dataset, steps: int, batch: int) -> float:
+    start = time.perf_counter()
+    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def time_infer(model: keras.Model, data: tf.data.Dataset, steps: int, batch: int) -> float:
+    images = data.map(lambda x, y: x)
+    start = time.perf_counter()
+    model.predict(images, steps=steps, verbose=0)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def measure(resolution: int, batch: int, steps: int, rounds: int) -> dict[str, dict[str, float]]:
+    data = random_data(resolution, batch)
+    models = {which: make_model(which, resolution) for which in ("ours", "keras")}
+    for model in models.values():  # build and trace outside the timed region
+        time_train(model, data, 2, batch)
+        time_infer(model, data, 2, batch)
+    best = {w: {"train": 0.0, "infer": 0.0} for w in models}
+    for _ in range(rounds):
+        for which, model in models.items():
+            best[which]["train"] = max(best[which]["train"], time_train(model, data, steps, batch))
+            best[which]["infer"] = max(best[which]["infer"], time_infer(model, data, steps, batch))
+    return best
+
+
+def peak_training_rss_mb(which: str, resolution: int, batch: int, steps: int) -> float:
+    """Peak RSS (MiB) of a child process that builds and trains one model."""
+    code = (
+        "import sys; sys.path.insert(0, %r); from benchmarks.throughput import *; "
+        "m = make_model(%r, %d); time_train(m, random_data(%d, %d), %d, %d)"
+        % (os.getcwd(), which, resolution, resolution, batch, steps, batch)
+    )
+    child = subprocess.Popen([sys.executable, "-c", code])
+    _, status, usage = os.wait4(child.pid, 0)
+    if status != 0:
+        raise RuntimeError(f"memory probe for {which} failed with status {status}")
+    return usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", default=["224:32", "64:64"],
+                        help="resolution:batch pairs")
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no_memory", action="store_true")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    rows = []
+    for size in args.sizes:
+        resolution, batch = (int(v) for v in size.split(":"))
+        best = measure(resolution, batch, args.steps, args.rounds)
+        memory = {} if args.no_memory else {
+            w: peak_training_rss_mb(w, resolution, batch, args.steps) for w in best}
+        rows.append({"resolution": resolution, "batch": batch, **{
+            f"{w}_{k}": round(v, 1) for w in best for k, v in best[w].items()},
+            **{f"{w}_peak_rss_mb": round(v) for w, v in memory.items()}})
+    header = ("res", "batch", "train ours", "train keras", "ratio", "infer ours", "infer keras",
+              "ratio", "peak MiB ours", "peak MiB keras")
+    print(" | ".join(header))
+    for r in rows:
+        print(" | ".join(str(v) for v in (
+            r["resolution"], r["batch"], r["ours_train"], r["keras_train"],
+            f"{r['ours_train'] / r['keras_train']:.3f}", r["ours_infer"], r["keras_infer"],
+            f"{r['ours_infer'] / r['keras_infer']:.3f}", r.get("ours_peak_rss_mb", "-"),
+            r.get("keras_peak_rss_mb", "-"))))
+    print(f"machine: {os.cpu_count()} CPUs, TF {tf.__version__}, Keras {keras.__version__}; "
+          "images/second, best of rounds")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
