@@ -75,17 +75,20 @@ def measure(resolution: int, batch: int, steps: int, rounds: int) -> dict[str, d
 
 
 def peak_training_rss_mb(which: str, resolution: int, batch: int, steps: int) -> float:
-    """Peak RSS (MiB) of a child process that builds and trains one model."""
+    """Peak RSS (MiB) of a child process that builds and trains one model.
+
+    Read from the child's own VmHWM: `ru_maxrss` would also count the parent's pages that the
+    child held between fork and exec.
+    """
     code = (
         "import sys; sys.path.insert(0, %r); from benchmarks.throughput import *; "
-        "m = make_model(%r, %d); time_train(m, random_data(%d, %d), %d, %d)"
+        "m = make_model(%r, %d); time_train(m, random_data(%d, %d), %d, %d); "
+        "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])"
         % (os.getcwd(), which, resolution, resolution, batch, steps, batch)
     )
-    child = subprocess.Popen([sys.executable, "-c", code])
-    _, status, usage = os.wait4(child.pid, 0)
-    if status != 0:
-        raise RuntimeError(f"memory probe for {which} failed with status {status}")
-    return usage.ru_maxrss / 1024
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    return int(out.strip().splitlines()[-1]) / 1024
 
 
 def main() -> None:
