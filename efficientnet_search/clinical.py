@@ -1,0 +1,339 @@
+"""Clinical evaluation of a classifier's scores: AUC, operating threshold, sensitivity, CIs.
+
+Pure NumPy on purpose (scikit-learn is not a dependency): ROC-AUC is the Mann-Whitney U
+statistic computed from average ranks, which handles tied scores exactly as the trapezoidal
+ROC area does (Hanley & McNeil 1982). Three tasks are supported:
+
+- `binary`: scores [n, 2] (softmax) or [n] ; the score of `positive_class` is thresholded at
+  an operating point chosen on the VALIDATION split (Youden's J or a target sensitivity).
+- `multiclass`: scores [n, K]; predictions are the argmax; AUC is one-vs-rest per class,
+  macro-averaged; sensitivity/specificity are one-vs-rest per class.
+- `multilabel`: scores [n, L] (sigmoid); one threshold per label, chosen on validation.
+
+Confidence intervals are percentile bootstrap intervals over test examples (Efron &
+Tibshirani 1993, ch. 13); resamples where a class is missing are skipped for AUC.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+TASKS = ("binary", "multiclass", "multilabel")
+THRESHOLD_METHODS = ("youden", "sensitivity", "fixed")
+
+
+@dataclasses.dataclass(frozen=True)
+class Threshold:
+    """An operating threshold on one score column and how it was chosen."""
+
+    value: float
+    method: str
+    sensitivity: float  # on the data it was chosen on (validation)
+    specificity: float
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of `values`, ties sharing the mean of their ranks."""
+    values = np.asarray(values)
+    order = np.argsort(values, kind="mergesort")
+    ordered = values[order]
+    starts_group = np.r_[True, ordered[1:] != ordered[:-1]]
+    group = np.cumsum(starts_group) - 1
+    starts = np.flatnonzero(starts_group)
+    ends = np.r_[starts[1:], len(values)]
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[order] = ((starts + 1 + ends) / 2.0)[group]
+    return ranks
+
+
+def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Binary ROC-AUC: P(score of a positive > score of a negative), ties counting 1/2.
+
+    Returns NaN when `y_true` holds only one class (AUC is undefined there).
+    """
+    y_true = np.asarray(y_true).astype(bool).ravel()
+    score = np.asarray(score, dtype=np.float64).ravel()
+    if y_true.shape != score.shape:
+        raise ValueError(f"y_true and score differ in length: {y_true.shape} vs {score.shape}")
+    n_pos = int(y_true.sum())
+    n_neg = y_true.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    rank_sum = average_ranks(score)[y_true].sum()
+    return float((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def roc_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(fpr, tpr, thresholds) for "positive when score >= threshold", thresholds descending.
+
+    The first point is (0, 0) at threshold +inf, the last (1, 1) at the lowest score.
+    """
+    y_true = np.asarray(y_true).astype(bool).ravel()
+    score = np.asarray(score, dtype=np.float64).ravel()
+    order = np.argsort(-score, kind="mergesort")
+    ordered, hits = score[order], y_true[order]
+    last_of_value = np.r_[ordered[1:] != ordered[:-1], True]
+    tp = np.cumsum(hits)[last_of_value]
+    fp = np.cumsum(~hits)[last_of_value]
+    n_pos, n_neg = max(int(y_true.sum()), 1), max(int((~y_true).sum()), 1)
+    fpr = np.r_[0.0, fp / n_neg]
+    tpr = np.r_[0.0, tp / n_pos]
+    return fpr, tpr, np.r_[np.inf, ordered[last_of_value]]
+
+
+def choose_threshold(
+    y_true: np.ndarray,
+    score: np.ndarray,
+    method: str = "youden",
+    *,
+    target_sensitivity: float = 0.9,
+    fixed: float = 0.5,
+) -> Threshold:
+    """Chooses an operating threshold on (validation) labels and scores.
+
+    Args:
+      y_true: 0/1 labels.
+      score: scores where higher means "more likely positive".
+      method: "youden" maximizes sensitivity + specificity - 1 (Youden 1950); "sensitivity"
+        takes the highest threshold whose sensitivity reaches `target_sensitivity` (so the
+        best specificity at that sensitivity); "fixed" uses `fixed`.
+      target_sensitivity: the sensitivity to reach with method "sensitivity".
+      fixed: the threshold for method "fixed".
+    """
+    if method not in THRESHOLD_METHODS:
+        raise ValueError(f"threshold method must be one of {THRESHOLD_METHODS}, got {method!r}")
+    if not 0.0 < target_sensitivity <= 1.0:
+        raise ValueError(f"target_sensitivity must be in (0, 1], got {target_sensitivity!r}")
+    fpr, tpr, thresholds = roc_curve(y_true, score)
+    if method == "fixed":
+        value = float(fixed)
+    else:
+        if method == "youden":
+            best = int(np.argmax(tpr[1:] - fpr[1:])) + 1
+        else:
+            best = int(np.flatnonzero(tpr >= target_sensitivity - 1e-12)[0])
+        value = float(thresholds[max(best, 1)])
+    sens, spec = sensitivity_specificity(y_true, np.asarray(score) >= value)
+    return Threshold(value=value, method=method, sensitivity=sens, specificity=spec)
+
+
+def sensitivity_specificity(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[float, float]:
+    """(sensitivity, specificity) of 0/1 predictions; NaN where a class is absent."""
+    y_true = np.asarray(y_true).astype(bool).ravel()
+    y_pred = np.asarray(y_pred).astype(bool).ravel()
+    n_pos, n_neg = y_true.sum(), (~y_true).sum()
+    sens = (y_pred & y_true).sum() / n_pos if n_pos else float("nan")
+    spec = (~y_pred & ~y_true).sum() / n_neg if n_neg else float("nan")
+    return float(sens), float(spec)
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """[true class, predicted class] counts."""
+    y_true = np.asarray(y_true, dtype=np.int64).ravel()
+    y_pred = np.asarray(y_pred, dtype=np.int64).ravel()
+    flat = np.bincount(y_true * num_classes + y_pred, minlength=num_classes * num_classes)
+    return flat.reshape(num_classes, num_classes)
+
+
+def bootstrap_ci(
+    metric: Callable[[np.ndarray], float],
+    n: int,
+    *,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of `metric(indices)` over resamples of range(n).
+
+    `metric` receives the resampled example indices and returns a number; NaN results (for
+    example AUC on a resample with one class) are dropped.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    if n < 1 or n_resamples < 1:
+        raise ValueError(f"need n >= 1 and n_resamples >= 1, got {n=}, {n_resamples=}")
+    rng = np.random.default_rng(seed)
+    values = np.array([metric(rng.integers(0, n, n)) for _ in range(n_resamples)])
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return float("nan"), float("nan")
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def choose_thresholds(
+    y_val: np.ndarray,
+    scores_val: np.ndarray,
+    task: str,
+    method: str = "youden",
+    *,
+    positive_class: int = 1,
+    target_sensitivity: float = 0.9,
+) -> list[Threshold]:
+    """Operating thresholds chosen on the validation split: one for binary, one per label for
+    multi-label, none for multi-class (argmax)."""
+    _check_task(task)
+    if task == "multiclass":
+        return []
+    columns = _score_columns(scores_val, task, positive_class)
+    labels = _label_columns(y_val, task, positive_class)
+    target = target_sensitivity
+    return [
+        choose_threshold(labels[:, j], columns[:, j], method, target_sensitivity=target)
+        for j in range(columns.shape[1])
+    ]
+
+
+def evaluate(
+    y_true: np.ndarray,
+    scores: np.ndarray,
+    task: str,
+    thresholds: Sequence[Threshold] = (),
+    *,
+    positive_class: int = 1,
+    class_names: Sequence[str] = (),
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """All clinical metrics of `scores` against `y_true`, as plain JSON-ready data.
+
+    Args:
+      y_true: int labels [n] (binary, multiclass) or 0/1 [n, L] (multilabel).
+      scores: probabilities [n, K].
+      task: "binary", "multiclass" or "multilabel".
+      thresholds: from `choose_thresholds` on the validation split (binary, multilabel).
+      positive_class: the positive class of a binary task.
+      class_names: names for classes or labels (default "0", "1", ...).
+      n_resamples, confidence, seed: the bootstrap for the AUC and accuracy intervals.
+    """
+    _check_task(task)
+    scores = np.asarray(scores, dtype=np.float64)
+    y_true = np.asarray(y_true)
+    if len(y_true) != len(scores):
+        raise ValueError(f"{len(y_true)} labels but {len(scores)} score rows")
+    if task != "multiclass" and len(thresholds) != _num_columns(scores, task):
+        raise ValueError(f"{task} needs one threshold per score column, got {len(thresholds)}")
+    names = list(class_names) or [str(i) for i in range(scores.shape[1])]
+    auc_fn, acc_fn = _metric_fns(y_true, scores, task, thresholds, positive_class)
+    n = len(y_true)
+    everything = np.arange(n)
+    ci = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed,
+          "method": "percentile bootstrap over test examples"}
+    auc_ci = bootstrap_ci(auc_fn, n, n_resamples=n_resamples, confidence=confidence, seed=seed)
+    acc_ci = bootstrap_ci(acc_fn, n, n_resamples=n_resamples, confidence=confidence, seed=seed)
+    result = {
+        "task": task,
+        "n": n,
+        "auc": auc_fn(everything),
+        "auc_ci": list(auc_ci),
+        "accuracy": acc_fn(everything),
+        "accuracy_ci": list(acc_ci),
+        "bootstrap": ci,
+    }
+    result.update(_detail(y_true, scores, task, thresholds, positive_class, names))
+    return result
+
+
+def predict_labels(
+    scores: np.ndarray, task: str, thresholds: Sequence[Threshold] = (), positive_class: int = 1
+) -> np.ndarray:
+    """Predicted labels: class ids (binary at the threshold, multiclass argmax) or 0/1 [n, L]."""
+    scores = np.asarray(scores)
+    if task == "multiclass":
+        return np.argmax(scores, axis=1)
+    columns = _score_columns(scores, task, positive_class)
+    hits = columns >= np.array([t.value for t in thresholds])[None, :]
+    if task == "multilabel":
+        return hits.astype(np.int64)
+    return np.where(hits[:, 0], positive_class, 1 - positive_class)
+
+
+def _metric_fns(y_true, scores, task, thresholds, positive_class):
+    """(auc(indices), accuracy(indices)) closures used for the point value and the bootstrap."""
+    preds = predict_labels(scores, task, thresholds, positive_class)
+    if task == "multilabel":
+        labels = np.asarray(y_true).astype(np.int64)
+
+        def auc(idx):
+            return float(np.nanmean([roc_auc(labels[idx, j], scores[idx, j])
+                                     for j in range(labels.shape[1])]))
+    else:
+        labels = np.asarray(y_true).astype(np.int64).ravel()
+        onehot = np.eye(scores.shape[1], dtype=bool)[labels]
+
+        def auc(idx):
+            if task == "binary":
+                return roc_auc(labels[idx] == positive_class, scores[idx, positive_class])
+            per = [roc_auc(onehot[idx, k], scores[idx, k]) for k in range(scores.shape[1])]
+            return float(np.mean(per))  # NaN when a resample misses a class: skipped
+
+    def accuracy(idx):
+        return float(np.mean(preds[idx] == labels[idx]))  # multilabel: per-label accuracy
+
+    return auc, accuracy
+
+
+def _detail(y_true, scores, task, thresholds, positive_class, names) -> dict:
+    """Balanced accuracy, per-class AUC, sensitivity/specificity and confusion matrices."""
+    preds = predict_labels(scores, task, thresholds, positive_class)
+    if task == "multilabel":
+        labels = np.asarray(y_true).astype(np.int64)
+        per_label = {}
+        for j, name in enumerate(names):
+            sens, spec = sensitivity_specificity(labels[:, j], preds[:, j])
+            per_label[name] = {
+                "auc": roc_auc(labels[:, j], scores[:, j]), "sensitivity": sens,
+                "specificity": spec, "threshold": thresholds[j].value,
+                "prevalence": float(labels[:, j].mean()),
+                "confusion_matrix": confusion_matrix(labels[:, j], preds[:, j], 2).tolist(),
+            }
+        balanced = np.nanmean([(v["sensitivity"] + v["specificity"]) / 2
+                               for v in per_label.values()])
+        return {"balanced_accuracy": float(balanced),
+                "subset_accuracy": float(np.mean(np.all(preds == labels, axis=1))),
+                "per_label": per_label}
+    labels = np.asarray(y_true).astype(np.int64).ravel()
+    k = scores.shape[1]
+    matrix = confusion_matrix(labels, preds, k)
+    recalls = np.diag(matrix) / np.maximum(matrix.sum(axis=1), 1)
+    per_class = {}
+    for c, name in enumerate(names):
+        sens, spec = sensitivity_specificity(labels == c, preds == c)
+        per_class[name] = {"auc": roc_auc(labels == c, scores[:, c]), "sensitivity": sens,
+                           "specificity": spec, "support": int((labels == c).sum())}
+    out = {"balanced_accuracy": float(recalls[matrix.sum(axis=1) > 0].mean()),
+           "confusion_matrix": matrix.tolist(), "per_class": per_class}
+    if task == "binary":
+        sens, spec = sensitivity_specificity(labels == positive_class, preds == positive_class)
+        out.update(sensitivity=sens, specificity=spec, threshold=thresholds[0].value,
+                   positive_class=names[positive_class])
+    return out
+
+
+def _score_columns(scores: np.ndarray, task: str, positive_class: int) -> np.ndarray:
+    scores = np.asarray(scores, dtype=np.float64)
+    if task == "binary":
+        column = scores[:, positive_class] if scores.ndim == 2 else scores
+        return column.reshape(-1, 1)
+    return scores
+
+
+def _label_columns(y: np.ndarray, task: str, positive_class: int) -> np.ndarray:
+    y = np.asarray(y)
+    if task == "binary":
+        return (y.ravel().astype(np.int64) == positive_class).reshape(-1, 1)
+    return y.astype(np.int64)
+
+
+def _num_columns(scores: np.ndarray, task: str) -> int:
+    return 1 if task == "binary" else scores.shape[1]
+
+
+def _check_task(task: str) -> None:
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
