@@ -1,0 +1,477 @@
+"""Data sources named by URI, read into indexable tables of examples.
+
+Each reader turns one URI into a `Source`: up to three `Table`s (train, val, test) plus the
+label space. A table knows its size and, when that is cheap, its labels, and makes a
+`tf.data.Dataset` of `(image uint8 [H, W, C], label)` for any subset of its example indices.
+`efficientnet_search.data.load_splits` then carves validation data and subsamples on indices,
+so every source gets the same seeded, stratified selection.
+
+In-memory sources (`fashion_mnist`, `npz:`, `medmnist:`) hold numpy arrays; file sources
+(`folder:`, `csv:`) hold paths and decode in the pipeline after one checking pass at load time
+(so a corrupt file fails at once with its name, not deep inside training); `tfds:` lives in
+`data_tfds.py`.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import gzip
+import os
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+ACCEPTED_URIS = (
+    "fashion_mnist | npz:PATH | folder:PATH | csv:PATH | tfds:NAME[:SPLIT] | medmnist:NAME"
+)
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_CLASSES = (
+    "t-shirt/top", "trouser", "pullover", "dress", "coat",
+    "sandal", "shirt", "sneaker", "bag", "ankle boot",
+)  # fmt: skip
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+# 2D MedMNIST v2 datasets; each also exists as NAME_64/_128/_224 (MedMNIST+), same record.
+MEDMNIST_2D = (
+    "pathmnist", "chestmnist", "dermamnist", "octmnist", "pneumoniamnist", "retinamnist",
+    "breastmnist", "bloodmnist", "tissuemnist", "organamnist", "organcmnist", "organsmnist",
+)  # fmt: skip
+MEDMNIST_URL = "https://zenodo.org/records/10519652/files/{name}.npz?download=1"
+DEFAULT_MEDMNIST_DIR = "~/.medmnist"  # the `medmnist` package's own default root
+_CSV_SPLITS = {"train": ("train",), "val": ("val", "validation"), "test": ("test",)}
+_LARGE_ARRAY_BYTES = 1 << 30  # above this, arrays feed tf.data through a generator
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """One split of a source, addressable by example index.
+
+    Attributes:
+        size: number of examples.
+        labels: int32 [size] class ids or float32 [size, K] multi-hot; None when unknown
+            without reading the data (then selection is random, not stratified).
+        to_dataset: maps sorted example indices (or None for all) to an unbatched dataset of
+            `(image uint8 [H, W, C], label)`.
+    """
+
+    size: int
+    labels: np.ndarray | None
+    to_dataset: Callable[[np.ndarray | None], tf.data.Dataset]
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """Everything a reader found: tables and the label space."""
+
+    train: Table
+    val: Table | None
+    test: Table | None
+    num_classes: int
+    multi_label: bool
+    channels: int
+    class_names: tuple[str, ...]
+
+
+def read_source(
+    uri: str,
+    *,
+    data_dir: str | None = None,
+    manual_dir: str | None = None,
+    download: bool | None = None,
+) -> Source:
+    """Reads the source named by `uri`; see `ACCEPTED_URIS`."""
+    scheme, sep, rest = uri.partition(":")
+    if uri == "fashion_mnist":
+        return read_fashion_mnist(data_dir, download=download is not False)
+    if sep and rest:
+        if scheme == "npz":
+            return read_npz(rest)
+        if scheme == "medmnist":
+            return read_medmnist(rest, data_dir, download=download is not False)
+        if scheme == "folder":
+            return read_folder(rest)
+        if scheme == "csv":
+            return read_csv(rest)
+        if scheme == "tfds":
+            from efficientnet_search import data_tfds
+
+            return data_tfds.read_tfds(
+                rest, data_dir=data_dir, manual_dir=manual_dir, download=bool(download)
+            )
+    raise ValueError(f"unknown data source {uri!r}; accepted: {ACCEPTED_URIS}")
+
+
+# ----------------------------------------------------------------------------- arrays
+
+
+def array_table(images: np.ndarray, labels: np.ndarray) -> Table:
+    """A table over in-memory arrays: images uint8 [N, H, W, C], labels int32 or float32."""
+
+    def to_dataset(indices: np.ndarray | None) -> tf.data.Dataset:
+        x = images if indices is None else images[indices]
+        y = labels if indices is None else labels[indices]
+        if x.nbytes <= _LARGE_ARRAY_BYTES:
+            return tf.data.Dataset.from_tensor_slices((x, y))
+        # Large arrays would be copied into the graph; stream them instead.
+        spec = (
+            tf.TensorSpec(x.shape[1:], tf.uint8),
+            tf.TensorSpec(y.shape[1:], tf.as_dtype(y.dtype)),
+        )
+        ds = tf.data.Dataset.from_generator(lambda: zip(x, y, strict=True), output_signature=spec)
+        return ds.apply(tf.data.experimental.assert_cardinality(len(x)))
+
+    return Table(size=len(images), labels=labels, to_dataset=to_dataset)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """Reads one idx file (the MNIST format: magic, dims as big-endian int32, uint8 data)."""
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    dims = np.frombuffer(raw, dtype=">i4", count=ndim, offset=4)
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def read_fashion_mnist(data_dir: str | None = None, *, download: bool = True) -> Source:
+    """Fashion-MNIST from idx files (Debian's `dataset-fashion-mnist`) or Keras' download."""
+    names = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")  # fmt: skip
+    folders = [Path(data_dir)] if data_dir else []
+    folders.append(FASHION_MNIST_DIR)
+    for folder in folders:
+        if all((folder / n).is_file() for n in names):
+            x_train, y_train, x_test, y_test = (_read_idx(folder / n) for n in names)
+            break
+    else:
+        if not download:
+            raise FileNotFoundError(_fashion_missing("downloads are off"))
+        try:
+            import keras
+
+            (x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()
+        except Exception as error:  # noqa: BLE001 - any download failure means "not here"
+            raise FileNotFoundError(_fashion_missing(f"download failed: {error}")) from None
+    return Source(
+        train=array_table(x_train[..., None], y_train.astype(np.int32)),
+        val=None,
+        test=array_table(x_test[..., None], y_test.astype(np.int32)),
+        num_classes=10,
+        multi_label=False,
+        channels=1,
+        class_names=FASHION_MNIST_CLASSES,
+    )
+
+
+def _fashion_missing(why: str) -> str:
+    return (
+        f"Fashion-MNIST not found in {str(FASHION_MNIST_DIR)!r} ({why}); install it with "
+        "`apt-get install dataset-fashion-mnist` or run once with internet access"
+    )
+
+
+def read_npz(path: str) -> Source:
+    """A MedMNIST-layout `.npz`: `train_images`, `train_labels`, optional `val_*`, `test_*`.
+
+    Images are [N, H, W] (grayscale) or [N, H, W, C] with C in {1, 3}. Labels are [N] or
+    [N, 1] class ids, or [N, K] 0/1 columns (multi-label, as ChestMNIST's 14). An optional
+    `class_names` array names the classes.
+    """
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise FileNotFoundError(f"npz file not found: {str(file)!r}")
+    with np.load(file, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    if "train_images" not in arrays or "train_labels" not in arrays:
+        raise ValueError(
+            f"npz file {str(file)!r} lacks 'train_images'/'train_labels' (has "
+            f"{sorted(arrays)}); expected the MedMNIST layout train_/val_/test_ images and labels"
+        )
+    splits = {}
+    for split in ("train", "val", "test"):
+        if f"{split}_images" in arrays:
+            images = _check_images(arrays[f"{split}_images"], f"{split}_images", file)
+            labels = _check_labels(arrays.get(f"{split}_labels"), len(images), split, file)
+            splits[split] = (images, labels)
+    multi_label = splits["train"][1].ndim == 2
+    if "class_names" in arrays:
+        class_names = tuple(str(n) for n in arrays["class_names"])
+    elif multi_label:
+        class_names = tuple(str(i) for i in range(splits["train"][1].shape[1]))
+    else:
+        class_names = tuple(str(i) for i in range(int(splits["train"][1].max()) + 1))
+    for split, (_, labels) in splits.items():
+        _check_label_range(labels, len(class_names), multi_label, f"{split}_labels", file)
+    channels = {images.shape[-1] for images, _ in splits.values()}
+    if len(channels) != 1:
+        raise ValueError(f"npz file {str(file)!r}: splits disagree on channels {channels}")
+    return Source(
+        train=array_table(*splits["train"]),
+        val=array_table(*splits["val"]) if "val" in splits else None,
+        test=array_table(*splits["test"]) if "test" in splits else None,
+        num_classes=len(class_names),
+        multi_label=multi_label,
+        channels=channels.pop(),
+        class_names=class_names,
+    )
+
+
+def _check_images(images: np.ndarray, key: str, file: Path) -> np.ndarray:
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise ValueError(
+            f"npz file {str(file)!r}: {key!r} has shape {images.shape}; expected [N, H, W] or "
+            "[N, H, W, C] with C 1 or 3"
+        )
+    if images.dtype != np.uint8:
+        if images.size and (images.min() < 0 or images.max() > 255):
+            raise ValueError(f"npz file {str(file)!r}: {key!r} has pixels outside [0, 255]")
+        images = np.round(images).astype(np.uint8)
+    return images
+
+
+def _check_labels(labels: np.ndarray | None, count: int, split: str, file: Path) -> np.ndarray:
+    key = f"{split}_labels"
+    if labels is None:
+        raise ValueError(f"npz file {str(file)!r} has '{split}_images' but no {key!r}")
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim not in (1, 2) or len(labels) != count:
+        raise ValueError(
+            f"npz file {str(file)!r}: {key!r} has shape {labels.shape}; expected [{count}], "
+            f"[{count}, 1] or [{count}, num_labels]"
+        )
+    if labels.size and not np.all(np.equal(np.mod(labels, 1), 0)):
+        raise ValueError(f"npz file {str(file)!r}: {key!r} holds non-integer labels")
+    return labels.astype(np.float32 if labels.ndim == 2 else np.int32)
+
+
+def _check_label_range(
+    labels: np.ndarray, num_classes: int, multi_label: bool, key: str, file: Path
+) -> None:
+    if multi_label != (labels.ndim == 2) or (multi_label and labels.shape[1] != num_classes):
+        raise ValueError(
+            f"npz file {str(file)!r}: {key!r} has shape {labels.shape}, unlike train_labels"
+        )
+    if multi_label:
+        bad = labels[(labels != 0) & (labels != 1)]
+        accepted = "0 or 1 in every multi-label column"
+    else:
+        bad = labels[(labels < 0) | (labels >= num_classes)]
+        accepted = f"class ids in [0, {num_classes})"
+    if bad.size:
+        raise ValueError(
+            f"npz file {str(file)!r}: {key!r} has label {bad.flat[0]:g} out of range; "
+            f"accepted: {accepted}"
+        )
+
+
+def read_medmnist(name: str, data_dir: str | None, *, download: bool = True) -> Source:
+    """`medmnist:NAME`: `data_dir/NAME.npz` (default `~/.medmnist`), downloaded when missing."""
+    folder = Path(data_dir or DEFAULT_MEDMNIST_DIR).expanduser()
+    file = folder / f"{name}.npz"
+    if not file.is_file():
+        base = name.rsplit("_", 1)[0] if name.rsplit("_", 1)[-1] in ("64", "128", "224") else name
+        url = MEDMNIST_URL.format(name=name)
+        if base not in MEDMNIST_2D:
+            why = f"{name!r} is not a 2D MedMNIST name ({', '.join(MEDMNIST_2D)}[_64|_128|_224])"
+        elif not download:
+            why = "downloads are off"
+        else:
+            why = _download(url, file)
+        if why:
+            raise FileNotFoundError(
+                f"medmnist:{name}: no local copy at {str(file)!r} and {why}; put {name}.npz "
+                f"there (from {url}), pass data_dir=FOLDER, or use npz:PATH"
+            )
+    return read_npz(str(file))
+
+
+def _download(url: str, file: Path) -> str:
+    """Downloads `url` to `file` atomically; returns '' on success, else why it failed."""
+    logging.info("downloading %s to %s", url, file)
+    partial = file.with_suffix(".npz.part")
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+        os.replace(partial, file)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        return f"the download from {url} failed ({error})"
+    return ""
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def file_table(paths: Sequence[str], labels: np.ndarray, channels: int) -> Table:
+    """A table over image files decoded lazily (PNG, JPEG, BMP, GIF) to `channels`."""
+    paths_array = np.asarray(paths)
+
+    def decode(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        image = tf.io.decode_image(
+            tf.io.read_file(path), channels=channels, expand_animations=False
+        )
+        return tf.ensure_shape(image, [None, None, channels]), label
+
+    def to_dataset(indices: np.ndarray | None) -> tf.data.Dataset:
+        p = paths_array if indices is None else paths_array[indices]
+        y = labels if indices is None else labels[indices]
+        ds = tf.data.Dataset.from_tensor_slices((p, y))
+        return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+
+    return Table(size=len(paths), labels=labels, to_dataset=to_dataset)
+
+
+def check_images(paths: Sequence[str]) -> int:
+    """Decodes every file once; returns the channel count to use (1 if all are grayscale).
+
+    Raises:
+        ValueError: naming the first file that is not a decodable image.
+    """
+
+    def probe(path: tf.Tensor) -> tf.Tensor:
+        image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
+        return tf.shape(image)[-1]
+
+    ds = tf.data.Dataset.from_tensor_slices(np.asarray(paths)).map(
+        probe, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
+    iterator = iter(ds)
+    channels = set()
+    for path in paths:
+        try:
+            channels.add(int(next(iterator)))
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as error:
+            reason = error.message.splitlines()[0][:120]
+            raise ValueError(f"cannot read image {path!r}: {reason}") from None
+    return 1 if channels <= {1} else 3
+
+
+def read_folder(path: str) -> Source:
+    """`folder:PATH`: `PATH/<class>/*.png`, or `PATH/<split>/<class>/*.png` with split in
+    train, val (or validation), test. Class names are the sorted train subfolder names."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder not found: {str(root)!r}")
+    subdirs = {d.name: d for d in root.iterdir() if d.is_dir()}
+    if "train" in subdirs and set(subdirs) <= {"train", "val", "validation", "test"}:
+        split_dirs = {s: subdirs[s] for s in ("train", "test") if s in subdirs}
+        val = subdirs.get("val") or subdirs.get("validation")
+        if val is not None:
+            split_dirs["val"] = val
+    else:
+        split_dirs = {"train": root}
+    class_names = tuple(sorted(d.name for d in split_dirs["train"].iterdir() if d.is_dir()))
+    files = {s: _list_class_files(d, class_names) for s, d in split_dirs.items()}
+    if not files["train"][0]:
+        raise ValueError(
+            f"no images ({'/'.join(IMAGE_EXTENSIONS)}) under {str(split_dirs['train'])!r}; "
+            "expected PATH/<class>/IMAGE or PATH/train/<class>/IMAGE"
+        )
+    empty = [c for i, c in enumerate(class_names) if i not in set(files["train"][1].tolist())]
+    if empty:
+        raise ValueError(f"class folder(s) {empty} under {str(split_dirs['train'])!r} are empty")
+    channels = check_images([p for paths, _ in files.values() for p in paths])
+    tables = {s: file_table(paths, labels, channels) for s, (paths, labels) in files.items()}
+    return Source(
+        train=tables["train"],
+        val=tables.get("val"),
+        test=tables.get("test"),
+        num_classes=len(class_names),
+        multi_label=False,
+        channels=channels,
+        class_names=class_names,
+    )
+
+
+def _list_class_files(folder: Path, class_names: tuple[str, ...]) -> tuple[list[str], np.ndarray]:
+    paths, labels = [], []
+    for label, name in enumerate(class_names):
+        class_dir = folder / name
+        if not class_dir.is_dir():
+            continue
+        for file in sorted(class_dir.iterdir()):
+            if file.suffix.lower() in IMAGE_EXTENSIONS:
+                paths.append(str(file))
+                labels.append(label)
+    unknown = [d.name for d in folder.iterdir() if d.is_dir() and d.name not in class_names]
+    if unknown:
+        raise ValueError(f"{str(folder)!r} has class folders {unknown} not found in train")
+    return paths, np.asarray(labels, dtype=np.int32)
+
+
+def read_csv(path: str) -> Source:
+    """`csv:PATH`: a header row, then an image path and one label column (class ids or
+    names), or several 0/1 label columns (multi-label). An optional `split` column
+    (train, val/validation, test) assigns rows to splits. Relative paths are resolved
+    against the CSV's folder."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise FileNotFoundError(f"csv file not found: {str(file)!r}")
+    with open(file, newline="") as f:
+        rows = list(csv.reader(f))
+    if len(rows) < 2 or len(rows[0]) < 2:
+        raise ValueError(f"csv {str(file)!r} needs a header and rows of: path,label[,label...]")
+    header, rows = [h.strip() for h in rows[0]], [r for r in rows[1:] if any(r)]
+    split_col = header.index("split") if "split" in header else None
+    label_cols = [i for i in range(1, len(header)) if i != split_col]
+    for n, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise ValueError(
+                f"csv {str(file)!r} line {n}: {len(row)} fields, header has {len(header)}"
+            )
+    paths = [str((file.parent / r[0].strip()).resolve()) for r in rows]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(f"csv {str(file)!r}: image file not found: {missing[0]!r}")
+    labels, class_names, multi_label = _csv_labels(rows, header, label_cols, file)
+    if split_col is None:
+        groups = {"train": np.arange(len(rows))}
+    else:
+        names = np.asarray([r[split_col].strip().lower() for r in rows])
+        groups = {
+            split: np.flatnonzero(np.isin(names, accepted))
+            for split, accepted in _CSV_SPLITS.items()
+        }
+    channels = check_images(paths)
+    tables = {
+        split: file_table([paths[i] for i in keep], labels[keep], channels)
+        for split, keep in groups.items()
+        if keep.size
+    }
+    if "train" not in tables:
+        raise ValueError(f"csv {str(file)!r} has no rows with split 'train'")
+    return Source(tables["train"], tables.get("val"), tables.get("test"), len(class_names),
+                  multi_label, channels, class_names)  # fmt: skip
+
+
+def _csv_labels(
+    rows: list[list[str]], header: list[str], label_cols: list[int], file: Path
+) -> tuple[np.ndarray, tuple[str, ...], bool]:
+    if len(label_cols) > 1:
+        try:
+            values = np.asarray([[float(r[i]) for i in label_cols] for r in rows], np.float32)
+        except ValueError:
+            values = np.full((1, 1), 2.0, np.float32)
+        if np.any((values != 0) & (values != 1)):
+            raise ValueError(
+                f"csv {str(file)!r}: several label columns {[header[i] for i in label_cols]} "
+                "must all hold 0 or 1 (multi-label)"
+            )
+        return values, tuple(header[i] for i in label_cols), True
+    raw = [r[label_cols[0]].strip() for r in rows]
+    if all(v.lstrip("-").isdigit() for v in raw):
+        ids = np.asarray([int(v) for v in raw], dtype=np.int32)
+        if ids.min() < 0:
+            raise ValueError(f"csv {str(file)!r}: label {ids.min()} out of range; accepted: >= 0")
+        return ids, tuple(str(i) for i in range(ids.max() + 1)), False
+    class_names = tuple(sorted(set(raw)))
+    lookup = {name: i for i, name in enumerate(class_names)}
+    return np.asarray([lookup[v] for v in raw], dtype=np.int32), class_names, False
