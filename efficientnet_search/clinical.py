@@ -173,6 +173,7 @@ def choose_thresholds(
     *,
     positive_class: int = 1,
     target_sensitivity: float = 0.9,
+    fixed: float = 0.5,
 ) -> list[Threshold]:
     """Operating thresholds chosen on the validation split: one for binary, one per label for
     multi-label, none for multi-class (argmax)."""
@@ -183,7 +184,8 @@ def choose_thresholds(
     labels = _label_columns(y_val, task, positive_class)
     target = target_sensitivity
     return [
-        choose_threshold(labels[:, j], columns[:, j], method, target_sensitivity=target)
+        choose_threshold(labels[:, j], columns[:, j], method, target_sensitivity=target,
+                         fixed=fixed)
         for j in range(columns.shape[1])
     ]
 
