@@ -307,5 +307,48 @@ def test_synthetic_data_is_learnable_by_a_tiny_model():
     ])  # fmt: skip
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])  # fmt: skip
-    model.fit(train, epochs=4, verbose=0)
+    model.fit(train, epochs=4, verbose=0, shuffle=False)
     assert model.evaluate(val, verbose=0)[1] > 0.9
+
+
+def test_tfds_split_slice_and_stratified_max_train():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=40):
+        splits = data.load_splits("tfds:pneumonia_mnist:train[:50%]", max_train=6, seed=0)
+        assert splits.channels == 1 and splits.num_classes == 2
+        assert splits.sizes["train"] == 6
+        assert sorted(set(_labels(splits.train))) == [0, 1]
+        x, _ = next(iter(data.make_pipeline(splits.train, resolution=32, batch_size=6,
+                                            training=False)))  # fmt: skip
+        assert x.shape == (6, 32, 32, 3)
+
+
+def test_large_arrays_stream_through_a_generator(tmp_path, monkeypatch):
+    from efficientnet_search import data_sources
+
+    monkeypatch.setattr(data_sources, "_LARGE_ARRAY_BYTES", 0)
+    images, labels = _arrays(20)
+    path = data.write_npz(tmp_path / "d.npz", {"train": (images, labels)})
+    splits = data.load_splits(f"npz:{path}", validation_fraction=0.5)
+    assert int(splits.train.cardinality()) == 10
+    x, y = data.dataset_to_numpy(splits.train)
+    assert x.shape == (10, 16, 16, 1) and set(y) <= {0, 1, 2}
+
+
+def test_bad_arguments_name_the_value(gray_splits):
+    with pytest.raises(ValueError, match="validation_fraction"):
+        data.load_splits("fashion_mnist", validation_fraction=1.5)
+    with pytest.raises(ValueError, match="max_train"):
+        data.load_splits("fashion_mnist", max_train=0)
+    with pytest.raises(ValueError, match="one_hot=True needs num_classes"):
+        data.make_pipeline(gray_splits.val, resolution=32, batch_size=4, training=False,
+                           one_hot=True)  # fmt: skip
+
+
+def test_parallel_augmentation_and_randaugment_keep_shapes_and_range(gray_splits):
+    for augment in ("medical", "randaugment"):
+        ds = data.make_pipeline(gray_splits.train, resolution=32, batch_size=16, training=True,
+                                augment=augment, deterministic=False)  # fmt: skip
+        x, _ = next(iter(ds))
+        assert x.shape == (16, 32, 32, 3) and 0.0 <= float(tf.reduce_min(x))
+        assert float(tf.reduce_max(x)) <= 255.0
