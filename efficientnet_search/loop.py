@@ -87,9 +87,11 @@ class Loop:
 
     def _make_checkpoints(self, write_dir: Path) -> None:
         averages = {"ema": self.ema.averages} if self.ema else {}
+        # Dropout and stochastic-depth random states, so a resumed run draws the same masks.
+        rng = [v for v in self.model.variables if "seed_generator_state" in v.path]
         self.checkpoint = tf.train.Checkpoint(
             model=self.model, optimizer=self.optimizer, step=self.step, best_top1=self.best,
-            **averages,
+            random_state=rng, **averages,
         )
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, str(write_dir / "checkpoints"),
@@ -120,7 +122,8 @@ class Loop:
         data = self.config.data
         ds = data_lib.make_pipeline(
             ds, resolution=self.resolution, batch_size=self.global_batch, training=training,
-            augment=data.augment if training else "none",
+            augment=data.augment,  # evaluation: a 0.875 centre crop for inception/randaugment
+            # Training pipelines are rebuilt every epoch on `train_source`, cached once.
             cache=data.cache and not training, shuffle_buffer=data.shuffle_buffer,
             seed=self.config.seed + epoch, repeat=training,
             drop_remainder=training or self.dist.name == "tpu",
@@ -182,7 +185,7 @@ class Loop:
         offset = self.completed_steps - epoch * self.steps_per_epoch
         ds = self._pipeline(self.train_source, training=True, epoch=epoch)
         if offset:
-            logging.info("epoch %d: skipping the %d batches already trained on", epoch, offset)
+            logging.info("epoch %d: skipping the %d batches already trained on", epoch + 1, offset)
             ds = ds.skip(offset)
         iterator = iter(self.dist.strategy.experimental_distribute_dataset(ds))
         verbose = self.config.verbose if self.dist.is_chief else 0

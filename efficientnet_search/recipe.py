@@ -15,9 +15,11 @@ otherwise; every one is overridable from a train config's `recipe:` section.
   and export use the averaged weights.
 - Dropout before the classifier and stochastic depth per variant: see `regularization_for`.
 
-A known difference: TF1's RMSProp (which the reference used) starts its mean-square
-accumulator at 1 and adds epsilon inside the square root; Keras' RMSprop starts at 0. With
-warm-up this matters little (timm's `RMSpropTF` notes the same), and it is left as is.
+RMSProp is TF1's, as the reference used it: the mean-square accumulator starts at 1, not at
+0 as in Keras' RMSprop (epsilon inside the square root is the same in both). Starting at 0
+makes the first steps move every weight by about lr * sqrt(1 / (1 - rho)) with momentum piling
+up on top, which wrecks the initial weight scales of a short run (timm's `RMSpropTF` notes the
+same difference).
 """
 
 from __future__ import annotations
@@ -138,6 +140,18 @@ def make_schedule(
     )
 
 
+@keras.saving.register_keras_serializable(package="efficientnet_search")
+class ReferenceRMSprop(keras.optimizers.RMSprop):
+    """Keras RMSprop with TF1's accumulator start value of 1 (see the module docstring)."""
+
+    def build(self, var_list) -> None:
+        if self.built:
+            return
+        super().build(var_list)
+        for velocity in self._velocities:
+            velocity.assign(keras.ops.ones_like(velocity))
+
+
 def make_optimizer(
     recipe: RecipeConfig, schedule, *, precision: str = "float32"
 ) -> keras.optimizers.Optimizer:
@@ -147,7 +161,7 @@ def make_optimizer(
     (see `l2_penalty`), which is not the same as Keras' decoupled `weight_decay`.
     """
     if recipe.optimizer == "rmsprop":
-        opt = keras.optimizers.RMSprop(
+        opt = ReferenceRMSprop(
             schedule, rho=recipe.rho, momentum=recipe.momentum, epsilon=recipe.epsilon
         )
     elif recipe.optimizer == "momentum":
@@ -202,8 +216,8 @@ class ExponentialMovingAverage:
         self.decay = float(decay)
         self.variables = [v for v in model.variables if "float" in str(v.dtype)]
         self.averages = [
-            keras.Variable(
-                v.value, trainable=False, aggregation="only_first_replica",
+            keras.Variable(  # from a copy: a Keras Variable built on a variable aliases it
+                v.numpy(), trainable=False, aggregation="only_first_replica",
                 name=f"ema_{v.name}",
             )
             for v in self.variables

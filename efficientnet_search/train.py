@@ -148,6 +148,8 @@ def train(config: TrainConfig, run_dir: str | Path | None = None) -> TrainResult
         with open_logs(write_dir) as logs:
             loop.fit(logs)
         result = _finish(loop, run_dir, write_dir, input_rate, time.perf_counter() - start)
+        if dist.is_chief:
+            _print_summary(result)
     finally:
         if not dist.is_chief:
             shutil.rmtree(write_dir, ignore_errors=True)
@@ -188,14 +190,18 @@ def _finish(loop: Loop, run_dir: Path, write_dir: Path, input_rate: float, wall:
         params=loop.model.count_params(), model_path=str(run_dir / "model.keras"),
     )
     (write_dir / "results.json").write_text(json.dumps(dataclasses.asdict(result), indent=2))
+    return result
+
+
+def _print_summary(result: TrainResult) -> None:
+    run_dir, wall, input_rate = result.run_dir, result.wall_seconds, result.input_images_per_second
     print(
         f"{run_dir}: val top-1 {result.val_top1:.4f}, top-5 {result.val_top5:.4f} "
         f"(averaged weights) after {result.completed_steps}/{result.planned_steps} steps; "
         f"{result.images_per_second:.1f} img/s training, {input_rate:.1f} img/s input "
         f"pipeline; {wall:.1f} s wall. Model: {result.model_path}; "
-        f"results: {run_dir / 'results.json'}"
+        f"results: {Path(run_dir) / 'results.json'}"
     )
-    return result
 
 
 def _finished_result(run_dir: Path) -> TrainResult | None:
