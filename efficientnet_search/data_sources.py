@@ -15,6 +15,7 @@ In-memory sources (`fashion_mnist`, `npz:`, `medmnist:`) hold numpy arrays; file
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import os
 import urllib.request
@@ -98,7 +99,11 @@ def read_source(
             from efficientnet_search import data_tfds
 
             return data_tfds.read_tfds(
-                rest, data_dir=data_dir, manual_dir=manual_dir, download=bool(download)
+                rest,
+                data_dir=data_dir,
+                manual_dir=manual_dir,
+                # Preparing from manual files needs no internet, so manual_dir allows it.
+                download=bool(download) if download is not None else manual_dir is not None,
             )
     raise ValueError(f"unknown data source {uri!r}; accepted: {ACCEPTED_URIS}")
 
@@ -125,13 +130,16 @@ def array_table(images: np.ndarray, labels: np.ndarray) -> Table:
     return Table(size=len(images), labels=labels, to_dataset=to_dataset)
 
 
+@functools.lru_cache(maxsize=8)  # a grid search loads the same files once per trial
 def _read_idx(path: Path) -> np.ndarray:
     """Reads one idx file (the MNIST format: magic, dims as big-endian int32, uint8 data)."""
     with gzip.open(path, "rb") as f:
         raw = f.read()
     ndim = raw[3]
     dims = np.frombuffer(raw, dtype=">i4", count=ndim, offset=4)
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    images = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    images.flags.writeable = False  # shared by the cache
+    return images
 
 
 def read_fashion_mnist(data_dir: str | None = None, *, download: bool = True) -> Source:

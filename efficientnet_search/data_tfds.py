@@ -46,7 +46,7 @@ def read_tfds(
     image_feature, label_feature = info.features[image_key], info.features[label_key]
     convert, num_classes, class_names = _label_converter(name, label_feature)
     kwargs: dict[str, Any] = {"data_dir": data_dir, "download": download}
-    if download and manual_dir:
+    if manual_dir:
         kwargs["download_and_prepare_kwargs"] = {
             "download_config": tfds.download.DownloadConfig(manual_dir=manual_dir)
         }
@@ -104,15 +104,25 @@ def _table(name, split, kwargs, image_key, label_key, convert, info) -> Table:  
             mask = np.zeros(size, dtype=bool)
             mask[indices] = True
             keep = tf.constant(mask)
-            ds = ds.enumerate().filter(lambda i, ex: keep[i]).map(lambda i, ex: ex)
+
+            def selected(index: tf.Tensor, _: Any) -> tf.Tensor:
+                return keep[index]
+
+            ds = ds.enumerate().filter(selected).map(lambda _, example: example)
             count = len(indices)
         ds = ds.map(
-            lambda ex: (tf.cast(ex[image_key], tf.uint8), convert(ex[label_key])),
+            lambda ex: (_to_uint8(ex[image_key]), convert(ex[label_key])),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
         return ds.apply(tf.data.experimental.assert_cardinality(count))
 
     return Table(size=size, labels=labels, to_dataset=to_dataset)
+
+
+def _to_uint8(image: tf.Tensor) -> tf.Tensor:
+    if image.dtype == tf.uint16:  # 16-bit medical images: keep the top 8 bits
+        return tf.cast(image // 257, tf.uint8)
+    return tf.cast(image, tf.uint8)
 
 
 def _label_converter(name: str, feature: Any) -> tuple[Any, int, tuple[str, ...]]:

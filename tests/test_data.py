@@ -352,3 +352,18 @@ def test_parallel_augmentation_and_randaugment_keep_shapes_and_range(gray_splits
         x, _ = next(iter(ds))
         assert x.shape == (16, 32, 32, 3) and 0.0 <= float(tf.reduce_min(x))
         assert float(tf.reduce_max(x)) <= 255.0
+
+
+@pytest.mark.parametrize("image_size", [28, 32])
+def test_pipeline_reads_and_resizes_each_image_once_across_epochs(image_size):
+    splits = data.synthetic_splits(num_classes=2, image_size=image_size, n_train=40, n_val=8)
+    reads = []
+
+    def count(x, y):
+        tf.py_function(lambda: reads.append(1) or 0, [], tf.int32)
+        return x, y
+
+    source = splits.train.map(count)
+    ds = data.make_pipeline(source, resolution=32, batch_size=16, training=True, repeat=True)
+    assert sum(1 for _ in ds.take(10)) == 10  # 160 images: 4 epochs of 40
+    assert len(reads) == 40
