@@ -27,7 +27,6 @@ import argparse
 import dataclasses
 import json
 import math
-import re
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -39,9 +38,19 @@ from absl import logging
 
 from efficientnet_search import clinical
 from efficientnet_search.config import ConfigError, load_config, save_config, to_dict
+from efficientnet_search.transfer import (
+    BestWeights,
+    ModelConfig,
+    balanced_stream,
+    build_finetune_model,
+    class_weights,
+    freeze_backbone,
+    model_resolution,
+    predict_split,
+    run_phase,
+    unfreeze_top_blocks,
+)
 
-HEAD_PREFIX = "head_"
-FEATURE_LAYER = "top_activation"
 _DATA_HINT = (
     "the MedMNIST file (e.g. pneumoniamnist.npz) comes from https://zenodo.org/records/10519652 "
     "or `pip install medmnist`; the balanced copy used by the quick config is described in "
@@ -62,27 +71,7 @@ class DataConfig:
     manual_dir: str | None = None
     augment: str = "medical"  # none | flip | medical | inception | randaugment
     batch_size: int = 64
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    """The starting point. `path` is a `.h5` weight file (init reference) or `.keras` (keras)."""
-
-    init: Literal["random", "reference", "keras"] = "random"
-    path: str | None = None
-    variant: str | None = "b0"
-    width: float | None = None
-    depth: float | None = None
-    resolution: int | None = None
-    dropout: float = 0.2  # before the new head's dense layer
-    drop_connect_rate: float = 0.2
-    bn_momentum: float = 0.99
-
-    def __post_init__(self):
-        if self.init != "random" and not self.path:
-            raise ValueError(f"model.path is required when model.init={self.init!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
+    class_names: tuple[str, ...] | None = None  # names for reports when the source has none
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,152 +136,6 @@ class FinetuneResult:
 
 
 # ----------------------------------------------------------------------------- model
-def build_finetune_model(cfg: ModelConfig, num_classes: int, multi_label: bool) -> keras.Model:
-    """The starting backbone with a new head named `head_*` (pooling, dropout, dense)."""
-    if cfg.init == "keras":
-        path = Path(cfg.path)
-        if not path.is_file():
-            raise FileNotFoundError(f"model.path {cfg.path!r} (init keras) does not exist")
-        base = keras.saving.load_model(path, compile=False)
-        names = {layer.name for layer in base.layers}
-        if FEATURE_LAYER not in names:
-            raise ValueError(f"{cfg.path!r} has no {FEATURE_LAYER!r} layer; fine-tuning needs "
-                             "an EfficientNet built by this project")
-        inputs, features = base.inputs[0], base.get_layer(FEATURE_LAYER).output
-    else:
-        from efficientnet_search.model import build_model
-
-        weights = cfg.path if cfg.init == "reference" else None
-        base = build_model(
-            cfg.variant, width=cfg.width, depth=cfg.depth, resolution=cfg.resolution,
-            include_top=False, drop_connect_rate=cfg.drop_connect_rate,
-            bn_momentum=cfg.bn_momentum, weights=weights,
-        )
-        inputs, features = base.inputs[0], base.output
-    x = keras.layers.GlobalAveragePooling2D(name=HEAD_PREFIX + "pool")(features)
-    if cfg.dropout > 0:
-        x = keras.layers.Dropout(cfg.dropout, name=HEAD_PREFIX + "dropout")(x)
-    outputs = keras.layers.Dense(
-        num_classes, activation="sigmoid" if multi_label else "softmax", dtype="float32",
-        name=HEAD_PREFIX + "predictions",
-    )(x)
-    return keras.Model(inputs, outputs, name="finetune")
-
-
-def model_resolution(model: keras.Model, cfg: ModelConfig) -> int:
-    """The input size the pipeline resizes to: the model's, else the config's / variant's."""
-    size = model.inputs[0].shape[1]
-    if size is not None:
-        return int(size)
-    from efficientnet_search.scaling import get_variant
-
-    return cfg.resolution or get_variant(cfg.variant or "b0").resolution
-
-
-def freeze_backbone(model: keras.Model) -> None:
-    """Phase 1: only the head trains; frozen BN layers run in inference mode (Keras 3)."""
-    for layer in model.layers:
-        layer.trainable = layer.name.startswith(HEAD_PREFIX)
-
-
-def unfreeze_top_blocks(model: keras.Model, blocks: int, bn_inference: bool = True) -> list[str]:
-    """Phase 2: unfreezes the head, `top_*` and the top `blocks` stages (-1: everything).
-
-    Returns the names of the layers with weights that are now trainable.
-    """
-    stages = sorted({int(m.group(1)) for layer in model.layers
-                     if (m := re.match(r"block(\d+)", layer.name))})
-    chosen = set(stages[len(stages) - blocks:]) if blocks > 0 else set()
-    unfrozen = []
-    for layer in model.layers:
-        stage = re.match(r"block(\d+)", layer.name)
-        train = (blocks == -1 or layer.name.startswith((HEAD_PREFIX, "top_"))
-                 or (stage is not None and int(stage.group(1)) in chosen))
-        if bn_inference and isinstance(layer, keras.layers.BatchNormalization):
-            train = False
-        layer.trainable = train
-        if train and layer.weights:
-            unfrozen.append(layer.name)
-    return unfrozen
-
-
-# ----------------------------------------------------------------------------- training
-class _BestWeights(keras.callbacks.Callback):
-    """Computes the validation ROC-AUC each epoch (as `val_auc`) and keeps the best weights
-    over all phases, by variable path, so that freezing changes cannot misalign them."""
-
-    def __init__(self, val_ds: tf.data.Dataset, task: str, positive_class: int):
-        super().__init__()
-        self.val_ds, self.task, self.positive_class = val_ds, task, positive_class
-        self.best_auc, self.best_epoch, self.best = -math.inf, None, None
-        self.epochs_seen = 0
-
-    def on_epoch_end(self, epoch, logs=None):
-        y, scores = predict_split(self.model, self.val_ds)
-        auc = macro_auc(y, scores, self.task, self.positive_class)
-        logs["val_auc"] = auc
-        self.epochs_seen += 1
-        if auc > self.best_auc:
-            self.best_auc, self.best_epoch = auc, self.epochs_seen
-            self.best = {v.path: v.numpy() for v in self.model.weights}
-
-    def restore(self, model: keras.Model) -> None:
-        if self.best is not None:
-            for v in model.weights:
-                v.assign(self.best[v.path])
-
-
-def run_phase(model, train_ds, val_ds, *, epochs, learning_rate, task, tracker, patience,
-              class_weight=None, steps_per_epoch=None, verbose=1) -> dict[str, list[float]]:
-    """Compiles with Adam at `learning_rate` and fits, stopping on validation AUC."""
-    multi = task == "multilabel"
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss="binary_crossentropy" if multi else "sparse_categorical_crossentropy",
-        metrics=["binary_accuracy" if multi else "accuracy"],
-    )
-    stop = keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience)
-    history = model.fit(
-        train_ds, validation_data=val_ds, epochs=epochs, callbacks=[tracker, stop],
-        class_weight=class_weight, steps_per_epoch=steps_per_epoch, verbose=verbose,
-        shuffle=False,  # the pipeline shuffles
-    )
-    return {k: [float(v) for v in values] for k, values in history.history.items()}
-
-
-def predict_split(model: keras.Model, ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, scores) over a batched, unshuffled pipeline."""
-    labels, scores = [], []
-    for x, y in ds:
-        scores.append(np.asarray(model.predict_on_batch(x)))
-        labels.append(y.numpy())
-    return np.concatenate(labels), np.concatenate(scores)
-
-
-def macro_auc(y: np.ndarray, scores: np.ndarray, task: str, positive_class: int = 1) -> float:
-    """The AUC early stopping watches: the positive class's, or the macro one-vs-rest mean."""
-    if task == "binary":
-        return clinical.roc_auc(y.ravel() == positive_class, scores[:, positive_class])
-    labels = y if task == "multilabel" else np.eye(scores.shape[1])[y.ravel().astype(int)]
-    return float(np.nanmean([clinical.roc_auc(labels[:, k], scores[:, k])
-                             for k in range(scores.shape[1])]))
-
-
-def class_weights(train: tf.data.Dataset, num_classes: int) -> dict[int, float]:
-    """n / (K * n_c) per class (King & Zeng 2001 style inverse-frequency weights)."""
-    counts = np.zeros(num_classes)
-    for y in train.map(lambda _, y: y).batch(4096).as_numpy_iterator():
-        counts += np.bincount(np.asarray(y, dtype=np.int64).ravel(), minlength=num_classes)
-    return {c: float(counts.sum() / (num_classes * max(n, 1))) for c, n in enumerate(counts)}
-
-
-def balanced_stream(train: tf.data.Dataset, num_classes: int, seed: int) -> tf.data.Dataset:
-    """An endless stream drawing each class with equal probability (balanced sampling)."""
-    parts = [train.filter(lambda _, y, c=c: tf.equal(tf.cast(y, tf.int32), c)).repeat()
-             for c in range(num_classes)]
-    return tf.data.Dataset.sample_from_datasets(parts, [1.0 / num_classes] * num_classes, seed)
-
-
 # ----------------------------------------------------------------------------- run
 def finetune(config: FinetuneConfig, run_dir: str | Path | None = None, *, splits=None,
              verbose: int = 1) -> FinetuneResult:
@@ -314,6 +157,7 @@ def finetune(config: FinetuneConfig, run_dir: str | Path | None = None, *, split
         return FinetuneResult(run_dir, run_dir / "model.keras", results)
     keras.utils.set_random_seed(config.seed)
     splits = splits if splits is not None else load_data(config.data, config.seed)
+    splits = _rename_classes(splits, config.data.class_names)
     task = "multilabel" if splits.multi_label else "binary" if splits.num_classes == 2 \
         else "multiclass"
     _check_eval(config.eval, task)
@@ -352,11 +196,22 @@ def load_data(cfg: DataConfig, seed: int):
     )
 
 
+def _rename_classes(splits, names: tuple[str, ...] | None):
+    if names is None:
+        return splits
+    if len(names) != splits.num_classes:
+        raise ConfigError(f"data.class_names has {len(names)} names but the data has "
+                          f"{splits.num_classes} classes: {list(names)}")
+    return dataclasses.replace(splits, class_names=tuple(names))
+
+
 def _pipelines(config: FinetuneConfig, splits, resolution: int) -> dict[str, Any]:
     from efficientnet_search import data
 
     c = config.data
-    train = splits.train
+    known = {name: _with_size(getattr(splits, name), splits.sizes.get(name))
+             for name in ("train", "val", "test")}
+    train = known["train"]
     steps = config.train.steps_per_epoch
     balanced = config.train.imbalance == "balanced_sampling" and not splits.multi_label
     if balanced:
@@ -370,9 +225,16 @@ def _pipelines(config: FinetuneConfig, splits, resolution: int) -> dict[str, Any
             seed=config.seed,
         )
 
-    test = pipe(splits.test, False) if splits.test is not None else None
-    return {"train": pipe(train, True), "val": pipe(splits.val, False), "test": test,
+    test = pipe(known["test"], False) if splits.test is not None else None
+    return {"train": pipe(train, True), "val": pipe(known["val"], False), "test": test,
             "steps": steps, "resolution": resolution}
+
+
+def _with_size(ds: tf.data.Dataset | None, size: int | None) -> tf.data.Dataset | None:
+    """Declares a split's known size, so the pipeline can cache it and Keras knows epochs."""
+    if ds is None or size is None or int(ds.cardinality()) >= 0:
+        return ds
+    return ds.apply(tf.data.experimental.assert_cardinality(size))
 
 
 def _train(model, config, splits, pipes, task, verbose):
@@ -384,7 +246,7 @@ def _train(model, config, splits, pipes, task, verbose):
             notes.append("class weights are not applied to multi-label targets")
         else:
             weights = class_weights(splits.train, splits.num_classes)
-    tracker = _BestWeights(pipes["val"], task, config.eval.positive_class)
+    tracker = BestWeights(pipes["val"], task, config.eval.positive_class)
     common = dict(task=task, tracker=tracker, patience=t.patience, class_weight=weights,
                   steps_per_epoch=pipes["steps"], verbose=verbose)
     history = {"phase": []}

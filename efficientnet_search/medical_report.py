@@ -217,6 +217,22 @@ def report_text(results: dict, plot_names: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _recipe(t: dict) -> str:
+    parts = []
+    if t["head_epochs"]:
+        parts.append(f"Phase 1: the new head trained up to {t['head_epochs']} epochs (Adam "
+                     f"{t['head_learning_rate']:g}) with the backbone frozen.")
+    if t["finetune_epochs"]:
+        what = ("the whole network" if t["unfreeze_blocks"] == -1
+                else f"the top {t['unfreeze_blocks']} stages, top_ layers and head")
+        bn = "kept in inference mode" if t["bn_inference"] else "trained"
+        parts.append(f"Phase 2: {what} trained up to {t['finetune_epochs']} epochs (Adam "
+                     f"{t['finetune_learning_rate']:g}), BatchNorm {bn}.")
+    parts.append(f"Early stopping on validation ROC-AUC (patience {t['patience']}), best "
+                 f"weights kept; imbalance: {t['imbalance']}.")
+    return " ".join(parts)
+
+
 def model_card_text(results: dict) -> str:
     """model_card.md: details, intended use, data, metrics with intervals, limitations."""
     cfg: dict[str, Any] = results["config"]
@@ -229,9 +245,7 @@ def model_card_text(results: dict) -> str:
         "## Model",
         f"EfficientNet (variant {m['variant']}, width {m['width']}, depth {m['depth']}), "
         f"{results['model']['params']:,} parameters, input {results['data']['resolution']} px, "
-        f"started from {start}; head trained {cfg['train']['head_epochs']} epochs with the "
-        f"backbone frozen, then the top {cfg['train']['unfreeze_blocks']} stages "
-        f"(-1: all) for up to {cfg['train']['finetune_epochs']} epochs.", "",
+        f"started from {start}. {_recipe(cfg['train'])}", "",
         "## Intended use",
         "Research on transfer learning and model evaluation for medical image classification. "
         "Out of scope: any clinical decision, screening or triage.", "",

@@ -9,7 +9,6 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from efficientnet_search import clinical, finetune
 from efficientnet_search.config import ConfigError, load_config
@@ -112,53 +111,6 @@ def test_multilabel_end_to_end(tmp_path):
     assert result.test["auc"] > 0.8
     model = keras.saving.load_model(result.model_path)
     assert model.layers[-1].get_config()["activation"] == "sigmoid"
-
-
-def _tiny_model_and_data():
-    cfg = finetune.ModelConfig(width=0.1, depth=0.1, resolution=32, bn_momentum=0.5)
-    model = finetune.build_finetune_model(cfg, num_classes=2, multi_label=False)
-    images, labels = synthetic_arrays(64, seed=4)
-    ds = tf.data.Dataset.from_tensor_slices(
-        (np.repeat(images, 3, axis=-1).astype("float32"), labels)).batch(32)
-    return model, ds
-
-
-def _weights(model, layers):
-    return {v.path: v.numpy().copy() for layer in layers for v in layer.weights}
-
-
-def test_phase1_keeps_every_backbone_weight_and_trains_the_head():
-    model, ds = _tiny_model_and_data()
-    finetune.freeze_backbone(model)
-    backbone = [la for la in model.layers if not la.name.startswith(finetune.HEAD_PREFIX)]
-    before, head_before = _weights(model, backbone), _weights(model, model.layers[-1:])
-    tracker = finetune._BestWeights(ds, "binary", 1)
-    finetune.run_phase(model, ds, ds, epochs=2, learning_rate=1e-2, task="binary",
-                       tracker=tracker, patience=5, verbose=0)
-    after = _weights(model, backbone)
-    assert before.keys() == after.keys() and len(before) > 50  # BN moving stats included
-    for path, value in before.items():
-        np.testing.assert_array_equal(value, after[path], err_msg=path)
-    assert any(not np.array_equal(v, _weights(model, model.layers[-1:])[k])
-               for k, v in head_before.items())
-
-
-def test_phase2_unfreezes_top_blocks_only_and_keeps_bn_statistics():
-    model, ds = _tiny_model_and_data()
-    unfrozen = finetune.unfreeze_top_blocks(model, 1, bn_inference=True)
-    last_stage = max(int(la.name[5]) for la in model.layers if la.name.startswith("block"))
-    assert "top_conv" in unfrozen and "head_predictions" in unfrozen
-    assert all(n.startswith((f"block{last_stage}", "top_", "head_")) for n in unfrozen)
-    bns = [la for la in model.layers if isinstance(la, keras.layers.BatchNormalization)]
-    frozen = [la for la in model.layers if la.name.startswith(("stem_", "block1"))]
-    before_bn, before_frozen = _weights(model, bns), _weights(model, frozen)
-    conv_before = model.get_layer("top_conv").kernel.numpy().copy()
-    tracker = finetune._BestWeights(ds, "binary", 1)
-    finetune.run_phase(model, ds, ds, epochs=2, learning_rate=1e-2, task="binary",
-                       tracker=tracker, patience=5, verbose=0)
-    for path, value in {**before_bn, **before_frozen}.items():
-        np.testing.assert_array_equal(value, _weights(model, bns + frozen)[path], err_msg=path)
-    assert not np.array_equal(conv_before, model.get_layer("top_conv").kernel.numpy())
 
 
 def test_config_errors_are_one_clear_line(tmp_path):
