@@ -178,6 +178,8 @@ def metrics_table(results: dict) -> str:
     rows = [f"| metric | value ({conf}% bootstrap CI) |", "|---|---|",
             f"| ROC-AUC{' (macro)' if results['task'] != 'binary' else ''} | {_ci(t, 'auc')} |",
             f"| accuracy | {_ci(t, 'accuracy')} |",
+            *([f"| accuracy at p=0.5 | {_ci(results['test_at_0.5'], 'accuracy')} |"]
+              if "test_at_0.5" in results else []),
             f"| balanced accuracy | {t['balanced_accuracy']:.4f} |"]
     if results["task"] == "binary":
         rows += [f"| sensitivity ({t['positive_class']}) | {t['sensitivity']:.4f} |",

@@ -65,3 +65,21 @@ def test_class_weights_and_balanced_stream_even_out_an_imbalanced_set():
     assert weights[0] * 90 == weights[1] * 10 == 50.0  # each class weighs n / K in total
     drawn = np.array([y for _, y in transfer.balanced_stream(ds, 2, seed=0).take(2000)])
     assert 0.45 < drawn.mean() < 0.55
+
+
+def test_start_from_a_keras_file_or_reference_weights_keeps_the_backbone(tmp_path):
+    from efficientnet_search.model import build_model
+
+    source = build_model(width=0.1, depth=0.1, resolution=32, num_classes=7)
+    source.save(tmp_path / "trained.keras")  # as `train`/`grid` leave it, with its own top
+    kept = source.get_layer("top_conv").kernel.numpy()
+    from_keras = transfer.build_finetune_model(
+        transfer.ModelConfig(init="keras", path=str(tmp_path / "trained.keras")), 3, True)
+    np.testing.assert_array_equal(from_keras.get_layer("top_conv").kernel.numpy(), kept)
+    assert from_keras.output_shape == (None, 3)
+    assert from_keras.layers[-1].get_config()["activation"] == "sigmoid"
+    from_reference = transfer.build_finetune_model(transfer.ModelConfig(
+        init="reference", path=str(tmp_path / "trained.keras"), width=0.1, depth=0.1,
+        resolution=32), 2, False)
+    np.testing.assert_array_equal(from_reference.get_layer("top_conv").kernel.numpy(), kept)
+    assert transfer.model_resolution(from_reference, transfer.ModelConfig()) == 32
