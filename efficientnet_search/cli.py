@@ -60,7 +60,9 @@ def _run_scale(args: argparse.Namespace) -> None:
 def _add_grid(parser: argparse.ArgumentParser) -> None:
     _add_config_flags(parser)
     parser.add_argument("--storage", help="Optuna storage URL shared by workers")
-    parser.add_argument("--workers", type=int, default=1, help="local worker processes")
+    parser.add_argument(
+        "--workers", type=int, help="local worker processes (default: the config's)"
+    )
     parser.add_argument("--seed", type=int, help="base random seed")
 
 

@@ -1,0 +1,348 @@
+"""The compound-scaling grid search (Tan & Le 2019, Section 3.3, step 1).
+
+Fix phi=1, enumerate (alpha, beta, gamma) with alpha * beta^2 * gamma^2 close to the target
+(2: each step of phi doubles the multiply-adds), train every candidate `repeats` times on a
+small proxy, and keep the candidates whose mean validation accuracy is best, honestly: a
+candidate that leads by less than seed noise is reported as tied, not as a finding.
+
+    efficientnet-search grid --config configs/grid/fashion_mnist_quick.yaml \\
+        --run_dir runs/fashion_mnist_quick [--workers 2] [--storage URL] [--seed 0]
+
+Every (candidate, seed) is queued once in an Optuna study (`study.py`), so re-running the
+command resumes, and workers on many machines (`--storage postgresql://...`) share the grid.
+The run directory gets config.yaml, study.db, trials.csv, results.json, report.md, plots/.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import random
+from pathlib import Path
+from typing import Any, Literal
+
+import optuna
+from absl import logging
+
+from efficientnet_search import config as config_lib
+from efficientnet_search.scaling import Candidate, grid_candidates
+from efficientnet_search.search import results as results_lib
+from efficientnet_search.search import study as study_lib
+from efficientnet_search.search.proxy import ProxyConfig
+
+DATA_SCHEMES = ("npz", "folder", "csv", "tfds", "medmnist", "synthetic")
+
+
+@dataclasses.dataclass(frozen=True)
+class CandidatesConfig:
+    """The grid: ranges and step of alpha (depth), beta (width), gamma (resolution).
+
+    Points with |alpha * beta^2 * gamma^2 - target| < tolerance are kept; `single_dimension`
+    adds depth-only, width-only and resolution-only points of the same budget (Table 3).
+    """
+
+    alpha_range: tuple[float, float] = (1.0, 2.0)
+    beta_range: tuple[float, float] = (1.0, 1.5)
+    gamma_range: tuple[float, float] = (1.0, 1.5)
+    step: float = 0.05
+    target: float = 2.0
+    tolerance: float = 0.1
+    single_dimension: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """The data source (`fashion_mnist`, `npz:PATH`, `folder:PATH`, `csv:PATH`, `tfds:NAME`,
+    `medmnist:NAME`, or `synthetic[:CLASSES]` for tests) and the proxy's subset sizes."""
+
+    source: str = "fashion_mnist"
+    validation_fraction: float = 0.1
+    max_train: int | None = 10_000
+    max_val: int | None = 5_000
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        scheme, sep, rest = self.source.partition(":")
+        if self.source in ("fashion_mnist", "synthetic") or (sep and rest and
+                                                              scheme in DATA_SCHEMES):
+            return
+        raise ValueError(
+            f"unknown data source {self.source!r}; accepted: fashion_mnist | npz:PATH | "
+            "folder:PATH | csv:PATH | tfds:NAME[:SPLIT] | medmnist:NAME | synthetic[:CLASSES]"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+    """Seeds, pruning, workers and the statistics of the choice.
+
+    Attributes:
+      repeats: seeds per candidate (>= 2 to judge seed noise). Seed r is `seed + r` for every
+        candidate (common random numbers: candidates differ in architecture, not luck).
+      seed: base seed (also chooses the validation split and the queue order).
+      pruner: none, successive_halving or hyperband, on per-epoch validation accuracy.
+      pruner_min_epochs, pruner_reduction_factor: the pruner's first rung and its ratio.
+      workers, threads: local worker processes and TensorFlow threads per worker (default:
+        the CPU cores divided by the workers).
+      heartbeat_interval, grace_period: seconds; a trial silent for the grace period is
+        retried (RDB storages).
+      confidence: of the t-test that decides which candidates tie with the best.
+      study_name: Optuna study name (default: the config name and a digest of the config).
+    """
+
+    repeats: int = 2
+    seed: int = 0
+    pruner: Literal["none", "successive_halving", "hyperband"] = "none"
+    pruner_min_epochs: int = 1
+    pruner_reduction_factor: int = 3
+    workers: int = 1
+    threads: int | None = None
+    heartbeat_interval: int = 20
+    grace_period: int = 60
+    confidence: float = 0.95
+    study_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.repeats < 1 or self.workers < 1:
+            raise ValueError(
+                f"search.repeats and search.workers must be >= 1, got repeats={self.repeats}, "
+                f"workers={self.workers}"
+            )
+        if self.grace_period <= self.heartbeat_interval:
+            raise ValueError(
+                f"search.grace_period ({self.grace_period}) must exceed "
+                f"search.heartbeat_interval ({self.heartbeat_interval})"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class GridConfig:
+    """A whole grid search: candidates, proxy, data and search settings."""
+
+    name: str = "grid"
+    candidates: CandidatesConfig = dataclasses.field(default_factory=CandidatesConfig)
+    proxy: ProxyConfig = dataclasses.field(default_factory=ProxyConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
+
+
+@dataclasses.dataclass(frozen=True)
+class GridResult:
+    """Where the outputs went and the noise-aware summary."""
+
+    run_dir: Path
+    results_path: Path
+    report_path: Path
+    summary: results_lib.Summary
+    results: dict[str, Any]
+
+
+def enumerate_candidates(config: CandidatesConfig) -> tuple[Candidate, ...]:
+    """The deterministic candidate list; single-dimension points replace equal grid points."""
+    grid = grid_candidates(
+        alpha_range=config.alpha_range, beta_range=config.beta_range,
+        gamma_range=config.gamma_range, step=config.step, target=config.target,
+        tolerance=config.tolerance, include_single_dimension=config.single_dimension,
+    )  # fmt: skip
+    by_key: dict[str, Candidate] = {}
+    for candidate in grid:
+        if candidate.key not in by_key or candidate.kind != "compound":
+            by_key[candidate.key] = candidate
+    if not any(c.kind == "compound" for c in by_key.values()):
+        raise config_lib.ConfigError(
+            f"the grid admits no candidate: no alpha in {config.alpha_range}, beta in "
+            f"{config.beta_range}, gamma in {config.gamma_range} (step {config.step}) has "
+            f"|alpha*beta^2*gamma^2 - {config.target}| < tolerance {config.tolerance}; "
+            "widen the ranges or the tolerance"
+        )
+    return tuple(by_key.values())
+
+
+def grid_points(config: GridConfig) -> list[study_lib.Point]:
+    """Every (candidate, seed), seed rounds in order, candidates shuffled (seeded) per round.
+
+    The shuffle spreads early trials over the grid, which pruners and partial results need;
+    it depends only on the config, so every worker computes the same list.
+    """
+    candidates = list(enumerate_candidates(config.candidates))
+    points = []
+    for repeat in range(config.search.repeats):
+        order = candidates[:]
+        random.Random(config.search.seed * 1000 + repeat).shuffle(order)
+        seed = config.search.seed + repeat
+        for c in order:
+            points.append(study_lib.Point(
+                key=f"{c.key}_s{seed}",
+                params={"alpha": c.alpha, "beta": c.beta, "gamma": c.gamma, "seed": seed},
+                attrs={"candidate": c.key, "kind": c.kind, "alpha": c.alpha, "beta": c.beta,
+                       "gamma": c.gamma, "seed": seed},
+            ))  # fmt: skip
+    return points
+
+
+def study_name(config: GridConfig) -> str:
+    """The study shared by workers: the config name and a digest of what changes results."""
+    if config.search.study_name:
+        return config.search.study_name
+    data = config_lib.to_dict(config)
+    for runtime in ("workers", "threads", "heartbeat_interval", "grace_period", "confidence"):
+        data["search"].pop(runtime)
+    digest = hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+    return f"grid-{config.name}-{digest}"
+
+
+def make_pruner(config: SearchConfig, epochs: int) -> optuna.pruners.BasePruner:
+    """The configured Optuna pruner over epochs (steps 1..epochs)."""
+    if config.pruner == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=config.pruner_min_epochs,
+            reduction_factor=config.pruner_reduction_factor,
+        )
+    if config.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=config.pruner_min_epochs, max_resource=epochs,
+            reduction_factor=config.pruner_reduction_factor,
+        )  # fmt: skip
+    return optuna.pruners.NopPruner()
+
+
+def open_queue(config: GridConfig, run_dir: Path, storage: str | None) -> study_lib.TrialQueue:
+    """Opens (or joins) the study of `config`, every grid point queued once."""
+    backend = study_lib.open_storage(
+        study_lib.storage_url(storage, run_dir),
+        heartbeat_interval=config.search.heartbeat_interval,
+        grace_period=config.search.grace_period,
+    )
+    pruner = make_pruner(config.search, config.proxy.epochs)
+    return study_lib.open_study(backend, study_name(config), grid_points(config), pruner=pruner)
+
+
+def run_grid_search(
+    config: GridConfig,
+    *,
+    run_dir: str | Path | None = None,
+    storage: str | None = None,
+    workers: int | None = None,
+) -> GridResult:
+    """Runs (or resumes, or joins) the grid search of `config`; writes and returns results.
+
+    Args:
+      config: the search.
+      run_dir: output directory (default `runs/<config.name>`).
+      storage: Optuna storage URL or journal path (default: SQLite in `run_dir`).
+      workers: local worker processes (default `config.search.workers`).
+    """
+    from efficientnet_search.search import worker
+
+    run_dir = Path(run_dir or Path("runs") / config.name)
+    workers = workers or config.search.workers
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers=}")
+    points = grid_points(config)
+    config_lib.save_config(config, run_dir)
+    queue = open_queue(config, run_dir, storage)
+    logging.info("grid %s: %d candidates x %d seeds = %d trials; storage %s",
+                 config.name, len(points) // config.search.repeats, config.search.repeats,
+                 len(points), study_lib.storage_url(storage, run_dir))  # fmt: skip
+    threads = config.search.threads or (max(1, (os.cpu_count() or 1) // workers)
+                                        if workers > 1 else None)
+    if workers == 1:
+        worker.work(config, queue, threads=threads)
+    else:
+        _run_local_workers(config, run_dir, storage, workers, threads)
+    return write_outputs(config, queue, run_dir)
+
+
+def _run_local_workers(
+    config: GridConfig, run_dir: Path, storage: str | None, workers: int, threads: int | None
+) -> None:
+    from efficientnet_search.search import worker
+
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(
+            target=worker.process_main,
+            args=(config_lib.to_dict(config), str(run_dir), storage, threads, index),
+            name=f"grid-worker-{index}",
+        )
+        for index in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+        if process.exitcode:
+            logging.warning("%s exited with code %s", process.name, process.exitcode)
+
+
+def write_outputs(
+    config: GridConfig, queue: study_lib.TrialQueue, run_dir: Path
+) -> GridResult:
+    """Writes trials.csv, results.json, report.md and plots from the study's trials."""
+    from efficientnet_search import report
+
+    records = [trial_record(t) for t in queue.point_trials()]
+    summary = results_lib.summarize(records, config.search.confidence)
+    payload = results_lib.to_json(summary, records)
+    payload["study"] = {"name": queue.study.study_name, "points": queue.size}
+    results_lib.write_trials_csv(records, run_dir / "trials.csv")
+    results_path = run_dir / "results.json"
+    results_path.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n")
+    report_path = report.write_report(run_dir, payload, config_lib.to_dict(config))
+    logging.info("%s", payload["verdict"])
+    print(f"results: {results_path}\nreport:  {report_path}\nplots:   {run_dir / 'plots'}")
+    return GridResult(run_dir, results_path, report_path, summary, payload)
+
+
+def trial_record(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """A plain record of one trial (see results.TRIAL_FIELDS)."""
+    attrs = trial.user_attrs
+    accuracies = list(attrs.get("epoch_accuracies", []))
+    seconds = attrs.get("seconds")
+    if seconds is None and trial.datetime_complete and trial.datetime_start:
+        seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
+    return {
+        "number": trial.number,
+        "candidate": attrs.get("candidate"),
+        "kind": attrs.get("kind", "compound"),
+        **{k: attrs.get(k) for k in ("alpha", "beta", "gamma", "seed")},
+        "state": trial.state.name,
+        "val_accuracy": accuracies[-1] if accuracies else None,
+        "epoch_accuracies": accuracies,
+        "epochs": len(accuracies),
+        **{k: attrs.get(k) for k in ("params", "macs", "macs_ratio", "resolution", "width",
+                                     "depth", "peak_rss_mb", "rss_mb", "error")},
+        "nominal_cost": attrs["alpha"] * attrs["beta"] ** 2 * attrs["gamma"] ** 2,
+        "seconds": seconds,
+    }  # fmt: skip
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def load_grid_config(path: str, overrides: list[str], seed: int | None) -> GridConfig:
+    """Reads a grid YAML with `--set` overrides; `--seed` overrides search.seed."""
+    if seed is not None:
+        overrides = [*overrides, f"search.seed={seed}"]
+    config = config_lib.load_config(GridConfig, path, overrides)
+    enumerate_candidates(config.candidates)  # fail early on an empty grid
+    return config
+
+
+def main(args) -> None:
+    """CLI entry: `efficientnet-search grid` (see the module docstring)."""
+    config = load_grid_config(args.config, list(args.set or []), getattr(args, "seed", None))
+    run_dir = args.run_dir or str(Path("runs") / config.name)
+    run_grid_search(
+        config, run_dir=run_dir, storage=getattr(args, "storage", None),
+        workers=getattr(args, "workers", None),
+    )  # fmt: skip

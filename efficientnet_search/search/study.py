@@ -1,0 +1,263 @@
+"""Optuna studies whose points are known in advance, each trained exactly once.
+
+Shared by every search of the project. A search names its points (for the grid: every
+(candidate, seed) pair) and this module makes them trials:
+
+* **Enqueue once.** The process that creates the study queues every point as a WAITING trial
+  and then marks the study (`user_attrs["enqueued"]`). Creating a study is atomic in every
+  Optuna storage (a second `create_study` of the same name raises `DuplicatedStudyError`), so
+  only one of several workers starting together enqueues; the others wait for the mark. If the
+  creator died half way, a later worker tops the queue up from the point keys it finds.
+* **Take one at a time.** Workers claim a waiting trial by moving it to RUNNING with
+  `storage.set_trial_state_values`, which refuses a trial another worker already moved (the
+  same claim `Study.ask` makes, without `ask`'s fallback of sampling a new point when the
+  queue is empty).
+* **Heartbeat and retry.** With an RDB storage (SQLite, PostgreSQL, MySQL) a running trial
+  records a heartbeat every `heartbeat_interval` seconds; a trial silent for `grace_period`
+  (its process was killed) is failed and re-queued by `RetryHeartbeatStaleTrialCallback`, so a
+  re-run finishes it. Finished trials are never touched. Optuna's JournalStorage has no
+  heartbeat, so there a killed trial stays RUNNING (see `reset_stale`).
+
+Storage: `sqlite:///PATH` (the default, a file in the run directory), any SQLAlchemy URL
+(`postgresql://...`, `mysql+pymysql://...`), or a journal file on shared disk written as
+`journal:PATH` or a path ending in `.log`/`.journal`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
+
+ENQUEUED_ATTR = "enqueued"
+POINT_ATTR = "point"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    """One unit of work: a stable key, the fixed parameters and extra user attributes."""
+
+    key: str
+    params: Mapping[str, float | int]
+    attrs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def storage_url(storage: str | None, run_dir: str | Path) -> str:
+    """Returns the storage URL to use: `storage` as given, or SQLite in `run_dir`."""
+    if storage:
+        return storage
+    return f"sqlite:///{Path(run_dir).resolve() / 'study.db'}"
+
+
+def open_storage(
+    url: str, *, heartbeat_interval: int | None = 20, grace_period: int | None = 60
+) -> optuna.storages.BaseStorage:
+    """Opens an Optuna storage from a URL or journal path, with heartbeat where supported."""
+    journal = _journal_path(url)
+    if journal is not None:
+        from optuna.storages.journal import JournalFileBackend
+
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+    if "://" not in url:
+        raise ValueError(
+            f"storage must be an Optuna URL (sqlite:///PATH, postgresql://..., mysql://...) or "
+            f"a journal file (journal:PATH, *.log), got {url!r}"
+        )
+    if heartbeat_interval is not None and heartbeat_interval < 1:
+        raise ValueError(f"heartbeat_interval must be >= 1 second, got {heartbeat_interval!r}")
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+    with warnings.catch_warnings():  # heartbeat and retry are "experimental" since Optuna 2.8
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _rdb_storage(url, engine_kwargs, heartbeat_interval, grace_period)
+
+
+def _rdb_storage(url: str, engine_kwargs: dict | None, heartbeat_interval: int | None,
+                 grace_period: int | None) -> RDBStorage:
+    return RDBStorage(
+        url,
+        engine_kwargs=engine_kwargs,
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period,
+        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(),
+    )
+
+
+def _journal_path(url: str) -> Path | None:
+    if url.startswith("journal:"):
+        return Path(url.removeprefix("journal:"))
+    if "://" not in url and url.endswith((".log", ".journal")):
+        return Path(url)
+    return None
+
+
+def open_study(
+    storage: optuna.storages.BaseStorage,
+    name: str,
+    points: Sequence[Point],
+    *,
+    pruner: optuna.pruners.BasePruner | None = None,
+    wait_seconds: float = 60.0,
+) -> TrialQueue:
+    """Creates or joins study `name` (maximizing) with every point queued exactly once."""
+    keys = [p.key for p in points]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"point keys must be unique, got {len(keys) - len(set(keys))} repeats")
+    pruner = pruner or optuna.pruners.NopPruner()
+    try:
+        study = optuna.create_study(
+            storage=storage, study_name=name, direction="maximize", pruner=pruner
+        )
+        _enqueue_missing(study, points)
+        return TrialQueue(study, storage, len(points))
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=storage, pruner=pruner)
+    deadline = time.monotonic() + wait_seconds
+    while ENQUEUED_ATTR not in study.user_attrs and time.monotonic() < deadline:
+        time.sleep(0.5)
+    marked = study.user_attrs.get(ENQUEUED_ATTR)
+    if marked is None:  # the creator died while enqueueing: finish its job
+        _enqueue_missing(study, points)
+    elif marked != len(points):
+        raise ValueError(
+            f"study {name!r} holds {marked} points but this config has {len(points)}; "
+            "use the same config as the other workers, or another study or run directory"
+        )
+    return TrialQueue(study, storage, len(points))
+
+
+def _enqueue_missing(study: optuna.Study, points: Sequence[Point]) -> None:
+    present = {t.user_attrs.get(POINT_ATTR) for t in study.get_trials(deepcopy=False)}
+    for point in points:
+        if point.key not in present:
+            study.enqueue_trial(dict(point.params), {POINT_ATTR: point.key, **point.attrs})
+    study.set_user_attr(ENQUEUED_ATTR, len(points))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialQueue:
+    """A study whose queued trials workers take one at a time (see the module docstring)."""
+
+    study: optuna.Study
+    storage: optuna.storages.BaseStorage
+    size: int
+
+    def claim(self) -> optuna.Trial | None:
+        """Moves one WAITING trial to RUNNING for this worker; None when none is waiting."""
+        for attempt in range(6):
+            try:
+                return self._claim_once()
+            except optuna.exceptions.StorageInternalError:
+                if attempt == 5:  # SQLite under heavy contention: "database is locked"
+                    raise
+                time.sleep(0.5 * (attempt + 1))
+        return None
+
+    def _claim_once(self) -> optuna.Trial | None:
+        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            # Optuna offers no public trial-id accessor; `_trial_id` is what Study.ask uses.
+            trial_id = frozen._trial_id
+            try:
+                if self.storage.set_trial_state_values(trial_id, TrialState.RUNNING):
+                    return optuna.Trial(self.study, trial_id)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
+        return None
+
+    @contextmanager
+    def heartbeat(self, trial: optuna.Trial) -> Iterator[None]:
+        """Records the trial's heartbeat in a background thread while the block runs."""
+        interval = _heartbeat_interval(self.storage)
+        if interval is None:
+            yield
+            return
+        stop = threading.Event()
+        trial_id = trial._trial_id
+        self.storage.record_heartbeat(trial_id)
+
+        def beat() -> None:
+            while not stop.wait(interval):
+                self.storage.record_heartbeat(trial_id)
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def retry_stale(self) -> None:
+        """Fails trials whose heartbeat stopped and re-queues them (no-op without heartbeat)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)
+
+    def reset_running(self) -> int:
+        """Re-queues every RUNNING trial; only for storages without heartbeat (journal files).
+
+        Safe only when no other worker is alive (a journal search restarted after all its
+        workers died). Returns how many trials were re-queued.
+        """
+        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        for frozen in running:
+            self.study.tell(frozen.number, state=TrialState.FAIL)
+            RetryHeartbeatStaleTrialCallback()(self.study, self.study.get_trials()[frozen.number])
+        return len(running)
+
+    def point_trials(self) -> list[FrozenTrial]:
+        """All trials that carry a point key, in trial order (retried copies included)."""
+        return [t for t in self.study.get_trials() if POINT_ATTR in t.user_attrs]
+
+    def run(
+        self,
+        train: Callable[[optuna.Trial], None],
+        *,
+        poll_seconds: float = 2.0,
+        on_finished: Callable[[FrozenTrial], None] | None = None,
+    ) -> int:
+        """Trains queued trials until none is waiting or running; returns how many it trained.
+
+        `train(trial)` must end the trial itself (`study.tell`). While other workers still
+        run trials this worker keeps polling, so it takes over one whose heartbeat stops.
+        """
+        trained = 0
+        while True:
+            self.retry_stale()
+            trial = self.claim()
+            if trial is not None:
+                with self.heartbeat(trial):
+                    train(trial)
+                trained += 1
+                if on_finished is not None:
+                    on_finished(self.study.get_trials(deepcopy=False)[trial.number])
+                continue
+            if not self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                return trained
+            time.sleep(poll_seconds)
+
+
+def _heartbeat_interval(storage: optuna.storages.BaseStorage) -> int | None:
+    getter = getattr(storage, "get_heartbeat_interval", None)
+    return getter() if callable(getter) else None
+
+
+def finished_points(trials: Sequence[FrozenTrial]) -> set[str]:
+    """Keys of points that are done: completed, pruned, or failed with a recorded error."""
+    done = set()
+    for t in trials:
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
+            t.state == TrialState.FAIL and "error" in t.user_attrs
+        ):
+            done.add(t.user_attrs[POINT_ATTR])
+    return done

@@ -1,0 +1,150 @@
+"""One grid worker: takes queued (candidate, seed) trials and trains them until none is left.
+
+Used in-process (`--workers 1`) and as each local worker process (`--workers N`, spawned by
+`grid.run_grid_search`); workers on other machines are simply more `grid` commands against
+the same `--storage`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import optuna
+from absl import logging
+from optuna.trial import TrialState
+
+from efficientnet_search import config as config_lib
+from efficientnet_search.search import grid as grid_lib
+from efficientnet_search.search import proxy
+from efficientnet_search.search import results as results_lib
+from efficientnet_search.search import study as study_lib
+
+
+@dataclasses.dataclass
+class _Progress:
+    """Counts this worker's trials for the per-trial progress line."""
+
+    started: float
+    trained: int = 0
+
+
+def work(config: grid_lib.GridConfig, queue: study_lib.TrialQueue, *, threads: int | None,
+         verbose: int = 2) -> int:
+    """Trains queued trials of `queue` until none is waiting or running; returns the count."""
+    proxy.configure_threads(threads)
+    splits: list[Any] = []  # loaded on the first trial this worker takes
+    progress = _Progress(time.monotonic())
+
+    def train(trial: optuna.Trial) -> None:
+        if not splits:
+            splits.append(load_data(config))
+        train_trial(config, queue.study, trial, splits[0], verbose=verbose)
+
+    def on_finished(frozen: optuna.trial.FrozenTrial) -> None:
+        progress.trained += 1
+        log_progress(config, queue, frozen, progress)
+
+    return queue.run(train, on_finished=on_finished,
+                     poll_seconds=min(5.0, config.search.heartbeat_interval))  # fmt: skip
+
+
+def process_main(config_dict: dict, run_dir: str, storage: str | None, threads: int | None,
+                 index: int) -> None:
+    """Entry point of a spawned local worker process."""
+    logging.set_verbosity(logging.INFO)
+    config = config_lib.from_dict(grid_lib.GridConfig, config_dict)
+    queue = grid_lib.open_queue(config, Path(run_dir), storage)
+    logging.info("worker %d: %s threads", index, threads or "all")
+    work(config, queue, threads=threads, verbose=0)
+
+
+def load_data(config: grid_lib.GridConfig):
+    """The proxy's train/val splits (the same seeded split for every candidate)."""
+    from efficientnet_search import data
+
+    source, seed = config.data.source, config.search.seed
+    if source.startswith("synthetic"):
+        classes = int(source.partition(":")[2] or 3)
+        return data.synthetic_splits(
+            num_classes=classes, image_size=32, n_train=config.data.max_train or 512,
+            n_val=config.data.max_val or 128, n_test=8, seed=seed,
+        )  # fmt: skip
+    return data.load_splits(
+        source, validation_fraction=config.data.validation_fraction, seed=seed,
+        max_train=config.data.max_train, max_val=config.data.max_val,
+        data_dir=config.data.data_dir,
+    )  # fmt: skip
+
+
+def train_trial(config: grid_lib.GridConfig, study: optuna.Study, trial: optuna.Trial, splits,
+                *, verbose: int = 0) -> None:
+    """Trains one queued trial and ends it: COMPLETE, PRUNED, or FAIL with its error."""
+    attrs = trial.user_attrs
+    values = {name: trial.suggest_float(name, attrs[name], attrs[name])
+              for name in ("alpha", "beta", "gamma")}  # fmt: skip
+    seed = int(attrs["seed"])
+    spec = config.proxy.spec(**values, num_classes=splits.num_classes)
+    trial.set_user_attr("resolution", spec.scaling.resolution)
+    trial.set_user_attr("width", spec.scaling.width)
+    trial.set_user_attr("depth", spec.scaling.depth)
+    trial.set_user_attr("macs_ratio", config.proxy.macs_ratio(**values,
+                                                              num_classes=splits.num_classes))
+    pruning = config.search.pruner != "none"
+
+    def report(epoch: int, accuracy: float) -> bool:
+        trial.report(accuracy, step=epoch + 1)
+        return pruning and epoch + 1 < config.proxy.epochs and trial.should_prune()
+
+    try:
+        result = proxy.train_proxy(config.proxy, splits, **values, seed=seed, report=report,
+                                   verbose=verbose)
+    except Exception as err:  # a failing trial is recorded; the search goes on
+        proxy.release_memory()
+        message = f"{type(err).__name__}: {err}"
+        trial.set_user_attr("error", message[:2000])
+        logging.warning("trial %d (%s) failed: %s", trial.number, attrs["candidate"], message)
+        logging.debug("%s", traceback.format_exc())
+        study.tell(trial, state=TrialState.FAIL)
+        return
+    for key, value in (("epoch_accuracies", list(result.epoch_accuracies)),
+                       ("params", result.params), ("macs", result.macs),
+                       ("seconds", result.seconds), ("peak_rss_mb", result.peak_rss_mb),
+                       ("rss_mb", proxy.current_rss_mb())):
+        trial.set_user_attr(key, value)  # fmt: skip
+    if result.stopped_early:
+        study.tell(trial, state=TrialState.PRUNED)
+    else:
+        study.tell(trial, result.epoch_accuracies[-1])
+
+
+def log_progress(config: grid_lib.GridConfig, queue: study_lib.TrialQueue,
+                 frozen: optuna.trial.FrozenTrial, progress: _Progress) -> None:
+    """One line per finished trial: count, this trial, best so far, ETA."""
+    trials = queue.point_trials()
+    done = len(study_lib.finished_points(trials))
+    record = grid_lib.trial_record(frozen)
+    summary = results_lib.summarize([grid_lib.trial_record(t) for t in trials])
+    best = summary.best
+    best_text = f"{best.key} {best.mean:.4f} ({best.n} seeds)" if best else "none yet"
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    per_trial = (time.monotonic() - progress.started) / progress.trained
+    eta = (queue.size - done) * per_trial / max(1, running + 1)
+    accuracy = record["val_accuracy"]
+    logging.info(
+        "trial %d/%d %s seed %s: %s val_acc %s in %.0fs | best so far %s | ETA %s",
+        done, queue.size, record["candidate"], record["seed"], record["state"].lower(),
+        "n/a" if accuracy is None else f"{accuracy:.4f}", record["seconds"] or 0.0,
+        best_text, _duration(eta),
+    )  # fmt: skip
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
