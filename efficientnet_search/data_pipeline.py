@@ -10,6 +10,7 @@ normalize inside.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 
@@ -66,37 +67,24 @@ def make_pipeline(
             not reproducible, since the layers draw from one shared seed state).
     """
     _check_pipeline_args(augment, resolution, batch_size, one_hot, num_classes)
-    channels = ds.element_spec[0].shape[-1]
     cropping = augment in ("inception", "randaugment")
     if training and cropping:
         ds = _maybe_cache(ds, cache, _bytes_per_image(ds))
         ds = _shuffle_repeat(ds, shuffle_buffer, seed, repeat)
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        ds = tf.data.Dataset.zip(ds, seeds).map(
-            lambda example, s: (
-                _random_crop_flip(example[0], s, resolution, channels),
-                example[1],
-            ),
-            num_parallel_calls=_AUTOTUNE,
-        )
+        ds = _random_crops(ds, resolution, seed)
     else:
+        channels = ds.element_spec[0].shape[-1] or 3
         ds = _resize_all(ds, resolution, centre_crop=cropping)
-        ds = _maybe_cache(ds, cache, resolution * resolution * (channels or 3))
+        ds = _maybe_cache(ds, cache, resolution * resolution * channels)
         if training:
             ds = _shuffle_repeat(ds, shuffle_buffer, seed, repeat)
         elif repeat:
             ds = ds.repeat()
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=_AUTOTUNE)
-
-    def finish(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        images = tf.cast(images, tf.float32)
-        if images.shape[-1] == 1:
-            images = tf.tile(images, [1, 1, 1, 3])
-        if one_hot and labels.dtype.is_integer:
-            labels = tf.one_hot(labels, num_classes, dtype=tf.float32)
-        return images, labels
-
-    ds = ds.map(finish, num_parallel_calls=_AUTOTUNE)
+    ds = ds.map(
+        functools.partial(_finish, num_classes=num_classes if one_hot else None),
+        num_parallel_calls=_AUTOTUNE,
+    )
     augmenter = _augmenter(augment, seed, randaugment_factor) if training else None
     if augmenter is not None:
         ds = ds.map(
@@ -104,6 +92,30 @@ def make_pipeline(
             num_parallel_calls=None if deterministic else _AUTOTUNE,
         )
     return ds.prefetch(_AUTOTUNE)
+
+
+def _finish(
+    images: tf.Tensor, labels: tf.Tensor, num_classes: int | None
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """float32 pixels, grayscale repeated to 3 channels, int labels one-hot if asked."""
+    images = tf.cast(images, tf.float32)
+    if images.shape[-1] == 1:
+        images = tf.tile(images, [1, 1, 1, 3])
+    if num_classes and labels.dtype.is_integer:
+        labels = tf.one_hot(labels, num_classes, dtype=tf.float32)
+    return images, labels
+
+
+def _random_crops(ds: tf.data.Dataset, resolution: int, seed: int) -> tf.data.Dataset:
+    """Inception crops per image; stateless seeds from a seeded stream (new each epoch) keep
+    them reproducible under a parallel map."""
+    channels = ds.element_spec[0].shape[-1]
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+    def crop(example: tuple[tf.Tensor, tf.Tensor], pair: tf.Tensor) -> tuple:
+        return _random_crop_flip(example[0], pair, resolution, channels), example[1]
+
+    return tf.data.Dataset.zip(ds, seeds).map(crop, num_parallel_calls=_AUTOTUNE)
 
 
 def _check_pipeline_args(
