@@ -81,10 +81,10 @@ def peak_training_rss_mb(which: str, resolution: int, batch: int, steps: int) ->
     child held between fork and exec.
     """
     code = (
-        "import sys; sys.path.insert(0, %r); from benchmarks.throughput import *; "
-        "m = make_model(%r, %d); time_train(m, random_data(%d, %d), %d, %d); "
+        f"import sys; sys.path.insert(0, {os.getcwd()!r}); from benchmarks.throughput import *; "
+        f"m = make_model({which!r}, {resolution}); "
+        f"time_train(m, random_data({resolution}, {batch}), {steps}, {batch}); "
         "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])"
-        % (os.getcwd(), which, resolution, resolution, batch, steps, batch)
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout

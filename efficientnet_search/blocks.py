@@ -91,7 +91,8 @@ def decode_block_string(block_string: str) -> BlockArgs:
         )
     strides = values["s"]
     if len(strides) != 2 or strides[0] != strides[1]:
-        raise _bad(block_string, "s" + strides, "needs two equal stride digits, such as s11 or s22:")
+        raise _bad(block_string, "s" + strides,
+                   "needs two equal stride digits, such as s11 or s22:")
     try:
         return BlockArgs(
             repeats=_int(values["r"], block_string),

@@ -18,7 +18,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
     """A plain, right-aligned text table."""
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -112,7 +112,7 @@ def _coefficients(args: argparse.Namespace) -> Coefficients:
         raise ValueError(
             "scale needs --coefficients (results.json or 'paper') or all of --alpha --beta --gamma"
         )
-    for name, value in zip(("alpha", "beta", "gamma"), explicit):
+    for name, value in zip(("alpha", "beta", "gamma"), explicit, strict=True):
         if value <= 0:
             raise ValueError(f"--{name} must be > 0, got {value}")
     return Coefficients(*explicit)

@@ -158,7 +158,8 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         if origin is tuple and args:
             if len(args) != len(value):
                 raise ConfigError(f"{where} needs {len(args)} values, got {value!r}")
-            return tuple(_coerce(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+            pairs = enumerate(zip(args, value, strict=True))
+            return tuple(_coerce(a, v, f"{where}[{i}]") for i, (a, v) in pairs)
         item_hint = args[0] if args else Any
         return origin(_coerce(item_hint, v, f"{where}[{i}]") for i, v in enumerate(value))
     if origin is dict:

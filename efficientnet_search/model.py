@@ -13,8 +13,13 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from efficientnet_search.blocks import B0_BLOCKS, HEAD_FILTERS, STEM_FILTERS, BlockArgs
-from efficientnet_search.blocks import decode_blocks
+from efficientnet_search.blocks import (
+    B0_BLOCKS,
+    HEAD_FILTERS,
+    STEM_FILTERS,
+    BlockArgs,
+    decode_blocks,
+)
 from efficientnet_search.layers import DENSE_KERNEL_INITIALIZER, conv_bn_act, mbconv_block
 from efficientnet_search.scaling import ScalingParams, get_variant, plan_blocks, round_filters
 

@@ -253,7 +253,8 @@ def plan_blocks(
                 strides=stage_args.strides if j == 0 else 1,
             )
             name = f"block{stage}{_block_letters(j)}_"
-            planned.append(PlannedBlock(name, stage, args, drop_connect_rate * len(planned) / total))
+            drop_rate = drop_connect_rate * len(planned) / total
+            planned.append(PlannedBlock(name, stage, args, drop_rate))
     return tuple(planned)
 
 

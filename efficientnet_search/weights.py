@@ -17,8 +17,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from efficientnet_search.scaling import VARIANTS, plan_blocks, round_filters
 from efficientnet_search.blocks import B0_BLOCKS, HEAD_FILTERS, STEM_FILTERS
+from efficientnet_search.scaling import VARIANTS, plan_blocks, round_filters
 
 _SKIPPED_PREFIXES = ("normalization", "rescaling")
 _URL_HINT = (
