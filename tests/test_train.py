@@ -133,6 +133,11 @@ def test_evaluate_at_another_resolution_warns(tmp_path, capsys, caplog):
 
 
 def test_killed_run_resumes_and_finishes_the_planned_steps(tmp_path):
+    _kill_and_resume(tmp_path)
+
+
+def _kill_and_resume(tmp_path: Path) -> tuple[Path, Path]:
+    """SIGKILLs a run after its first checkpoint, re-runs the same command, checks the record."""
     config = _config_file(tmp_path, epochs=4)
     run = tmp_path / "run"
     first = _cli("train", "--config", str(config), "--run_dir", str(run))
@@ -155,7 +160,7 @@ def test_killed_run_resumes_and_finishes_the_planned_steps(tmp_path):
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
     # The resumed run continues exactly where the killed one stopped (model, optimizer,
     # averages, random state, input order): the same as an uninterrupted run, same seed.
-    config, run = test_killed_run_resumes_and_finishes_the_planned_steps(tmp_path)
+    config, run = _kill_and_resume(tmp_path)
     reference = tmp_path / "reference"
     third = _cli("train", "--config", str(config), "--run_dir", str(reference))
     assert third.wait(timeout=300) == 0, third.communicate()[1]
