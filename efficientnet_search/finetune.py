@@ -149,14 +149,15 @@ def finetune(config: FinetuneConfig, run_dir: str | Path | None = None, *, split
       verbose: Keras progress output (0 silent, 1 progress bars, 2 one line per epoch).
     """
     run_dir = Path(run_dir or Path("runs") / config.name)
-    save_config(config, run_dir)
     results_path = run_dir / "results.json"
     if results_path.exists():
+        save_config(config, run_dir)  # refuses a different config
         logging.info("%s is finished already; remove it or use another --run_dir", run_dir)
         results = json.loads(results_path.read_text())
         return FinetuneResult(run_dir, run_dir / "model.keras", results)
     keras.utils.set_random_seed(config.seed)
     splits = splits if splits is not None else load_data(config.data, config.seed)
+    save_config(config, run_dir)  # after the data loads, so a typo leaves no run behind
     splits = _rename_classes(splits, config.data.class_names)
     task = "multilabel" if splits.multi_label else "binary" if splits.num_classes == 2 \
         else "multiclass"

@@ -116,9 +116,11 @@ def plot_training(path: Path, history: dict) -> Path:
         for key in keys:
             if key in history:
                 ax.plot(epochs, history[key], marker=".", label=key)
+        xlabel = "epoch"
         if switch:
             ax.axvline(switch + 0.5, color="gray", ls="--", lw=0.8)
-        ax.set(title=title, xlabel="epoch (dashed: phase 2 starts)")
+            xlabel += " (dashed: phase 2 starts)"
+        ax.set(title=title, xlabel=xlabel)
         ax.legend(fontsize=7)
     return _save(fig, path)
 

@@ -126,3 +126,4 @@ def test_config_errors_are_one_clear_line(tmp_path):
     with pytest.raises(FileNotFoundError, match="zenodo.org") as err:
         finetune.finetune(config, tmp_path / "run")
     assert str(missing) in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "run").exists()  # a typo leaves no half-made run behind
