@@ -129,9 +129,16 @@ def train(config: TrainConfig, run_dir: str | Path | None = None) -> TrainResult
 
     A finished run is not trained again: its recorded result is returned.
     """
+    previous_policy = keras.mixed_precision.global_policy()
+    try:
+        return _train(config, Path(run_dir or Path("runs") / config.name))
+    finally:  # the dtype policy is process-global: leave it as it was
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _train(config: TrainConfig, run_dir: Path) -> TrainResult:
     start = time.perf_counter()
     dist = distribute.setup(config.strategy, tpu=config.tpu, precision=config.precision)
-    run_dir = Path(run_dir or Path("runs") / config.name)
     if dist.is_chief:
         config_lib.save_config(config, run_dir)
     finished = _finished_result(run_dir)

@@ -301,3 +301,28 @@ def _png() -> bytes:
 def test_train_config_rejects_unknown_strategy(tmp_path):
     with pytest.raises(config_lib.ConfigError, match="strategy"):
         config_lib.load_config(train.TrainConfig, _config_file(tmp_path), ["strategy=gpus"])
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "train").glob("*.yaml")),
+                         ids=lambda p: p.stem)  # fmt: skip
+def test_shipped_configs_load(path):
+    config = config_lib.load_config(train.TrainConfig, path)
+    if path.stem.startswith("b0_imagenet"):
+        # The reference recipe, unchanged (Tan & Le 2019, Section 5.2).
+        assert (config.model.variant, config.data.augment) == ("b0", "inception")
+        r = config.recipe
+        assert (r.base_lr, r.decay_rate, r.decay_epochs, r.warmup_epochs) == (0.016, 0.97, 2.4, 5)
+        assert (r.weight_decay, r.label_smoothing, r.ema_decay) == (1e-5, 0.1, 0.9999)
+        assert config.epochs == 350
+
+
+@pytest.mark.slow
+def test_smoke_config_runs_under_two_minutes_with_checkpoints(tmp_path):
+    if not Path("/usr/share/datasets/fashion-mnist").is_dir():
+        pytest.skip("needs Fashion-MNIST: apt-get install dataset-fashion-mnist (make data)")
+    started = time.monotonic()
+    proc = _cli("train", "--config", "configs/train/smoke.yaml", "--run_dir", str(tmp_path))
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    assert time.monotonic() - started < 120
+    assert len(list((tmp_path / "checkpoints").glob("ckpt-*.index"))) >= 2
