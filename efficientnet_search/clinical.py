@@ -4,10 +4,11 @@ Pure NumPy on purpose (scikit-learn is not a dependency): ROC-AUC is the Mann-Wh
 statistic computed from average ranks, which handles tied scores exactly as the trapezoidal
 ROC area does (Hanley & McNeil 1982). Three tasks are supported:
 
-- `binary`: scores [n, 2] (softmax) or [n] ; the score of `positive_class` is thresholded at
+- `binary`: scores [n, 2] (softmax); the score of `positive_class` is thresholded at
   an operating point chosen on the VALIDATION split (Youden's J or a target sensitivity).
 - `multiclass`: scores [n, K]; predictions are the argmax; AUC is one-vs-rest per class,
-  macro-averaged; sensitivity/specificity are one-vs-rest per class.
+  macro-averaged over the classes present (an absent class has no AUC);
+  sensitivity/specificity are one-vs-rest per class.
 - `multilabel`: scores [n, L] (sigmoid); one threshold per label, chosen on validation.
 
 Confidence intervals are percentile bootstrap intervals over test examples (Efron &
@@ -17,6 +18,7 @@ Tibshirani 1993, ch. 13); resamples where a class is missing are skipped for AUC
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -262,8 +264,8 @@ def _metric_fns(y_true, scores, task, thresholds, positive_class):
         labels = np.asarray(y_true).astype(np.int64)
 
         def auc(idx):
-            return float(np.nanmean([roc_auc(labels[idx, j], scores[idx, j])
-                                     for j in range(labels.shape[1])]))
+            return _mean_present([roc_auc(labels[idx, j], scores[idx, j])
+                                  for j in range(labels.shape[1])])
     else:
         labels = np.asarray(y_true).astype(np.int64).ravel()
         onehot = np.eye(scores.shape[1], dtype=bool)[labels]
@@ -272,7 +274,7 @@ def _metric_fns(y_true, scores, task, thresholds, positive_class):
             if task == "binary":
                 return roc_auc(labels[idx] == positive_class, scores[idx, positive_class])
             per = [roc_auc(onehot[idx, k], scores[idx, k]) for k in range(scores.shape[1])]
-            return float(np.mean(per))  # NaN when a resample misses a class: skipped
+            return _mean_present(per)
 
     def accuracy(idx):
         return float(np.mean(preds[idx] == labels[idx]))  # multilabel: per-label accuracy
@@ -315,6 +317,12 @@ def _detail(y_true, scores, task, thresholds, positive_class, names) -> dict:
         out.update(sensitivity=sens, specificity=spec, threshold=thresholds[0].value,
                    positive_class=names[positive_class])
     return out
+
+
+def _mean_present(values: Sequence[float]) -> float:
+    """Macro mean over the classes/labels whose AUC is defined (both outcomes present)."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(values[np.isfinite(values)].mean()) if np.isfinite(values).any() else math.nan
 
 
 def _score_columns(scores: np.ndarray, task: str, positive_class: int) -> np.ndarray:

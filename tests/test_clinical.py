@@ -118,3 +118,12 @@ def test_bad_arguments_raise_clear_errors():
         clinical.choose_threshold([0, 1], [0.1, 0.9], "otsu")
     with pytest.raises(ValueError, match="one threshold per score column"):
         clinical.evaluate([0, 1], [[0.5, 0.5]] * 2, "binary", [])
+
+
+def test_macro_auc_skips_a_class_absent_from_the_test_set():
+    y = np.array([0, 0, 1, 1, 0, 1])  # class 2 never occurs
+    scores = np.array([[.8, .1, .1], [.7, .2, .1], [.1, .8, .1], [.2, .7, .1], [.6, .3, .1],
+                       [.3, .6, .1]])
+    res = clinical.evaluate(y, scores, "multiclass", n_resamples=20)
+    assert res["auc"] == pytest.approx(1.0)
+    assert np.isnan(res["per_class"]["2"]["auc"])
