@@ -93,7 +93,8 @@ def reference(args, dist, jit: bool, pipeline: bool) -> list[float]:
         on_epoch_begin=lambda e, logs: times.append(time.perf_counter()),
         on_epoch_end=lambda e, logs: times.append(time.perf_counter()),
     )
-    model.fit(ds, steps_per_epoch=steps, epochs=args.rounds + 1, verbose=0, callbacks=[timer])
+    model.fit(ds, steps_per_epoch=steps, epochs=args.rounds + 1, verbose=0, callbacks=[timer],
+              shuffle=False)
     spans = [times[i + 1] - times[i] for i in range(2, len(times), 2)]  # skip the warm-up
     return [steps * args.batch / s for s in spans]
 

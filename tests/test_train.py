@@ -326,3 +326,19 @@ def test_smoke_config_runs_under_two_minutes_with_checkpoints(tmp_path):
     assert proc.returncode == 0, err[-3000:]
     assert time.monotonic() - started < 120
     assert len(list((tmp_path / "checkpoints").glob("ckpt-*.index"))) >= 2
+
+
+@pytest.mark.slow
+def test_mixed_float16_runs_with_loss_scaling_and_float32_outputs(tmp_path):
+    # The GPU precision path, exercised on CPU (float16 is emulated there: ~1 min).
+    import keras
+
+    config = config_lib.load_config(train.TrainConfig, _config_file(tmp_path),
+                                    ["precision=mixed_float16", "epochs=1"])  # fmt: skip
+    result = train.train(config, tmp_path / "run")
+    assert result.precision == "mixed_float16"
+    assert np.isfinite(float(_history(tmp_path / "run")[0]["loss"]))
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored after the run
+    model = keras.models.load_model(tmp_path / "run" / "model.keras", compile=False)
+    assert model.get_layer("stem_conv").compute_dtype == "float16"
+    assert model.output.dtype == "float32"
