@@ -212,13 +212,12 @@ def make_pruner(config: SearchConfig, epochs: int) -> optuna.pruners.BasePruner:
 
 def open_queue(config: GridConfig, run_dir: Path, storage: str | None) -> study_lib.TrialQueue:
     """Opens (or joins) the study of `config`, every grid point queued once."""
-    backend = study_lib.open_storage(
-        study_lib.storage_url(storage, run_dir),
+    return study_lib.open_queue(
+        study_lib.storage_url(storage, run_dir), study_name(config), grid_points(config),
+        pruner=make_pruner(config.search, config.proxy.epochs),
         heartbeat_interval=config.search.heartbeat_interval,
         grace_period=config.search.grace_period,
-    )
-    pruner = make_pruner(config.search, config.proxy.epochs)
-    return study_lib.open_study(backend, study_name(config), grid_points(config), pruner=pruner)
+    )  # fmt: skip
 
 
 def run_grid_search(

@@ -84,6 +84,22 @@ def open_storage(
 
 def _rdb_storage(url: str, engine_kwargs: dict | None, heartbeat_interval: int | None,
                  grace_period: int | None) -> RDBStorage:
+    import sqlalchemy.exc
+
+    # Workers started together on a fresh database race to create its schema; the loser
+    # sees an integrity error and simply opens the tables the winner made.
+    for attempt in range(5):
+        try:
+            return _new_rdb_storage(url, engine_kwargs, heartbeat_interval, grace_period)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
+            if attempt == 4:
+                raise
+            time.sleep(0.5 + attempt)
+    raise AssertionError("unreachable")
+
+
+def _new_rdb_storage(url: str, engine_kwargs: dict | None, heartbeat_interval: int | None,
+                     grace_period: int | None) -> RDBStorage:
     return RDBStorage(
         url,
         engine_kwargs=engine_kwargs,
@@ -108,8 +124,12 @@ def open_study(
     *,
     pruner: optuna.pruners.BasePruner | None = None,
     wait_seconds: float = 60.0,
+    claim_lock: Path | None = None,
 ) -> TrialQueue:
-    """Creates or joins study `name` (maximizing) with every point queued exactly once."""
+    """Creates or joins study `name` (maximizing) with every point queued exactly once.
+
+    With SQLite pass `claim_lock=sqlite_claim_lock(url)` (`open_queue` does).
+    """
     keys = [p.key for p in points]
     if len(set(keys)) != len(keys):
         raise ValueError(f"point keys must be unique, got {len(keys) - len(set(keys))} repeats")
@@ -119,7 +139,7 @@ def open_study(
             storage=storage, study_name=name, direction="maximize", pruner=pruner
         )
         _enqueue_missing(study, points)
-        return TrialQueue(study, storage, len(points))
+        return TrialQueue(study, storage, len(points), claim_lock)
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage, pruner=pruner)
     deadline = time.monotonic() + wait_seconds
@@ -133,7 +153,21 @@ def open_study(
             f"study {name!r} holds {marked} points but this config has {len(points)}; "
             "use the same config as the other workers, or another study or run directory"
         )
-    return TrialQueue(study, storage, len(points))
+    return TrialQueue(study, storage, len(points), claim_lock)
+
+
+def open_queue(
+    url: str,
+    name: str,
+    points: Sequence[Point],
+    *,
+    pruner: optuna.pruners.BasePruner | None = None,
+    heartbeat_interval: int | None = 20,
+    grace_period: int | None = 60,
+) -> TrialQueue:
+    """Opens the storage at `url` and creates or joins study `name` with `points` queued."""
+    storage = open_storage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    return open_study(storage, name, points, pruner=pruner, claim_lock=sqlite_claim_lock(url))
 
 
 def _enqueue_missing(study: optuna.Study, points: Sequence[Point]) -> None:
@@ -151,12 +185,14 @@ class TrialQueue:
     study: optuna.Study
     storage: optuna.storages.BaseStorage
     size: int
+    claim_lock: Path | None = None
 
     def claim(self) -> optuna.Trial | None:
         """Moves one WAITING trial to RUNNING for this worker; None when none is waiting."""
         for attempt in range(6):
             try:
-                return self._claim_once()
+                with _file_lock(self.claim_lock):
+                    return self._claim_once()
             except optuna.exceptions.StorageInternalError:
                 if attempt == 5:  # SQLite under heavy contention: "database is locked"
                     raise
@@ -245,6 +281,34 @@ class TrialQueue:
             if not self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                 return trained
             time.sleep(poll_seconds)
+
+
+@contextmanager
+def _file_lock(path: Path | None) -> Iterator[None]:
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def sqlite_claim_lock(url: str) -> Path | None:
+    """The lock file that makes claims atomic on SQLite (None for other storages).
+
+    Optuna's claim reads the trial, then updates it; PostgreSQL and MySQL lock the row
+    (SELECT ... FOR UPDATE) and the journal orders operations, but SQLite's driver reads
+    outside the write transaction, so two processes could both claim one trial (seen in
+    tests). SQLite files are local, so an flock beside the file serializes the claims.
+    """
+    if not url.startswith("sqlite:///") or url.endswith(":memory:"):
+        return None
+    return Path(url.removeprefix("sqlite:///") + ".claim.lock")
 
 
 def _heartbeat_interval(storage: optuna.storages.BaseStorage) -> int | None:

@@ -106,20 +106,31 @@ def train_trial(config: grid_lib.GridConfig, study: optuna.Study, trial: optuna.
     except Exception as err:  # a failing trial is recorded; the search goes on
         proxy.release_memory()
         message = f"{type(err).__name__}: {err}"
-        trial.set_user_attr("error", message[:2000])
         logging.warning("trial %d (%s) failed: %s", trial.number, attrs["candidate"], message)
         logging.debug("%s", traceback.format_exc())
-        study.tell(trial, state=TrialState.FAIL)
+        _finish(study, trial, {"error": message[:2000]}, state=TrialState.FAIL)
         return
-    for key, value in (("epoch_accuracies", list(result.epoch_accuracies)),
-                       ("params", result.params), ("macs", result.macs),
-                       ("seconds", result.seconds), ("peak_rss_mb", result.peak_rss_mb),
-                       ("rss_mb", proxy.current_rss_mb())):
-        trial.set_user_attr(key, value)  # fmt: skip
+    record = {"epoch_accuracies": list(result.epoch_accuracies), "params": result.params,
+              "macs": result.macs, "seconds": result.seconds,
+              "peak_rss_mb": result.peak_rss_mb, "rss_mb": proxy.current_rss_mb()}
     if result.stopped_early:
-        study.tell(trial, state=TrialState.PRUNED)
+        _finish(study, trial, record, state=TrialState.PRUNED)
     else:
-        study.tell(trial, result.epoch_accuracies[-1])
+        _finish(study, trial, record, value=result.epoch_accuracies[-1])
+
+
+def _finish(study: optuna.Study, trial: optuna.Trial, attrs: dict[str, Any], *,
+            state: TrialState = TrialState.COMPLETE, value: float | None = None) -> None:
+    """Records the trial's attributes and ends it, unless another worker already retried it."""
+    try:
+        for key, item in attrs.items():
+            trial.set_user_attr(key, item)
+        study.tell(trial, value, state=state if value is None else None)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        # Its heartbeat was late by more than grace_period, so another worker failed it and
+        # queued a retry; that retry is the one that counts.
+        logging.warning("trial %d was failed as stale by another worker; its retry counts "
+                        "(raise search.grace_period on a busy machine)", trial.number)
 
 
 def log_progress(config: grid_lib.GridConfig, queue: study_lib.TrialQueue,

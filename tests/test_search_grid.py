@@ -1,0 +1,220 @@
+"""The grid search end to end: outputs, resume after a kill, workers, PostgreSQL, failures."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from efficientnet_search import cli
+from efficientnet_search.search import grid
+from efficientnet_search.search import study as study_lib
+
+SMOKE = "configs/grid/smoke.yaml"
+# Even smaller than the smoke config: two stages, two steps, generated data (~seconds a trial).
+TINY = [
+    "proxy.blocks=[r1_k3_s11_e1_i32_o16_se0.25, r1_k3_s22_e6_i16_o24_se0.25]",
+    "proxy.steps_per_epoch=2",
+    "proxy.batch_size=16",
+    "data.source=synthetic",
+    "data.max_train=64",
+    "data.max_val=32",
+    "search.heartbeat_interval=2",
+    "search.grace_period=10",
+]
+
+
+def _config(*extra: str) -> grid.GridConfig:
+    return grid.load_grid_config(SMOKE, [*TINY, *extra], None)
+
+
+def _cli(run_dir: Path, *extra: str) -> list[str]:
+    sets = [arg for item in TINY for arg in ("--set", item)]
+    return [sys.executable, "-m", "efficientnet_search.cli", "grid", "--config", SMOKE,
+            "--run_dir", str(run_dir), *sets, *extra]  # fmt: skip
+
+
+def _trials(run_dir: Path, storage: str | None = None) -> list[optuna.trial.FrozenTrial]:
+    config = grid.load_grid_config(SMOKE, TINY, None)
+    url = study_lib.storage_url(storage, run_dir)
+    return optuna.load_study(study_name=grid.study_name(config), storage=url).get_trials()
+
+
+def _assert_each_point_completed_once(trials, points: int = 4) -> None:
+    done = [t.user_attrs["point"] for t in trials if t.state == TrialState.COMPLETE]
+    assert len(done) == points and len(set(done)) == points
+
+
+def test_candidates_are_deterministic_and_single_dimension_points_are_marked():
+    config = grid.CandidatesConfig(step=0.2, tolerance=0.2)
+    first, second = grid.enumerate_candidates(config), grid.enumerate_candidates(config)
+    assert first == second
+    kinds = {c.key: c.kind for c in first}
+    assert kinds["a2.00_b1.00_g1.00"] == "depth"  # the grid point equal to depth-only
+    assert kinds["a1.00_b1.41_g1.00"] == "width" and kinds["a1.00_b1.00_g1.41"] == "resolution"
+    assert len(kinds) == len(first) == 9
+    points = grid.grid_points(_config("search.repeats=2"))
+    again = grid.grid_points(_config("search.repeats=2"))
+    assert [p.key for p in points] == [p.key for p in again]
+    assert len({p.key for p in points}) == 8 and {p.params["seed"] for p in points} == {0, 1}
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("proxy.widht=0.5", "unknown config key proxy.'widht'"),
+        ("candidates.tolerance=0.0001", "the grid admits no candidate"),
+        ("candidates.alpha_range=[3.0, 4.0]", "the grid admits no candidate"),
+        ("data.source=imagenet_from_the_moon", "unknown data source 'imagenet_from_the_moon'"),
+        ("search.repeats=0", "search.repeats and search.workers must be >= 1"),
+    ],
+)
+def test_bad_configs_fail_with_one_clear_line(tmp_path, capsys, override, message):
+    argv = ["prog", "grid", "--config", SMOKE, "--run_dir", str(tmp_path), "--set", override]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(cli.parse_args(argv))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert not (tmp_path / "config.yaml").exists()
+
+
+def test_end_to_end_tiny_grid_writes_every_output_and_resumes(tmp_path):
+    result = grid.run_grid_search(_config(), run_dir=tmp_path)
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert set(payload["best"]) >= {"alpha", "beta", "gamma", "val_accuracy_mean",
+                                    "val_accuracy_std"}  # fmt: skip
+    assert len(payload["trials"]) == 4
+    for trial in payload["trials"]:
+        assert trial["state"] == "COMPLETE" and len(trial["epoch_accuracies"]) == 1
+        assert trial["params"] > 0 and trial["macs"] > 0 and trial["seconds"] > 0
+        assert trial["macs_ratio"] >= 1 and abs(trial["nominal_cost"] - 2) < 0.1
+    kinds = {t["kind"]: t for t in payload["trials"]}
+    assert set(kinds) == {"compound", "depth", "width", "resolution"}
+    # Rounding shows: at this tiny width and depth only resolution changes the multiply-adds.
+    assert kinds["resolution"]["macs_ratio"] > 1.9 and kinds["depth"]["macs_ratio"] == 1.0
+    report = (tmp_path / "report.md").read_text()
+    assert "cannot be told apart from noise" in report  # one seed: no winner claimed
+    assert {p.name for p in (tmp_path / "plots").glob("*.png")} == {
+        "accuracy_vs_macs.png", "beta_gamma_plane.png", "learning_curves.png"}
+    assert (tmp_path / "trials.csv").read_text().count("\n") == 5
+    assert result.summary.best is not None
+
+    again = grid.run_grid_search(_config(), run_dir=tmp_path)  # resumes: nothing to retrain
+    assert [t["seconds"] for t in again.results["trials"]] == [
+        t["seconds"] for t in payload["trials"]]
+
+
+def test_nan_trial_is_recorded_failed_and_the_search_finishes(tmp_path):
+    config = _config("proxy.learning_rate=1.0e+30", "proxy.steps_per_epoch=3",
+                     "candidates.single_dimension=false")  # fmt: skip
+    result = grid.run_grid_search(config, run_dir=tmp_path)
+    (trial,) = result.results["trials"]
+    assert trial["state"] == "FAIL" and "NonFiniteLossError" in trial["error"]
+    assert result.results["best"] is None
+    assert "Failed trials" in (tmp_path / "report.md").read_text()
+
+
+def test_resume_after_kill_during_the_second_trial(tmp_path):
+    first = subprocess.Popen(_cli(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    states: list = []
+    while time.monotonic() < deadline and first.poll() is None:
+        try:
+            states = [t.state for t in _trials(tmp_path)]
+        except Exception:  # the study is not created yet
+            states = []
+        if states.count(TrialState.COMPLETE) == 1 and TrialState.RUNNING in states:
+            break
+        time.sleep(0.2)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    assert states.count(TrialState.COMPLETE) == 1, "did not catch the second trial running"
+    before = _trials(tmp_path)
+    finished = next(t for t in before if t.state == TrialState.COMPLETE)
+
+    rerun = subprocess.run(_cli(tmp_path), capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+
+    after = _trials(tmp_path)
+    assert after[finished.number].datetime_complete == finished.datetime_complete
+    _assert_each_point_completed_once(after)
+    killed = [t for t in after if t.state == TrialState.FAIL]
+    assert len(killed) == 1 and "error" not in killed[0].user_attrs  # retried, not an error
+    assert "results:" in rerun.stdout
+
+
+def test_two_local_workers_complete_the_grid_exactly_once(tmp_path):
+    run = subprocess.run(_cli(tmp_path, "--workers", "2"), capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    trials = _trials(tmp_path)
+    assert len(trials) == 4
+    _assert_each_point_completed_once(trials)
+    assert "worker 1" in run.stderr and "worker 0" in run.stderr
+
+
+# ----------------------------------------------------------------------------- PostgreSQL
+def _postgres_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A throwaway PostgreSQL server on a free port, run as the `postgres` OS user if root."""
+    bin_dir = _postgres_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL is not installed: apt-get install postgresql")
+    pytest.importorskip("psycopg2", reason="pip install psycopg2-binary (the test extra)")
+    home = Path(tempfile.mkdtemp(prefix="pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(home, user="postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    data = home / "data"
+
+    def run(*cmd: str) -> None:
+        subprocess.run([*as_user, *cmd], check=True, capture_output=True, timeout=120)
+
+    run(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
+    run(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(home / "log"), "-w", "start",
+        "-o", f"-p {port} -h 127.0.0.1 -k {home}")  # fmt: skip
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_two_workers_on_postgresql_share_the_grid(tmp_path, postgres_url):
+    # Two separate commands, as on two machines: their own run directories, one storage.
+    runs = [subprocess.Popen(_cli(tmp_path / f"machine{i}", "--storage", postgres_url),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for i in range(2)]  # fmt: skip
+    outputs = [p.communicate(timeout=300) for p in runs]
+    assert [p.returncode for p in runs] == [0, 0], [err[-2000:] for _, err in outputs]
+    trials = _trials(tmp_path, postgres_url)
+    assert len(trials) == 4
+    _assert_each_point_completed_once(trials)
+    for i in range(2):
+        payload = json.loads((tmp_path / f"machine{i}" / "results.json").read_text())
+        assert len(payload["trials"]) == 4  # each machine reports the whole grid

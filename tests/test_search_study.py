@@ -1,0 +1,137 @@
+"""Exactly-once queues, heartbeat retry and storages of search/study.py (no TensorFlow)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from efficientnet_search.search import study as study_lib
+
+# A worker process: trains points with a fake `train` that logs each key it trains, sleeping
+# `slow` seconds on the point named by argv[4] (to be killed there).
+WORKER = textwrap.dedent(
+    """
+    import os, sys, time
+    from efficientnet_search.search import study as study_lib
+
+    url, log, n, slow_key = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    points = [study_lib.Point(f"p{i}", {"x": float(i)}) for i in range(n)]
+    queue = study_lib.open_queue(url, "test", points, heartbeat_interval=1, grace_period=3)
+
+    def train(trial):
+        key = trial.user_attrs["point"]
+        with open(log, "a") as handle:
+            handle.write(f"start {key} {os.getpid()}\\n")
+        time.sleep(60 if key == slow_key else 0.05)
+        value = trial.suggest_float("x", 0.0, 100.0)
+        queue.study.tell(trial, value)
+        with open(log, "a") as handle:
+            handle.write(f"done {key} {os.getpid()}\\n")
+
+    queue.run(train, poll_seconds=0.5)
+    """
+)
+
+
+def _start(tmp_path: Path, url: str, n: int, slow_key: str = "-") -> subprocess.Popen:
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    log = tmp_path / "trained.log"
+    return subprocess.Popen([sys.executable, str(script), url, str(log), str(n), slow_key])
+
+
+def _log(tmp_path: Path, event: str) -> list[str]:
+    path = tmp_path / "trained.log"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [line.split()[1] for line in lines if line.startswith(event)]
+
+
+def _load(url: str) -> optuna.Study:
+    return optuna.load_study(study_name="test", storage=study_lib.open_storage(url))
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_two_workers_train_every_point_exactly_once(tmp_path, kind):
+    url = f"sqlite:///{tmp_path}/study.db" if kind == "sqlite" else f"journal:{tmp_path}/j.log"
+    n = 16
+    workers = [_start(tmp_path, url, n) for _ in range(2)]
+    assert [w.wait(timeout=120) for w in workers] == [0, 0]
+
+    assert sorted(_log(tmp_path, "done")) == sorted(f"p{i}" for i in range(n))
+    trials = _load(url).get_trials()
+    assert len(trials) == n  # nothing enqueued twice by the two starting workers
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    pids = {line.split()[2] for line in (tmp_path / "trained.log").read_text().splitlines()}
+    assert len(pids) == 2  # both workers took part
+
+
+def test_killed_trial_is_retried_and_finished_trials_are_kept(tmp_path):
+    url = f"sqlite:///{tmp_path}/study.db"
+    worker = _start(tmp_path, url, 3, slow_key="p1")
+    deadline = time.monotonic() + 60
+    while "p1" not in _log(tmp_path, "start") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "p1" in _log(tmp_path, "start"), "the worker never reached the second point"
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    before = {t.number: t for t in _load(url).get_trials()}
+    assert before[0].state == TrialState.COMPLETE and before[1].state == TrialState.RUNNING
+
+    rerun = _start(tmp_path, url, 3, slow_key="-")
+    assert rerun.wait(timeout=60) == 0
+
+    after = _load(url).get_trials()
+    assert after[0].datetime_complete == before[0].datetime_complete  # not retrained
+    assert _log(tmp_path, "done").count("p0") == 1
+    assert after[1].state == TrialState.FAIL  # the killed one, failed by its stale heartbeat
+    done = [t.user_attrs["point"] for t in after if t.state == TrialState.COMPLETE]
+    assert sorted(done) == ["p0", "p1", "p2"]
+    retried = [t for t in after if t.system_attrs.get("failed_trial") == 1]
+    assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
+    assert study_lib.finished_points(after) == {"p0", "p1", "p2"}
+
+
+def test_joining_a_study_with_other_points_is_refused(tmp_path):
+    storage = study_lib.open_storage(f"sqlite:///{tmp_path}/s.db")
+    study_lib.open_study(storage, "s", [study_lib.Point("a", {"x": 1.0})])
+    with pytest.raises(ValueError, match="holds 1 points but this config has 2"):
+        study_lib.open_study(
+            storage, "s", [study_lib.Point("a", {"x": 1.0}), study_lib.Point("b", {"x": 2.0})]
+        )
+
+
+def test_reopening_does_not_enqueue_again(tmp_path):
+    storage = study_lib.open_storage(f"sqlite:///{tmp_path}/s.db")
+    points = [study_lib.Point(f"p{i}", {"x": float(i)}) for i in range(3)]
+    study_lib.open_study(storage, "s", points)
+    queue = study_lib.open_study(storage, "s", points, wait_seconds=0)
+    assert len(queue.study.get_trials()) == 3
+    assert queue.claim().user_attrs["point"] == "p0"
+
+
+def test_interrupted_enqueue_is_completed_by_the_next_worker(tmp_path):
+    storage = study_lib.open_storage(f"sqlite:///{tmp_path}/s.db")
+    study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
+    study.enqueue_trial({"x": 0.0}, {study_lib.POINT_ATTR: "p0"})  # creator died here
+    points = [study_lib.Point(f"p{i}", {"x": float(i)}) for i in range(3)]
+    queue = study_lib.open_study(storage, "s", points, wait_seconds=0.1)
+    keys = [t.user_attrs["point"] for t in queue.study.get_trials()]
+    assert keys == ["p0", "p1", "p2"]
+
+
+def test_storage_urls(tmp_path):
+    assert study_lib.storage_url(None, tmp_path) == f"sqlite:///{tmp_path.resolve()}/study.db"
+    assert study_lib.storage_url("postgresql://h/db", tmp_path) == "postgresql://h/db"
+    journal = study_lib.open_storage(str(tmp_path / "shared" / "study.log"))
+    assert isinstance(journal, optuna.storages.JournalStorage)
+    with pytest.raises(ValueError, match="storage must be an Optuna URL.*got 'nonsense'"):
+        study_lib.open_storage("nonsense")
