@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import tempfile
 import warnings
 from pathlib import Path
@@ -25,6 +24,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
+
+from efficientnet_search.jsonio import write_json
 
 FORMATS = ("savedmodel", "tflite", "tflite_int8")
 FLOAT_TOLERANCE = 1e-4  # max |p_export - p_keras| over the sample, float32 exports
@@ -169,7 +170,7 @@ def main(args: argparse.Namespace) -> None:
     check = export_model(model, args.format, args.output, sample=sample,
                          calibration=calibration)
     report = Path(str(args.output).rstrip("/") + ".check.json")
-    report.write_text(json.dumps(dataclasses.asdict(check), indent=2))
+    write_json(report, check)
     print(f"exported {args.format} to {args.output}: on {check.samples} images max |dp| "
           f"{check.max_abs_diff:.2e}, mean |dp| {check.mean_abs_diff:.2e}, top-1 agreement "
           f"{check.top1_agreement:.1%} ({'within' if check.passed else 'OUTSIDE'} "

@@ -38,6 +38,7 @@ from absl import logging
 
 from efficientnet_search import clinical
 from efficientnet_search.config import ConfigError, load_config, save_config, to_dict
+from efficientnet_search.jsonio import write_json
 from efficientnet_search.transfer import (
     BestWeights,
     ModelConfig,
@@ -176,7 +177,7 @@ def finetune(config: FinetuneConfig, run_dir: str | Path | None = None, *, split
 
     medical_report.write_all(run_dir, model, results, predictions,
                              pipes["test"] or pipes["val"], config.eval.gradcam_images)
-    results_path.write_text(json.dumps(results, indent=2, default=float))
+    write_json(results_path, results)
     logging.info("fine-tuning results, report, model card and plots written to %s", run_dir)
     return FinetuneResult(run_dir, run_dir / "model.keras", results)
 

@@ -31,6 +31,7 @@ from absl import logging
 
 from efficientnet_search import config as config_lib
 from efficientnet_search import distribute, recipe
+from efficientnet_search.jsonio import write_json
 from efficientnet_search.loop import Loop, evaluate_model, measure_input, open_logs
 
 
@@ -196,7 +197,7 @@ def _finish(loop: Loop, run_dir: Path, write_dir: Path, input_rate: float, wall:
         strategy=loop.dist.name, precision=loop.dist.precision,
         params=loop.model.count_params(), model_path=str(run_dir / "model.keras"),
     )
-    (write_dir / "results.json").write_text(json.dumps(dataclasses.asdict(result), indent=2))
+    write_json(write_dir / "results.json", result)
     return result
 
 
