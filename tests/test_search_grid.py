@@ -157,8 +157,9 @@ def test_resume_after_kill_during_the_second_trial(tmp_path):
 
 
 def test_two_local_workers_complete_the_grid_exactly_once(tmp_path):
-    run = subprocess.run(_cli(tmp_path, "--workers", "2"), capture_output=True, text=True,
-                         timeout=300)  # fmt: skip
+    # One trial per process: each worker process is replaced after every trial (flat memory).
+    command = _cli(tmp_path, "--workers", "2", "--set", "search.trials_per_process=1")
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     trials = _trials(tmp_path)
     assert len(trials) == 4

@@ -41,6 +41,7 @@ from optuna.trial import FrozenTrial, TrialState
 ENQUEUED_ATTR = "enqueued"
 POINT_ATTR = "point"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+MAX_RETRY = 3  # a trial that kills its process every time is given up after 3 retries
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +106,7 @@ def _new_rdb_storage(url: str, engine_kwargs: dict | None, heartbeat_interval: i
         engine_kwargs=engine_kwargs,
         heartbeat_interval=heartbeat_interval,
         grace_period=grace_period,
-        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(),
+        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
     )
 
 
@@ -261,14 +262,16 @@ class TrialQueue:
         *,
         poll_seconds: float = 2.0,
         on_finished: Callable[[FrozenTrial], None] | None = None,
+        max_trials: int | None = None,
     ) -> int:
         """Trains queued trials until none is waiting or running; returns how many it trained.
 
         `train(trial)` must end the trial itself (`study.tell`). While other workers still
         run trials this worker keeps polling, so it takes over one whose heartbeat stops.
+        With `max_trials` it returns after that many trials.
         """
         trained = 0
-        while True:
+        while max_trials is None or trained < max_trials:
             self.retry_stale()
             trial = self.claim()
             if trial is not None:
@@ -281,6 +284,12 @@ class TrialQueue:
             if not self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                 return trained
             time.sleep(poll_seconds)
+        return trained
+
+    def unfinished(self) -> bool:
+        """Whether any trial is still waiting or running."""
+        states = (TrialState.WAITING, TrialState.RUNNING)
+        return bool(self.study.get_trials(deepcopy=False, states=states))
 
 
 @contextmanager

@@ -34,7 +34,7 @@ class _Progress:
 
 
 def work(config: grid_lib.GridConfig, queue: study_lib.TrialQueue, *, threads: int | None,
-         verbose: int = 2) -> int:
+         verbose: int = 2, max_trials: int | None = None) -> int:
     """Trains queued trials of `queue` until none is waiting or running; returns the count."""
     proxy.configure_threads(threads)
     splits: list[Any] = []  # loaded on the first trial this worker takes
@@ -49,7 +49,7 @@ def work(config: grid_lib.GridConfig, queue: study_lib.TrialQueue, *, threads: i
         progress.trained += 1
         log_progress(config, queue, frozen, progress)
 
-    return queue.run(train, on_finished=on_finished,
+    return queue.run(train, on_finished=on_finished, max_trials=max_trials,
                      poll_seconds=min(5.0, config.search.heartbeat_interval))  # fmt: skip
 
 
@@ -60,7 +60,8 @@ def process_main(config_dict: dict, run_dir: str, storage: str | None, threads: 
     config = config_lib.from_dict(grid_lib.GridConfig, config_dict)
     queue = grid_lib.open_queue(config, Path(run_dir), storage)
     logging.info("worker %d: %s threads", index, threads or "all")
-    work(config, queue, threads=threads, verbose=0)
+    work(config, queue, threads=threads, verbose=0,
+         max_trials=config.search.trials_per_process or None)
 
 
 def load_data(config: grid_lib.GridConfig):
