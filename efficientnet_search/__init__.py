@@ -33,7 +33,34 @@ from efficientnet_search.scaling import (
 
 __version__ = "0.1.0"
 
+# Heavier entry points (Optuna, the training loop, clinical metrics) load on first use, so
+# `import efficientnet_search` and `efficientnet-search build` stay quick. The `train` and
+# `finetune` functions live in the modules of the same names:
+# `from efficientnet_search.train import train`.
+_LAZY = {
+    "run_grid_search": "efficientnet_search.search.grid",
+    "GridConfig": "efficientnet_search.search.grid",
+    "TrainConfig": "efficientnet_search.train",
+    "FinetuneConfig": "efficientnet_search.finetune",
+    "load_splits": "efficientnet_search.data",
+    "make_pipeline": "efficientnet_search.data",
+    "model_cost": "efficientnet_search.cost",
+    "spec_cost": "efficientnet_search.cost",
+    "load_reference_weights": "efficientnet_search.weights",
+    "scale_family": "efficientnet_search.family",
+    "load_config": "efficientnet_search.config",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'efficientnet_search' has no attribute {name!r}")
+
 __all__ = [
+    *_LAZY,
     "B0_BLOCK_STRINGS",
     "BlockArgs",
     "EfficientNetB0",

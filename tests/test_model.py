@@ -118,3 +118,12 @@ def test_mixed_precision_outputs_float32(policy):
         assert np.allclose(keras.ops.sum(out, axis=-1), 1.0, atol=1e-3)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_public_api_names_all_resolve():
+    import efficientnet_search
+
+    for name in efficientnet_search.__all__:
+        assert getattr(efficientnet_search, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        efficientnet_search.nope  # noqa: B018
