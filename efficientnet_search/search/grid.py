@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import multiprocessing
 import os
 import random
@@ -30,6 +29,7 @@ import optuna
 from absl import logging
 
 from efficientnet_search import config as config_lib
+from efficientnet_search.jsonio import write_json
 from efficientnet_search.scaling import Candidate, grid_candidates
 from efficientnet_search.search import results as results_lib
 from efficientnet_search.search import study as study_lib
@@ -302,7 +302,7 @@ def write_outputs(
     payload["study"] = {"name": queue.study.study_name, "points": queue.size}
     results_lib.write_trials_csv(records, run_dir / "trials.csv")
     results_path = run_dir / "results.json"
-    results_path.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n")
+    write_json(results_path, payload)
     report_path = report.write_report(run_dir, payload, config_lib.to_dict(config))
     logging.info("%s", payload["verdict"])
     print(f"results: {results_path}\nreport:  {report_path}\nplots:   {run_dir / 'plots'}")
@@ -330,14 +330,6 @@ def trial_record(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
         "nominal_cost": attrs["alpha"] * attrs["beta"] ** 2 * attrs["gamma"] ** 2,
         "seconds": seconds,
     }  # fmt: skip
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot serialize {type(value).__name__}")
 
 
 def load_grid_config(path: str, overrides: list[str], seed: int | None) -> GridConfig:
