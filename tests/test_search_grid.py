@@ -19,6 +19,7 @@ import pytest
 from optuna.trial import TrialState
 
 from efficientnet_search import cli
+from efficientnet_search import config as config_lib
 from efficientnet_search.search import grid
 from efficientnet_search.search import study as study_lib
 
@@ -219,3 +220,16 @@ def test_two_workers_on_postgresql_share_the_grid(tmp_path, postgres_url):
     for i in range(2):
         payload = json.loads((tmp_path / f"machine{i}" / "results.json").read_text())
         assert len(payload["trials"]) == 4  # each machine reports the whole grid
+
+
+def test_candidates_that_build_the_same_proxy_are_trained_once():
+    quick = Path(__file__).parents[1] / "configs/grid/fashion_mnist_quick.yaml"
+    config = config_lib.load_config(grid.GridConfig, quick)
+    keys = {c.key for c in grid.distinct_architectures(
+        grid.enumerate_candidates(config.candidates), config.proxy)}
+    # alpha 1.8 and 2.0 add the same blocks at depth 0.25; gamma 1.40 and 1.41 are both 45 px.
+    assert "a2.00_b1.00_g1.00" in keys and "a1.80_b1.00_g1.00" not in keys
+    assert "a1.00_b1.00_g1.41" in keys and "a1.00_b1.00_g1.40" not in keys
+    assert len(keys) == 7
+    points = grid.grid_points(config)
+    assert len(points) == 7 * config.search.repeats

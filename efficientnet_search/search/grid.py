@@ -167,13 +167,37 @@ def enumerate_candidates(config: CandidatesConfig) -> tuple[Candidate, ...]:
     return tuple(by_key.values())
 
 
+def distinct_architectures(
+    candidates: tuple[Candidate, ...], proxy: ProxyConfig
+) -> list[Candidate]:
+    """Drops candidates whose proxy model is identical to another's, keeping one of each.
+
+    Channel rounding, ceil of repeats and integer resolutions map nearby coefficients to the
+    same network (on the quick proxy, alpha 1.8 and 2.0 both give every stage 1 extra block).
+    Training both would spend compute twice and count one model's seed noise twice. The
+    single-dimension point is kept where it has a compound twin, as the report needs it.
+    """
+    kept: dict[tuple, Candidate] = {}
+    for candidate in sorted(candidates, key=lambda c: c.kind == "compound"):
+        spec = proxy.spec(candidate.alpha, candidate.beta, candidate.gamma, num_classes=1)
+        signature = (spec.scaling.resolution, tuple(b.args for b in spec.planned_blocks()),
+                     spec.stem_channels, spec.head_channels)
+        if signature in kept:
+            logging.info("%s builds the same proxy as %s: trained once", candidate.key,
+                         kept[signature].key)
+            continue
+        kept[signature] = candidate
+    survivors = set(map(id, kept.values()))
+    return [c for c in candidates if id(c) in survivors]
+
+
 def grid_points(config: GridConfig) -> list[study_lib.Point]:
     """Every (candidate, seed), seed rounds in order, candidates shuffled (seeded) per round.
 
     The shuffle spreads early trials over the grid, which pruners and partial results need;
     it depends only on the config, so every worker computes the same list.
     """
-    candidates = list(enumerate_candidates(config.candidates))
+    candidates = distinct_architectures(enumerate_candidates(config.candidates), config.proxy)
     points = []
     for repeat in range(config.search.repeats):
         order = candidates[:]
