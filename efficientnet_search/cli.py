@@ -17,6 +17,9 @@ from absl import app, flags, logging
 from absl.flags import argparse_flags
 
 EXIT_USAGE = 2
+# distribute.STRATEGY_NAMES, spelled out so parsing flags does not import TensorFlow
+# (tests/test_cli.py keeps the two equal).
+STRATEGY_CHOICES = ("auto", "cpu", "gpu", "mirrored", "multi_worker", "tpu")
 
 
 # ----------------------------------------------------------------------------- build
@@ -76,7 +79,7 @@ def _run_grid(args: argparse.Namespace) -> None:
 def _add_train(parser: argparse.ArgumentParser) -> None:
     _add_config_flags(parser)
     parser.add_argument(
-        "--strategy", choices=["auto", "cpu", "gpu", "multi_worker", "tpu"], default=None
+        "--strategy", choices=STRATEGY_CHOICES, default=None
     )
     parser.add_argument("--tpu", help="TPU name or address for the cluster resolver")
     parser.add_argument("--seed", type=int, help="random seed")

@@ -74,3 +74,12 @@ def test_bad_flags_exit_2_with_one_line(argv, message):
     lines = [line for line in result.stderr.splitlines() if "efficientnet-search" in line]
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_strategy_flag_accepts_every_strategy_name():
+    from efficientnet_search import cli, distribute
+
+    assert cli.STRATEGY_CHOICES == distribute.STRATEGY_NAMES
+    args = parse_args(["efficientnet-search", "train", "--config", "x.yaml",
+                       "--strategy", "mirrored"])
+    assert args.strategy == "mirrored"
