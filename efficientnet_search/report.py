@@ -55,6 +55,7 @@ def _markdown(results: Mapping[str, Any], config: Mapping[str, Any],
             f"{_fmt(best['val_accuracy_std'])} over {best['seeds']} seed(s)).", "",
         ]  # fmt: skip
     lines += ["## Candidates", "", _candidate_table(results.get("candidates", []), best_set), ""]
+    lines += _rung_lines(results.get("rungs"))
     lines += _compute_lines(trials, config)
     failed = [t for t in trials if t["state"] == "FAIL" and t.get("error")]
     if failed:
@@ -72,6 +73,29 @@ def _markdown(results: Mapping[str, Any], config: Mapping[str, Any],
               "of repeats and integer resolution make them differ).", ""]
     lines += ["## Plots", ""] + [f"![{name}](plots/{name})" for name in plots] + [""]
     return "\n".join(lines)
+
+
+def _rung_lines(rungs: Sequence[Mapping[str, Any]] | None) -> list[str]:
+    """Candidate halving: each candidate's mean accuracy at every rung it reached."""
+    if not rungs:
+        return []
+    header = "| candidate | " + " | ".join(
+        f"rung {r['rung']} ({r['epochs']:.3g} epochs)" for r in rungs) + " |"
+    means: dict[str, dict[int, str]] = {}
+    for r in rungs:
+        for c in r["candidates"]:
+            moved = "**" if c["key"] in r["promoted"] else ""
+            means.setdefault(c["key"], {})[r["rung"]] = f"{moved}{c['mean']:.4f}{moved}"
+    order = sorted(means, key=lambda key: (-len(means[key]), key))
+    rows = [header, "|" + "---|" * (len(rungs) + 1)]
+    rows += ["| " + " | ".join([key] + [means[key].get(r["rung"], "") for r in rungs]) + " |"
+             for key in order]  # fmt: skip
+    return ["## Successive halving", "",
+            "The candidates above are those of the last rung reached. Each rung trained every "
+            "candidate that reached it, all seeds, from scratch; the best 1/"
+            f"{rungs[0]['reduction_factor']} by mean (bold) moved up. Mean validation "
+            "accuracy per rung:", "",
+            *rows, ""]  # fmt: skip
 
 
 def _candidate_table(candidates: Sequence[Mapping[str, Any]], best_set) -> str:
@@ -97,7 +121,7 @@ def _compute_lines(trials: Sequence[Mapping[str, Any]], config: Mapping[str, Any
     rss = [t["rss_mb"] for t in trials if t.get("rss_mb")]
     lines = ["## Compute", "",
              f"Trials: {', '.join(f'{n} {s.lower()}' for s, n in sorted(states.items()))}; "
-             f"{epochs} training epochs, {seconds / 60:.1f} trial-minutes."]  # fmt: skip
+             f"{epochs:.4g} training epochs, {seconds / 60:.1f} trial-minutes."]  # fmt: skip
     if rss:
         lines.append(f"Resident memory after each trial: {min(rss):.0f}-{max(rss):.0f} MiB.")
     return lines + [""]
@@ -163,15 +187,16 @@ def _plot_plane(results: Mapping[str, Any], path: Path) -> str | None:
 
 
 def _plot_learning_curves(results: Mapping[str, Any], path: Path) -> str | None:
-    trials = [t for t in results.get("trials", []) if t.get("epoch_accuracies")]
+    trials = [t for t in results.get("trials", []) if t.get("curve")]
     if not trials:
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for t in trials:
-        curve = t["epoch_accuracies"]
+        epochs = [point[0] for point in t["curve"]]  # (epochs trained, accuracy) a pass
+        accuracies = [point[1] for point in t["curve"]]
         style = "-" if t["state"] == "COMPLETE" else ":"
-        ax.plot(range(1, len(curve) + 1), curve, style, alpha=0.6, marker=".")
+        ax.plot(epochs, accuracies, style, alpha=0.6, marker=".")
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy")
     ax.set_title("Learning curves (dotted: pruned or failed)")

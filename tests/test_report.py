@@ -20,11 +20,13 @@ def _run_dir(tmp_path, accuracies):
                 "number": number * 10 + seed, "candidate": key, "kind": kind, "alpha": alpha,
                 "beta": beta, "gamma": gamma, "seed": seed, "state": "COMPLETE",
                 "val_accuracy": value, "epoch_accuracies": [value - 0.1, value], "epochs": 2,
+                "curve": [[0.5, value - 0.2], [1, value - 0.1], [1.5, value], [2, value]],
                 "macs_ratio": 2.0 + 0.1 * number, "nominal_cost": alpha * beta**2 * gamma**2,
                 "params": 1000, "seconds": 3.0, "rss_mb": 500.0,
             })  # fmt: skip
     records.append({**records[0], "number": 99, "state": "FAIL", "val_accuracy": None,
-                    "epoch_accuracies": [], "epochs": 0, "error": "NonFiniteLossError: nan"})
+                    "epoch_accuracies": [], "curve": [], "epochs": 0,
+                    "error": "NonFiniteLossError: nan"})
     payload = results.to_json(results.summarize(records), records)
     (tmp_path / "results.json").write_text(json.dumps(payload))
     (tmp_path / "config.yaml").write_text("name: handmade\n")

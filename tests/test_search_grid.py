@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 from efficientnet_search import cli
 from efficientnet_search import config as config_lib
 from efficientnet_search.search import grid
+from efficientnet_search.search import rungs as rungs_lib
 from efficientnet_search.search import study as study_lib
 
 SMOKE = "configs/grid/smoke.yaml"
@@ -233,3 +234,52 @@ def test_candidates_that_build_the_same_proxy_are_trained_once():
     assert len(keys) == 7
     points = grid.grid_points(config)
     assert len(points) == 7 * config.search.repeats
+
+
+# ----------------------------------------------------------------------------- halving
+HALVING = ["proxy.epochs=2", "proxy.evals_per_epoch=2", "proxy.steps_per_epoch=4",
+           "search.repeats=2", "search.pruner=candidate_halving",
+           "search.pruner_reduction_factor=2", "search.pruner_min_epochs=0.5"]  # fmt: skip
+
+
+def test_rung_budgets_shrink_by_the_factor_down_to_the_first_rung():
+    assert rungs_lib.budgets(9, 1, 3, halving=True) == (1, 3, 9)
+    assert rungs_lib.budgets(3, 1, 3, halving=True) == (1, 3)
+    assert rungs_lib.budgets(9, 2, 3, halving=True) == (3, 9)
+    assert rungs_lib.budgets(9, 1, 4, halving=True) == (2, 9)
+    assert rungs_lib.budgets(9, 1, 3, halving=False) == (9,)
+    assert grid.budgets(_config(*HALVING)) == (1, 2, 4)
+    # The quick grid: 7 candidates at 1/3 epoch, 3 at 1, 1 at 3 (of 3 epochs each).
+    assert rungs_lib.planned_share(7, (1, 3, 9), 3) == pytest.approx((7 + 9 + 9) / 63)
+
+
+def test_candidate_halving_with_two_workers_trains_the_best_candidates_longer(tmp_path):
+    sets = [arg for item in HALVING for arg in ("--set", item)]
+    run = subprocess.run(_cli(tmp_path, "--workers", "2", *sets), capture_output=True,
+                         text=True, timeout=400)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    payload = json.loads((tmp_path / "results.json").read_text())
+    trials = payload["trials"]
+    by_rung = {r: [t for t in trials if t["rung"] == r] for r in range(3)}
+    assert [len(by_rung[r]) for r in range(3)] == [8, 4, 2]  # 4 -> 2 -> 1 candidates, 2 seeds
+    assert all(t["state"] == "COMPLETE" for t in trials)
+    assert len({(t["rung"], t["candidate"], t["seed"]) for t in trials}) == 14  # each once
+    assert [t["epochs"] for t in (by_rung[0][0], by_rung[1][0], by_rung[2][0])] == [0.5, 1, 2]
+    for lower, upper in ((0, 1), (1, 2)):
+        means = {c["key"]: c["mean"] for c in payload["rungs"][lower]["candidates"]}
+        moved = {t["candidate"] for t in by_rung[upper]}
+        assert min(means[k] for k in moved) >= max(means[k] for k in set(means) - moved)
+        assert set(payload["rungs"][lower]["promoted"]) == moved
+    # Only epoch ends and the rung's budget are validated, and a restart with the same seed
+    # repeats the shorter run: rung 2's first epoch is rung 1's.
+    assert [len(t["curve"]) for t in trials] == [1] * 8 + [1] * 4 + [2] * 2
+    shorter = {(t["candidate"], t["seed"]): t["curve"] for t in by_rung[1]}
+    for t in by_rung[2]:
+        assert t["curve"][0] == shorter[t["candidate"], t["seed"]][0]
+    (winner,) = {t["candidate"] for t in by_rung[2]}
+    assert payload["best"]["key"] == winner and payload["best"]["seeds"] == 2
+    assert "only candidate" in payload["verdict"]
+    assert "## Successive halving" in (tmp_path / "report.md").read_text()
+
+    again = grid.run_grid_search(_config(*HALVING), run_dir=tmp_path)  # resumes: trains nothing
+    assert [t["seconds"] for t in again.results["trials"]] == [t["seconds"] for t in trials]

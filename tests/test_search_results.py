@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from efficientnet_search.search import results
+from efficientnet_search.search import results, rungs
 
 
 def _records(accuracies: dict[str, list[float]], state: str = "COMPLETE") -> list[dict]:
@@ -81,3 +81,18 @@ def test_results_json_and_trials_csv(tmp_path):
 def test_bad_confidence_is_refused():
     with pytest.raises(ValueError, match="confidence must be in"):
         results.summarize([], confidence=1.5)
+
+
+def test_a_lone_candidate_is_not_called_a_winner():
+    summary = results.summarize(_records({"a1_b1_g1": [0.9, 0.91]}))
+    text = results.verdict(summary)
+    assert "only candidate" in text and "larger than seed noise" not in text
+
+
+def test_halving_promotes_the_best_third_by_mean_and_skips_failed_candidates():
+    records = _records({"a1_b1_g1": [0.5, 0.7], "a2_b1_g1": [0.65, 0.64],
+                        "a1_b2_g1": [0.3, 0.2], "a1_b1_g2": [0.9, 0.1]})  # fmt: skip
+    records += _records({"a3_b1_g1": [0.99]}, state="FAIL")
+    assert rungs.promoted(records, 3) == ["a2_b1_g1", "a1_b1_g1"]  # ceil(4 / 3) = 2
+    assert rungs.promoted(records, 4) == ["a2_b1_g1"]
+    assert rungs.promoted([], 3) == []

@@ -74,8 +74,9 @@ def test_two_workers_train_every_point_exactly_once(tmp_path, kind):
     assert len(pids) == 2  # both workers took part
 
 
-def test_killed_trial_is_retried_and_finished_trials_are_kept(tmp_path):
-    url = f"sqlite:///{tmp_path}/study.db"
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_killed_trial_is_retried_and_finished_trials_are_kept(tmp_path, kind):
+    url = f"sqlite:///{tmp_path}/study.db" if kind == "sqlite" else f"journal:{tmp_path}/j.log"
     worker = _start(tmp_path, url, 3, slow_key="p1")
     deadline = time.monotonic() + 60
     while "p1" not in _log(tmp_path, "start") and time.monotonic() < deadline:
@@ -135,3 +136,22 @@ def test_storage_urls(tmp_path):
     assert isinstance(journal, optuna.storages.JournalStorage)
     with pytest.raises(ValueError, match="storage must be an Optuna URL.*got 'nonsense'"):
         study_lib.open_storage("nonsense")
+
+
+def test_journal_heartbeat_retries_a_silent_trial_once_and_spares_a_beating_one(tmp_path):
+    url = f"journal:{tmp_path}/j.log"
+    points = [study_lib.Point("a", {"x": 1.0}), study_lib.Point("b", {"x": 2.0})]
+    # Two workers, each with its own storage handle.
+    first, second = (study_lib.open_queue(url, "test", points, heartbeat_interval=1,
+                                          grace_period=2) for _ in range(2))  # fmt: skip
+    silent, beating = first.claim(), second.claim()  # silent: its worker "died" after claiming
+    with second.heartbeat(beating):
+        time.sleep(3)
+        first.retry_stale()
+        second.retry_stale()  # sees the failure and must not queue a second retry
+    trials = _load(url).get_trials()
+    assert trials[silent.number].state == TrialState.FAIL
+    assert trials[beating.number].state == TrialState.RUNNING
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == silent.number]
+    assert [t.state for t in retries] == [TrialState.WAITING]
+    assert retries[0].user_attrs["point"] == trials[silent.number].user_attrs["point"]

@@ -32,6 +32,7 @@ from efficientnet_search import config as config_lib
 from efficientnet_search.jsonio import write_json
 from efficientnet_search.scaling import Candidate, grid_candidates
 from efficientnet_search.search import results as results_lib
+from efficientnet_search.search import rungs as rungs_lib
 from efficientnet_search.search import study as study_lib
 from efficientnet_search.search.proxy import ProxyConfig
 
@@ -85,8 +86,12 @@ class SearchConfig:
       repeats: seeds per candidate (>= 2 to judge seed noise). Seed r is `seed + r` for every
         candidate (common random numbers: candidates differ in architecture, not luck).
       seed: base seed (also chooses the validation split and the queue order).
-      pruner: none, successive_halving or hyperband, on per-epoch validation accuracy.
-      pruner_min_epochs, pruner_reduction_factor: the pruner's first rung and its ratio.
+      pruner: none; candidate_halving (synchronous successive halving over candidates,
+        rungs.py: cost known in advance, independent of trial order); or Optuna's
+        asynchronous successive_halving / hyperband on single trials, deciding at each
+        validation pass (`proxy.evals_per_epoch` an epoch).
+      pruner_min_epochs, pruner_reduction_factor: the pruner's first rung (in epochs, may be
+        a fraction: 1/3 with three passes an epoch) and its ratio.
       workers, threads: local worker processes and TensorFlow threads per worker (default:
         the CPU cores divided by the workers).
       heartbeat_interval, grace_period: seconds; a trial silent for the grace period is
@@ -100,8 +105,8 @@ class SearchConfig:
 
     repeats: int = 2
     seed: int = 0
-    pruner: Literal["none", "successive_halving", "hyperband"] = "none"
-    pruner_min_epochs: int = 1
+    pruner: Literal["none", "candidate_halving", "successive_halving", "hyperband"] = "none"
+    pruner_min_epochs: float = 1.0
     pruner_reduction_factor: int = 3
     workers: int = 1
     threads: int | None = None
@@ -116,6 +121,11 @@ class SearchConfig:
             raise ValueError(
                 f"search.repeats and search.workers must be >= 1, got repeats={self.repeats}, "
                 f"workers={self.workers}"
+            )
+        if not self.pruner_min_epochs > 0 or self.pruner_reduction_factor < 2:
+            raise ValueError(
+                f"search.pruner_min_epochs must be > 0 and search.pruner_reduction_factor >= 2, "
+                f"got {self.pruner_min_epochs} and {self.pruner_reduction_factor}"
             )
         if self.grace_period <= self.heartbeat_interval:
             raise ValueError(
@@ -225,26 +235,40 @@ def study_name(config: GridConfig) -> str:
     return f"grid-{config.name}-{digest}"
 
 
-def make_pruner(config: SearchConfig, epochs: int) -> optuna.pruners.BasePruner:
-    """The configured Optuna pruner over epochs (steps 1..epochs)."""
+def make_pruner(config: SearchConfig, proxy: ProxyConfig) -> optuna.pruners.BasePruner:
+    """The configured Optuna pruner; its steps are validation passes 1..proxy.evaluations.
+
+    Candidate halving prunes between rungs (rungs.py), so inside a rung nothing is pruned.
+    """
+    min_resource = max(1, round(config.pruner_min_epochs * proxy.evals_per_epoch))
     if config.pruner == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=config.pruner_min_epochs,
-            reduction_factor=config.pruner_reduction_factor,
-        )
+            min_resource=min_resource, reduction_factor=config.pruner_reduction_factor,
+        )  # fmt: skip
     if config.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(
-            min_resource=config.pruner_min_epochs, max_resource=epochs,
+            min_resource=min_resource, max_resource=proxy.evaluations,
             reduction_factor=config.pruner_reduction_factor,
         )  # fmt: skip
     return optuna.pruners.NopPruner()
 
 
-def open_queue(config: GridConfig, run_dir: Path, storage: str | None) -> study_lib.TrialQueue:
-    """Opens (or joins) the study of `config`, every grid point queued once."""
-    return study_lib.open_queue(
-        study_lib.storage_url(storage, run_dir), study_name(config), grid_points(config),
-        pruner=make_pruner(config.search, config.proxy.epochs),
+def budgets(config: GridConfig) -> tuple[int, ...]:
+    """Validation passes trained at each rung (one rung unless candidate halving)."""
+    search = config.search
+    return rungs_lib.budgets(
+        config.proxy.evaluations,
+        max(1, round(search.pruner_min_epochs * config.proxy.evals_per_epoch)),
+        search.pruner_reduction_factor, search.pruner == rungs_lib.HALVING,
+    )  # fmt: skip
+
+
+def open_ladder(config: GridConfig, run_dir: Path, storage: str | None) -> rungs_lib.Ladder:
+    """Opens (or joins) the study of `config`: its rungs, every grid point queued once."""
+    return rungs_lib.open_ladder(
+        grid_points(config), budgets(config), config.search.pruner_reduction_factor,
+        study_lib.storage_url(storage, run_dir), study_name(config),
+        pruner=make_pruner(config.search, config.proxy),
         heartbeat_interval=config.search.heartbeat_interval,
         grace_period=config.search.grace_period,
     )  # fmt: skip
@@ -271,23 +295,31 @@ def run_grid_search(
     workers = workers or config.search.workers
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers=}")
-    points = grid_points(config)
     config_lib.save_config(config, run_dir)
-    queue = open_queue(config, run_dir, storage)
+    ladder = open_ladder(config, run_dir, storage)
+    points = len(ladder.points0)
     logging.info("grid %s: %d candidates x %d seeds = %d trials; storage %s",
-                 config.name, len(points) // config.search.repeats, config.search.repeats,
-                 len(points), study_lib.storage_url(storage, run_dir))  # fmt: skip
+                 config.name, points // config.search.repeats, config.search.repeats,
+                 points, study_lib.storage_url(storage, run_dir))  # fmt: skip
+    if len(ladder.budgets) > 1:
+        factor = config.search.pruner_reduction_factor
+        logging.info(
+            "candidate halving: rungs of %s epochs, the best 1/%d candidates move up; planned "
+            "compute %.0f%% of an exhaustive search",
+            ", ".join(f"{b / config.proxy.evals_per_epoch:.3g}" for b in ladder.budgets), factor,
+            100 * rungs_lib.planned_share(points // config.search.repeats, ladder.budgets, factor),
+        )  # fmt: skip
     threads = config.search.threads or (max(1, (os.cpu_count() or 1) // workers)
                                         if workers > 1 else None)
     if workers == 1 and not config.search.trials_per_process:
-        worker.work(config, queue, threads=threads)
+        worker.work(config, ladder, threads=threads)
     else:
-        _run_local_workers(config, queue, run_dir, storage, workers, threads)
-    return write_outputs(config, queue, run_dir)
+        _run_local_workers(config, ladder, run_dir, storage, workers, threads)
+    return write_outputs(config, ladder, run_dir)
 
 
 def _run_local_workers(
-    config: GridConfig, queue: study_lib.TrialQueue, run_dir: Path, storage: str | None,
+    config: GridConfig, ladder: rungs_lib.Ladder, run_dir: Path, storage: str | None,
     workers: int, threads: int | None,
 ) -> None:
     """Keeps `workers` spawned worker processes busy, replacing each that exits while trials
@@ -304,8 +336,8 @@ def _run_local_workers(
             if process is not None and process.exitcode:
                 logging.warning("%s exited with code %s", process.name, process.exitcode)
             slots[index] = None
-            if queue.unfinished() and (process is None or config.search.trials_per_process
-                                       or process.exitcode):  # fmt: skip
+            if not ladder.finished() and (process is None or config.search.trials_per_process
+                                          or process.exitcode):  # fmt: skip
                 slots[index] = context.Process(target=worker.process_main, args=(*args, index),
                                                name=f"grid-worker-{index}")  # fmt: skip
                 slots[index].start()
@@ -314,16 +346,26 @@ def _run_local_workers(
         time.sleep(1.0)
 
 
-def write_outputs(
-    config: GridConfig, queue: study_lib.TrialQueue, run_dir: Path
-) -> GridResult:
-    """Writes trials.csv, results.json, report.md and plots from the study's trials."""
+def write_outputs(config: GridConfig, ladder: rungs_lib.Ladder, run_dir: Path) -> GridResult:
+    """Writes trials.csv, results.json, report.md and plots from the study's trials.
+
+    The verdict is drawn from the highest rung with completed trials (the only rung
+    without candidate halving); lower rungs are summarized under `rungs`.
+    """
     from efficientnet_search import report
 
-    records = [trial_record(t) for t in queue.point_trials()]
-    summary = results_lib.summarize(records, config.search.confidence)
+    ladder.current()
+    by_rung = {rung.index: [trial_record(t) for t in rung.queue.point_trials()]
+               for rung in ladder.rungs()}  # fmt: skip
+    records = [record for rung in sorted(by_rung) for record in by_rung[rung]]
+    top = max((r for r, group in by_rung.items()
+               if any(t["state"] == "COMPLETE" for t in group)), default=0)  # fmt: skip
+    summary = results_lib.summarize(by_rung.get(top, []), config.search.confidence)
     payload = results_lib.to_json(summary, records)
-    payload["study"] = {"name": queue.study.study_name, "points": queue.size}
+    payload["study"] = {"name": study_name(config), "points": len(ladder.points0)}
+    if len(ladder.budgets) > 1:
+        payload["rungs"] = rungs_lib.rung_summaries(
+            ladder, by_rung, config.proxy.evals_per_epoch, config.search.confidence)
     results_lib.write_trials_csv(records, run_dir / "trials.csv")
     results_path = run_dir / "results.json"
     write_json(results_path, payload)
@@ -337,18 +379,21 @@ def trial_record(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     """A plain record of one trial (see results.TRIAL_FIELDS)."""
     attrs = trial.user_attrs
     accuracies = list(attrs.get("epoch_accuracies", []))
+    curve = [tuple(point) for point in attrs.get("curve") or enumerate(accuracies, 1)]
     seconds = attrs.get("seconds")
     if seconds is None and trial.datetime_complete and trial.datetime_start:
         seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
     return {
         "number": trial.number,
+        "rung": attrs.get("rung", 0),
         "candidate": attrs.get("candidate"),
         "kind": attrs.get("kind", "compound"),
         **{k: attrs.get(k) for k in ("alpha", "beta", "gamma", "seed")},
         "state": trial.state.name,
-        "val_accuracy": accuracies[-1] if accuracies else None,
+        "val_accuracy": curve[-1][1] if curve else None,
         "epoch_accuracies": accuracies,
-        "epochs": len(accuracies),
+        "curve": [list(point) for point in curve],
+        "epochs": curve[-1][0] if curve else 0,
         **{k: attrs.get(k) for k in ("params", "macs", "macs_ratio", "resolution", "width",
                                      "depth", "peak_rss_mb", "rss_mb", "error")},
         "nominal_cost": attrs["alpha"] * attrs["beta"] ** 2 * attrs["gamma"] ** 2,

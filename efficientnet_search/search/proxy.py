@@ -17,7 +17,7 @@ import resource
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Literal
 
 import keras
@@ -41,6 +41,8 @@ class ProxyConfig:
       bn_momentum: batch-norm momentum (0.9 suits short runs).
       optimizer, learning_rate, batch_size: a constant-rate optimizer.
       epochs: training epochs; `steps_per_epoch` (optional) caps each epoch's steps.
+      evals_per_epoch: validation passes per epoch (evenly spaced, the last at the epoch's
+        end). A pruner decides at each, so more passes let it stop weak candidates sooner.
       augment: training augmentation (see data.make_pipeline).
       strategy: tf.distribute strategy name per trial (cpu, gpu, mirrored, tpu; distribute.py).
     """
@@ -57,6 +59,7 @@ class ProxyConfig:
     batch_size: int = 128
     epochs: int = 3
     steps_per_epoch: int | None = None
+    evals_per_epoch: int = 1
     augment: str = "none"
     strategy: str = "cpu"
 
@@ -71,6 +74,13 @@ class ProxyConfig:
             )
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise ValueError(f"proxy.steps_per_epoch must be >= 1, got {self.steps_per_epoch}")
+        if self.evals_per_epoch < 1:
+            raise ValueError(f"proxy.evals_per_epoch must be >= 1, got {self.evals_per_epoch}")
+
+    @property
+    def evaluations(self) -> int:
+        """Validation passes of a full run: the pruner's steps are 1..evaluations."""
+        return self.epochs * self.evals_per_epoch
 
     def spec(self, alpha: float, beta: float, gamma: float, num_classes: int) -> ModelSpec:
         """The candidate's architecture (phi=1 scaling of the proxy baseline)."""
@@ -95,6 +105,7 @@ class ProxyResult:
     """What one proxy run produced."""
 
     epoch_accuracies: tuple[float, ...]
+    curve: tuple[tuple[float, float], ...]
     params: int
     macs: int
     seconds: float
@@ -106,8 +117,8 @@ class NonFiniteLossError(FloatingPointError):
     """Training diverged (loss NaN or infinite): the trial fails, the search goes on."""
 
 
-# Called after each epoch with (epoch index from 0, val accuracy); returns True to stop.
-EpochReport = Callable[[int, float], bool]
+# Called after each validation pass with (pass number from 1, val accuracy); True stops.
+EvalReport = Callable[[int, float], bool]
 
 
 def configure_threads(threads: int | None) -> None:
@@ -125,7 +136,8 @@ def train_proxy(
     beta: float,
     gamma: float,
     seed: int,
-    report: EpochReport | None = None,
+    report: EvalReport | None = None,
+    passes: Collection[int] | None = None,
     verbose: int = 0,
 ) -> ProxyResult:
     """Trains candidate (alpha, beta, gamma) with `seed`; frees the model before returning.
@@ -135,7 +147,9 @@ def train_proxy(
       splits: a data.DataSplits (train and val are used, never test).
       alpha, beta, gamma: the candidate's depth, width and resolution coefficients.
       seed: seeds weights, dropout and shuffling.
-      report: per-epoch callback (pruning); returning True stops training.
+      report: called after each validation pass with its number (pruning); returning True
+        stops training.
+      passes: the pass numbers inside epochs to run (default: all); epoch ends always run.
       verbose: Keras fit verbosity.
 
     Raises:
@@ -159,15 +173,18 @@ def train_proxy(
         splits.val, resolution=resolution, batch_size=max(config.batch_size, 256),
         training=False,
     )  # fmt: skip
-    watcher = _EpochWatcher(report)
+    steps_per_epoch = config.steps_per_epoch or math.ceil(
+        splits.sizes["train"] / config.batch_size)
+    watcher = _Watcher(report, val, steps_per_epoch, config.evals_per_epoch, passes)
     with warnings.catch_warnings():  # Keras warns that fit's shuffle=True skips a tf.data input
         warnings.filterwarnings("ignore", message=".*shuffle=True.*")
         model.fit(
-            train, validation_data=val, epochs=config.epochs,
+            train, epochs=config.epochs,
             steps_per_epoch=config.steps_per_epoch, callbacks=[watcher], verbose=verbose,
         )  # fmt: skip
     result = ProxyResult(
         epoch_accuracies=tuple(watcher.accuracies),
+        curve=tuple(watcher.curve),
         params=int(model.count_params()),
         macs=spec_cost(spec).macs,
         seconds=time.perf_counter() - start,
@@ -200,36 +217,76 @@ def _compiled_model(config: ProxyConfig, spec: ModelSpec, multi_label: bool) -> 
     return model
 
 
-class _EpochWatcher(keras.callbacks.Callback):
-    """Collects val accuracy per epoch, stops on a non-finite loss or when told to."""
+class _Watcher(keras.callbacks.Callback):
+    """Validates `evals_per_epoch` times an epoch, reports each pass, stops on a non-finite
+    loss or when the report says so.
 
-    def __init__(self, report: EpochReport | None) -> None:
+    Every pass is a `model.evaluate` between two training steps (fit gets no validation data,
+    so a trial stopped inside an epoch is not validated again at its end). Passes do not
+    change what is trained: a run's epoch-end accuracies are the same for any setting.
+    With `passes`, passes inside an epoch whose number is not listed are skipped (epoch
+    ends always run).
+    """
+
+    def __init__(self, report: EvalReport | None, val, steps_per_epoch: int,
+                 evals_per_epoch: int, passes: Collection[int] | None = None) -> None:
         super().__init__()
         self.report = report
+        self.val = val
+        self.per_epoch = evals_per_epoch
+        self.passes = passes
+        self.inner_steps = {round(i * steps_per_epoch / evals_per_epoch): i
+                            for i in range(1, evals_per_epoch)}  # fmt: skip
+        self.epoch = 0
         self.accuracies: list[float] = []
+        self.curve: list[tuple[float, float]] = []
         self.stopped = False
         self.error = ""
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             self.error = f"loss became {float(loss)} at step {batch + 1}"
             self.model.stop_training = True
+            return
+        inner = self.inner_steps.get(batch + 1)
+        number = self.epoch * self.per_epoch + (inner or 0)
+        if inner and not self.stopped and (self.passes is None or number in self.passes):
+            self._record(number, self._evaluate())
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
-        if self.error:
+        if self.error or self.stopped:
             return
-        accuracy = float(logs.get("val_accuracy", math.nan))
         loss = float(logs.get("loss", math.nan))
-        if not (math.isfinite(loss) and math.isfinite(accuracy)):
-            self.error = f"loss {loss} / val accuracy {accuracy} at epoch {epoch + 1}"
+        if not math.isfinite(loss):
+            self.error = f"loss {loss} at epoch {epoch + 1}"
             self.model.stop_training = True
             return
-        self.accuracies.append(accuracy)
-        if self.report is not None and self.report(epoch, accuracy):
+        accuracy = self._evaluate()
+        if self._record((epoch + 1) * self.per_epoch, accuracy):
+            self.accuracies.append(accuracy)
+
+    def _evaluate(self) -> float:
+        logs = self.model.evaluate(self.val, verbose=0, return_dict=True)
+        return float(logs.get("accuracy", math.nan))
+
+    def _record(self, number: int, accuracy: float) -> bool:
+        """Keeps the result of pass `number` (from 1) and reports it; False when training
+        must stop."""
+        epochs_done = number / self.per_epoch
+        if not math.isfinite(accuracy):
+            self.error = f"val accuracy {accuracy} after {epochs_done:g} epochs"
+            self.model.stop_training = True
+            return False
+        self.curve.append((round(epochs_done, 4), accuracy))
+        if self.report is not None and self.report(number, accuracy):
             self.stopped = True
             self.model.stop_training = True
+        return True
 
 
 def release_memory() -> None:

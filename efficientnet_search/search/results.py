@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 TRIAL_FIELDS = (
-    "number", "candidate", "kind", "alpha", "beta", "gamma", "seed", "state", "val_accuracy",
-    "epoch_accuracies", "epochs", "params", "macs", "macs_ratio", "nominal_cost", "resolution",
-    "width", "depth", "seconds", "peak_rss_mb", "error",
+    "number", "rung", "candidate", "kind", "alpha", "beta", "gamma", "seed", "state",
+    "val_accuracy", "epoch_accuracies", "epochs", "params", "macs", "macs_ratio", "nominal_cost",
+    "resolution", "width", "depth", "seconds", "peak_rss_mb", "error",
 )  # fmt: skip
 
 
@@ -186,6 +186,11 @@ def verdict(summary: Summary) -> str:
             f"Best by mean is {best.key} ({best.mean:.4f}), but with one seed per candidate "
             "seed noise is unknown, so this cannot be told apart from noise: set "
             "search.repeats >= 2 before treating it as a finding."
+        )
+    if len(summary.candidates) == 1:
+        return (
+            f"{best.key} is the only candidate with completed trials ({best.mean:.4f}); "
+            "there is nothing to compare it with at this budget."
         )
     worst = summary.candidates[-1]
     spread = best.mean - worst.mean

@@ -12,11 +12,15 @@ Shared by every search of the project. A search names its points (for the grid: 
   `storage.set_trial_state_values`, which refuses a trial another worker already moved (the
   same claim `Study.ask` makes, without `ask`'s fallback of sampling a new point when the
   queue is empty).
-* **Heartbeat and retry.** With an RDB storage (SQLite, PostgreSQL, MySQL) a running trial
-  records a heartbeat every `heartbeat_interval` seconds; a trial silent for `grace_period`
-  (its process was killed) is failed and re-queued by `RetryHeartbeatStaleTrialCallback`, so a
-  re-run finishes it. Finished trials are never touched. Optuna's JournalStorage has no
-  heartbeat, so there a killed trial stays RUNNING (see `reset_stale`).
+* **Heartbeat and retry.** A running trial records a heartbeat every `heartbeat_interval`
+  seconds; a trial silent for `grace_period` (its process was killed) is failed and re-queued
+  by `RetryHeartbeatStaleTrialCallback` (at most `MAX_RETRY` times), so a re-run or another
+  live worker finishes it. Finished trials are never touched. RDB storages (SQLite,
+  PostgreSQL, MySQL) use Optuna's own heartbeat, timed by the database's clock. Optuna's
+  JournalStorage has none, so there the beat is a trial system attribute holding the wall
+  clock (`HEARTBEAT_ATTR`): machines sharing one journal file need clocks that agree to well
+  within the grace period (NTP does). Only one worker can fail a given trial (the storage
+  refuses to finish a trial twice), so each stale trial is retried once.
 
 Storage: `sqlite:///PATH` (the default, a file in the run directory), any SQLAlchemy URL
 (`postgresql://...`, `mysql+pymysql://...`), or a journal file on shared disk written as
@@ -25,6 +29,7 @@ Storage: `sqlite:///PATH` (the default, a file in the run directory), any SQLAlc
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import threading
 import time
@@ -40,6 +45,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 ENQUEUED_ATTR = "enqueued"
 POINT_ATTR = "point"
+HEARTBEAT_ATTR = "heartbeat_time"  # unix seconds of a running trial's last beat (journal)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 MAX_RETRY = 3  # a trial that kills its process every time is given up after 3 retries
 
@@ -126,10 +132,13 @@ def open_study(
     pruner: optuna.pruners.BasePruner | None = None,
     wait_seconds: float = 60.0,
     claim_lock: Path | None = None,
+    heartbeat_interval: int = 20,
+    grace_period: int = 60,
 ) -> TrialQueue:
     """Creates or joins study `name` (maximizing) with every point queued exactly once.
 
-    With SQLite pass `claim_lock=sqlite_claim_lock(url)` (`open_queue` does).
+    With SQLite pass `claim_lock=sqlite_claim_lock(url)` (`open_queue` does). The heartbeat
+    settings apply to storages without Optuna's own heartbeat (journal files).
     """
     keys = [p.key for p in points]
     if len(set(keys)) != len(keys):
@@ -140,7 +149,8 @@ def open_study(
             storage=storage, study_name=name, direction="maximize", pruner=pruner
         )
         _enqueue_missing(study, points)
-        return TrialQueue(study, storage, len(points), claim_lock)
+        return TrialQueue(study, storage, len(points), claim_lock, heartbeat_interval,
+                          grace_period)  # fmt: skip
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage, pruner=pruner)
     deadline = time.monotonic() + wait_seconds
@@ -154,7 +164,7 @@ def open_study(
             f"study {name!r} holds {marked} points but this config has {len(points)}; "
             "use the same config as the other workers, or another study or run directory"
         )
-    return TrialQueue(study, storage, len(points), claim_lock)
+    return TrialQueue(study, storage, len(points), claim_lock, heartbeat_interval, grace_period)
 
 
 def open_queue(
@@ -163,12 +173,13 @@ def open_queue(
     points: Sequence[Point],
     *,
     pruner: optuna.pruners.BasePruner | None = None,
-    heartbeat_interval: int | None = 20,
-    grace_period: int | None = 60,
+    heartbeat_interval: int = 20,
+    grace_period: int = 60,
 ) -> TrialQueue:
     """Opens the storage at `url` and creates or joins study `name` with `points` queued."""
     storage = open_storage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
-    return open_study(storage, name, points, pruner=pruner, claim_lock=sqlite_claim_lock(url))
+    return open_study(storage, name, points, pruner=pruner, claim_lock=sqlite_claim_lock(url),
+                      heartbeat_interval=heartbeat_interval, grace_period=grace_period)
 
 
 def _enqueue_missing(study: optuna.Study, points: Sequence[Point]) -> None:
@@ -187,6 +198,8 @@ class TrialQueue:
     storage: optuna.storages.BaseStorage
     size: int
     claim_lock: Path | None = None
+    heartbeat_interval: int = 20  # for storages without Optuna's heartbeat
+    grace_period: int = 60
 
     def claim(self) -> optuna.Trial | None:
         """Moves one WAITING trial to RUNNING for this worker; None when none is waiting."""
@@ -214,17 +227,24 @@ class TrialQueue:
     @contextmanager
     def heartbeat(self, trial: optuna.Trial) -> Iterator[None]:
         """Records the trial's heartbeat in a background thread while the block runs."""
-        interval = _heartbeat_interval(self.storage)
-        if interval is None:
-            yield
-            return
-        stop = threading.Event()
         trial_id = trial._trial_id
-        self.storage.record_heartbeat(trial_id)
+        native = _native_heartbeat_interval(self.storage)
+
+        def beat_once() -> None:
+            try:
+                if native is not None:
+                    self.storage.record_heartbeat(trial_id)
+                else:
+                    self.storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # finished (or failed as stale by another worker) while beating
+
+        stop = threading.Event()
+        beat_once()
 
         def beat() -> None:
-            while not stop.wait(interval):
-                self.storage.record_heartbeat(trial_id)
+            while not stop.wait(native or self.heartbeat_interval):
+                beat_once()
 
         thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
         thread.start()
@@ -235,22 +255,25 @@ class TrialQueue:
             thread.join()
 
     def retry_stale(self) -> None:
-        """Fails trials whose heartbeat stopped and re-queues them (no-op without heartbeat)."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(self.study)
-
-    def reset_running(self) -> int:
-        """Re-queues every RUNNING trial; only for storages without heartbeat (journal files).
-
-        Safe only when no other worker is alive (a journal search restarted after all its
-        workers died). Returns how many trials were re-queued.
-        """
-        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        for frozen in running:
-            self.study.tell(frozen.number, state=TrialState.FAIL)
-            RetryHeartbeatStaleTrialCallback()(self.study, self.study.get_trials()[frozen.number])
-        return len(running)
+        """Fails the trials whose heartbeat stopped and re-queues each once."""
+        if _native_heartbeat_interval(self.storage) is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(self.study)
+            return
+        failed = []
+        now = time.time()
+        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if now - _last_beat(frozen) <= self.grace_period:
+                continue
+            try:
+                if self.storage.set_trial_state_values(frozen._trial_id, TrialState.FAIL):
+                    failed.append(frozen._trial_id)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # another worker failed it first and queues the retry
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+        for trial_id in failed:
+            retry(self.study, copy.deepcopy(self.storage.get_trial(trial_id)))
 
     def point_trials(self) -> list[FrozenTrial]:
         """All trials that carry a point key, in trial order (retried copies included)."""
@@ -320,9 +343,17 @@ def sqlite_claim_lock(url: str) -> Path | None:
     return Path(url.removeprefix("sqlite:///") + ".claim.lock")
 
 
-def _heartbeat_interval(storage: optuna.storages.BaseStorage) -> int | None:
+def _native_heartbeat_interval(storage: optuna.storages.BaseStorage) -> int | None:
+    """Optuna's heartbeat interval of `storage`; None where it has none (journal files)."""
     getter = getattr(storage, "get_heartbeat_interval", None)
     return getter() if callable(getter) else None
+
+
+def _last_beat(trial: FrozenTrial) -> float:
+    """Unix time of a running trial's last sign of life: its beat or its claim."""
+    # A retried trial inherits its failed original's beat, so the claim time must count too.
+    start = trial.datetime_start.timestamp() if trial.datetime_start else 0.0
+    return max(float(trial.system_attrs.get(HEARTBEAT_ATTR, 0.0)), start)
 
 
 def finished_points(trials: Sequence[FrozenTrial]) -> set[str]:

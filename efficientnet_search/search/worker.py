@@ -22,6 +22,7 @@ from efficientnet_search import config as config_lib
 from efficientnet_search.search import grid as grid_lib
 from efficientnet_search.search import proxy
 from efficientnet_search.search import results as results_lib
+from efficientnet_search.search import rungs as rungs_lib
 from efficientnet_search.search import study as study_lib
 
 
@@ -33,24 +34,34 @@ class _Progress:
     trained: int = 0
 
 
-def work(config: grid_lib.GridConfig, queue: study_lib.TrialQueue, *, threads: int | None,
+def work(config: grid_lib.GridConfig, ladder: rungs_lib.Ladder, *, threads: int | None,
          verbose: int = 2, max_trials: int | None = None) -> int:
-    """Trains queued trials of `queue` until none is waiting or running; returns the count."""
+    """Trains queued trials, rung after rung, until none is left; returns how many it trained.
+
+    With `max_trials` it returns after that many (a fresh process then takes over).
+    """
     proxy.configure_threads(threads)
     splits: list[Any] = []  # loaded on the first trial this worker takes
     progress = _Progress(time.monotonic())
+    while max_trials is None or progress.trained < max_trials:
+        rung = ladder.current()
+        if not rung.queue.unfinished():
+            break
 
-    def train(trial: optuna.Trial) -> None:
-        if not splits:
-            splits.append(load_data(config))
-        train_trial(config, queue.study, trial, splits[0], verbose=verbose)
+        def train(trial: optuna.Trial, rung: rungs_lib.Rung = rung) -> None:
+            if not splits:
+                splits.append(load_data(config))
+            train_trial(config, rung.queue.study, trial, splits[0], budget=rung.budget,
+                        verbose=verbose)  # fmt: skip
 
-    def on_finished(frozen: optuna.trial.FrozenTrial) -> None:
-        progress.trained += 1
-        log_progress(config, queue, frozen, progress)
+        def on_finished(frozen: optuna.trial.FrozenTrial, rung: rungs_lib.Rung = rung) -> None:
+            progress.trained += 1
+            log_progress(config, rung, frozen, progress)
 
-    return queue.run(train, on_finished=on_finished, max_trials=max_trials,
-                     poll_seconds=min(5.0, config.search.heartbeat_interval))  # fmt: skip
+        left = None if max_trials is None else max_trials - progress.trained
+        rung.queue.run(train, on_finished=on_finished, max_trials=left,
+                       poll_seconds=min(5.0, config.search.heartbeat_interval))  # fmt: skip
+    return progress.trained
 
 
 def process_main(config_dict: dict, run_dir: str, storage: str | None, threads: int | None,
@@ -58,9 +69,9 @@ def process_main(config_dict: dict, run_dir: str, storage: str | None, threads: 
     """Entry point of a spawned local worker process."""
     logging.set_verbosity(logging.INFO)
     config = config_lib.from_dict(grid_lib.GridConfig, config_dict)
-    queue = grid_lib.open_queue(config, Path(run_dir), storage)
+    ladder = grid_lib.open_ladder(config, Path(run_dir), storage)
     logging.info("worker %d: %s threads", index, threads or "all")
-    work(config, queue, threads=threads, verbose=0,
+    work(config, ladder, threads=threads, verbose=0,
          max_trials=config.search.trials_per_process or None)
 
 
@@ -83,8 +94,12 @@ def load_data(config: grid_lib.GridConfig):
 
 
 def train_trial(config: grid_lib.GridConfig, study: optuna.Study, trial: optuna.Trial, splits,
-                *, verbose: int = 0) -> None:
-    """Trains one queued trial and ends it: COMPLETE, PRUNED, or FAIL with its error."""
+                *, budget: int | None = None, verbose: int = 0) -> None:
+    """Trains one queued trial and ends it: COMPLETE, PRUNED, or FAIL with its error.
+
+    `budget` (validation passes, default the full run) is a rung's budget: a trial that
+    reaches it is complete.
+    """
     attrs = trial.user_attrs
     values = {name: trial.suggest_float(name, attrs[name], attrs[name])
               for name in ("alpha", "beta", "gamma")}  # fmt: skip
@@ -95,15 +110,20 @@ def train_trial(config: grid_lib.GridConfig, study: optuna.Study, trial: optuna.
     trial.set_user_attr("depth", spec.scaling.depth)
     trial.set_user_attr("macs_ratio", config.proxy.macs_ratio(**values,
                                                               num_classes=splits.num_classes))
-    pruning = config.search.pruner != "none"
+    budget = budget or config.proxy.evaluations
+    proxy_config = dataclasses.replace(
+        config.proxy, epochs=math.ceil(budget / config.proxy.evals_per_epoch))
+    pruning = config.search.pruner in ("successive_halving", "hyperband")
+    # Between halving rungs only the pass at the rung's budget decides: skip the others.
+    passes = {budget} if config.search.pruner == rungs_lib.HALVING else None
 
-    def report(epoch: int, accuracy: float) -> bool:
-        trial.report(accuracy, step=epoch + 1)
-        return pruning and epoch + 1 < config.proxy.epochs and trial.should_prune()
+    def report(step: int, accuracy: float) -> bool:
+        trial.report(accuracy, step=step)
+        return step >= budget or (pruning and trial.should_prune())
 
     try:
-        result = proxy.train_proxy(config.proxy, splits, **values, seed=seed, report=report,
-                                   verbose=verbose)
+        result = proxy.train_proxy(proxy_config, splits, **values, seed=seed, report=report,
+                                   passes=passes, verbose=verbose)
     except Exception as err:  # a failing trial is recorded; the search goes on
         proxy.release_memory()
         message = f"{type(err).__name__}: {err}"
@@ -111,13 +131,15 @@ def train_trial(config: grid_lib.GridConfig, study: optuna.Study, trial: optuna.
         logging.debug("%s", traceback.format_exc())
         _finish(study, trial, {"error": message[:2000]}, state=TrialState.FAIL)
         return
-    record = {"epoch_accuracies": list(result.epoch_accuracies), "params": result.params,
+    record = {"epoch_accuracies": list(result.epoch_accuracies),
+              "curve": [list(point) for point in result.curve], "params": result.params,
               "macs": result.macs, "seconds": result.seconds,
               "peak_rss_mb": result.peak_rss_mb, "rss_mb": proxy.current_rss_mb()}
-    if result.stopped_early:
+    passes_done = round(result.curve[-1][0] * config.proxy.evals_per_epoch) if result.curve else 0
+    if passes_done < budget:
         _finish(study, trial, record, state=TrialState.PRUNED)
     else:
-        _finish(study, trial, record, value=result.epoch_accuracies[-1])
+        _finish(study, trial, record, value=result.curve[-1][1])
 
 
 def _finish(study: optuna.Study, trial: optuna.Trial, attrs: dict[str, Any], *,
@@ -134,9 +156,10 @@ def _finish(study: optuna.Study, trial: optuna.Trial, attrs: dict[str, Any], *,
                         "(raise search.grace_period on a busy machine)", trial.number)
 
 
-def log_progress(config: grid_lib.GridConfig, queue: study_lib.TrialQueue,
+def log_progress(config: grid_lib.GridConfig, rung: rungs_lib.Rung,
                  frozen: optuna.trial.FrozenTrial, progress: _Progress) -> None:
-    """One line per finished trial: count, this trial, best so far, ETA."""
+    """One line per finished trial: count, this trial, best so far, ETA (of its rung)."""
+    queue = rung.queue
     trials = queue.point_trials()
     done = len(study_lib.finished_points(trials))
     record = grid_lib.trial_record(frozen)
@@ -147,9 +170,11 @@ def log_progress(config: grid_lib.GridConfig, queue: study_lib.TrialQueue,
     per_trial = (time.monotonic() - progress.started) / progress.trained
     eta = (queue.size - done) * per_trial / max(1, running + 1)
     accuracy = record["val_accuracy"]
+    where = "" if config.search.pruner != rungs_lib.HALVING else (
+        f"rung {rung.index} ({rung.budget / config.proxy.evals_per_epoch:.3g} epochs) ")
     logging.info(
-        "trial %d/%d %s seed %s: %s val_acc %s in %.0fs | best so far %s | ETA %s",
-        done, queue.size, record["candidate"], record["seed"], record["state"].lower(),
+        "%strial %d/%d %s seed %s: %s val_acc %s in %.0fs | best so far %s | ETA %s",
+        where, done, queue.size, record["candidate"], record["seed"], record["state"].lower(),
         "n/a" if accuracy is None else f"{accuracy:.4f}", record["seconds"] or 0.0,
         best_text, _duration(eta),
     )  # fmt: skip
