@@ -145,11 +145,13 @@ def run_phase(model, train_ds, val_ds, *, epochs, learning_rate, task, tracker, 
               class_weight=None, steps_per_epoch=None, verbose=1) -> dict[str, list[float]]:
     """Compiles with Adam at `learning_rate` and fits, stopping on validation AUC."""
     multi = task == "multilabel"
+    optimizer = keras.optimizers.Adam(learning_rate)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=optimizer,
         loss="binary_crossentropy" if multi else "sparse_categorical_crossentropy",
         metrics=["binary_accuracy" if multi else "accuracy"],
     )
+    optimizer.build(model.trainable_variables)  # else fit's first step is traced twice
     stop = keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience)
     history = model.fit(
         train_ds, validation_data=val_ds, epochs=epochs, callbacks=[tracker, stop],

@@ -10,7 +10,9 @@ candidate that leads by less than seed noise is reported as tied, not as a findi
 
 Every (candidate, seed) is queued once in an Optuna study (`study.py`), so re-running the
 command resumes, and workers on many machines (`--storage postgresql://...`) share the grid.
-The run directory gets config.yaml, study.db, trials.csv, results.json, report.md, plots/.
+With `search.pruner: candidate_halving` the grid is climbed in rungs of growing budget, each
+its own study (`rungs.py`). The run directory gets config.yaml, study.db, trials.csv,
+results.json, report.md, plots/.
 """
 
 from __future__ import annotations

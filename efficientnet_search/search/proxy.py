@@ -165,16 +165,19 @@ def train_proxy(
         model = _compiled_model(config, spec, splits.multi_label)
     resolution = spec.scaling.resolution
     repeat = config.steps_per_epoch is not None
+    # One batch shape: a smaller last batch would retrace the training step every epoch.
+    full_batches = splits.sizes["train"] >= config.batch_size
     train = data.make_pipeline(
         splits.train, resolution=resolution, batch_size=config.batch_size, training=True,
-        augment=config.augment, seed=seed, repeat=repeat,
+        augment=config.augment, seed=seed, repeat=repeat, drop_remainder=full_batches,
     )  # fmt: skip
     val = data.make_pipeline(
         splits.val, resolution=resolution, batch_size=max(config.batch_size, 256),
         training=False,
     )  # fmt: skip
-    steps_per_epoch = config.steps_per_epoch or math.ceil(
-        splits.sizes["train"] / config.batch_size)
+    steps_per_epoch = config.steps_per_epoch or (
+        splits.sizes["train"] // config.batch_size if full_batches
+        else math.ceil(splits.sizes["train"] / config.batch_size))
     watcher = _Watcher(report, val, steps_per_epoch, config.evals_per_epoch, passes)
     with warnings.catch_warnings():  # Keras warns that fit's shuffle=True skips a tf.data input
         warnings.filterwarnings("ignore", message=".*shuffle=True.*")
@@ -214,6 +217,7 @@ def _compiled_model(config: ProxyConfig, spec: ModelSpec, multi_label: bool) -> 
         loss = "sparse_categorical_crossentropy"
         metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
     model.compile(optimizer=optimizer, loss=loss, metrics=[metric])
+    optimizer.build(model.trainable_variables)  # else fit's first step is traced twice
     return model
 
 
