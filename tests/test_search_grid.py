@@ -81,6 +81,9 @@ def test_candidates_are_deterministic_and_single_dimension_points_are_marked():
         ("candidates.alpha_range=[3.0, 4.0]", "the grid admits no candidate"),
         ("data.source=imagenet_from_the_moon", "unknown data source 'imagenet_from_the_moon'"),
         ("search.repeats=0", "search.repeats and search.workers must be >= 1"),
+        ("search.pruner=halving", "search.pruner"),
+        ("search.pruner_reduction_factor=1", "search.pruner_reduction_factor >= 2"),
+        ("proxy.evals_per_epoch=0", "proxy.evals_per_epoch must be >= 1"),
     ],
 )
 def test_bad_configs_fail_with_one_clear_line(tmp_path, capsys, override, message):
@@ -279,6 +282,7 @@ def test_candidate_halving_with_two_workers_trains_the_best_candidates_longer(tm
     (winner,) = {t["candidate"] for t in by_rung[2]}
     assert payload["best"]["key"] == winner and payload["best"]["seeds"] == 2
     assert "only candidate" in payload["verdict"]
+    assert "Candidate halving: 4 -> 2 -> 1 candidates at 0.5, 1, 2 epochs" in payload["verdict"]
     assert "## Successive halving" in (tmp_path / "report.md").read_text()
 
     again = grid.run_grid_search(_config(*HALVING), run_dir=tmp_path)  # resumes: trains nothing

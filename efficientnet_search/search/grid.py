@@ -368,6 +368,7 @@ def write_outputs(config: GridConfig, ladder: rungs_lib.Ladder, run_dir: Path) -
     if len(ladder.budgets) > 1:
         payload["rungs"] = rungs_lib.rung_summaries(
             ladder, by_rung, config.proxy.evals_per_epoch, config.search.confidence)
+        payload["verdict"] += rungs_lib.halving_note(payload["rungs"])
     results_lib.write_trials_csv(records, run_dir / "trials.csv")
     results_path = run_dir / "results.json"
     write_json(results_path, payload)

@@ -176,3 +176,25 @@ def rung_summaries(ladder: Ladder, records_by_rung: dict[int, list[dict[str, Any
         })  # fmt: skip
     return out
 
+
+
+def halving_note(summaries: Sequence[dict[str, Any]]) -> str:
+    """One sentence on how the halving went and how sure its last promotion was."""
+    if len(summaries) < 2:
+        return ""
+    counts = " -> ".join(str(len(r["candidates"])) for r in summaries)
+    epochs = ", ".join(f"{r['epochs']:.3g}" for r in summaries)
+    text = f" Candidate halving: {counts} candidates at {epochs} epochs."
+    decided = [r for r in summaries if r["promoted"]]
+    if decided:
+        last = decided[-1]
+        rivals = [k for k in last["best_set"] or [] if k not in last["promoted"]]
+        if last["best_set"] is None:
+            text += f" At {last['epochs']:.3g} epochs seed noise was unknown (one seed)."
+        elif rivals:
+            text += (f" The last promotion ({last['epochs']:.3g} epochs) was within seed noise "
+                     f"of {', '.join(rivals)}: treat those as tied with the winner.")
+        else:
+            text += (f" At {last['epochs']:.3g} epochs the promoted candidates led the others "
+                     "by more than seed noise.")
+    return text
