@@ -271,7 +271,9 @@ class TrialQueue:
                     failed.append(frozen._trial_id)
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue  # another worker failed it first and queues the retry
-        retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+        with warnings.catch_warnings():  # the retry callback is "experimental" since 2.8
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
         for trial_id in failed:
             retry(self.study, copy.deepcopy(self.storage.get_trial(trial_id)))
 
