@@ -7,7 +7,7 @@ import pytest
 from optuna.trial import TrialState
 
 from efficientnet_search import data
-from efficientnet_search.search import grid, proxy, worker
+from efficientnet_search.search import grid, proxy, results, worker
 
 TINY_BLOCKS = ("r1_k3_s11_e1_i32_o16_se0.25", "r1_k3_s22_e6_i16_o24_se0.25")
 
@@ -71,7 +71,7 @@ def test_a_pruned_grid_trial_records_its_curve_and_the_epochs_it_trained(splits,
                          "gamma": 1.0, "seed": 0})  # fmt: skip
     worker.train_trial(config, study, study.ask(), splits)
     (frozen,) = study.get_trials()
-    record = grid.trial_record(frozen)
+    record = results.trial_record(frozen)
     assert record["state"] == TrialState.PRUNED.name
     assert record["epochs"] == pytest.approx(2 / 3, abs=1e-3)
     assert record["val_accuracy"] == record["curve"][-1][1]

@@ -357,7 +357,7 @@ def write_outputs(config: GridConfig, ladder: rungs_lib.Ladder, run_dir: Path) -
     from efficientnet_search import report
 
     ladder.current()
-    by_rung = {rung.index: [trial_record(t) for t in rung.queue.point_trials()]
+    by_rung = {rung.index: [results_lib.trial_record(t) for t in rung.queue.point_trials()]
                for rung in ladder.rungs()}  # fmt: skip
     records = [record for rung in sorted(by_rung) for record in by_rung[rung]]
     top = max((r for r, group in by_rung.items()
@@ -376,32 +376,6 @@ def write_outputs(config: GridConfig, ladder: rungs_lib.Ladder, run_dir: Path) -
     logging.info("%s", payload["verdict"])
     print(f"results: {results_path}\nreport:  {report_path}\nplots:   {run_dir / 'plots'}")
     return GridResult(run_dir, results_path, report_path, summary, payload)
-
-
-def trial_record(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
-    """A plain record of one trial (see results.TRIAL_FIELDS)."""
-    attrs = trial.user_attrs
-    accuracies = list(attrs.get("epoch_accuracies", []))
-    curve = [tuple(point) for point in attrs.get("curve") or enumerate(accuracies, 1)]
-    seconds = attrs.get("seconds")
-    if seconds is None and trial.datetime_complete and trial.datetime_start:
-        seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
-    return {
-        "number": trial.number,
-        "rung": attrs.get("rung", 0),
-        "candidate": attrs.get("candidate"),
-        "kind": attrs.get("kind", "compound"),
-        **{k: attrs.get(k) for k in ("alpha", "beta", "gamma", "seed")},
-        "state": trial.state.name,
-        "val_accuracy": curve[-1][1] if curve else None,
-        "epoch_accuracies": accuracies,
-        "curve": [list(point) for point in curve],
-        "epochs": curve[-1][0] if curve else 0,
-        **{k: attrs.get(k) for k in ("params", "macs", "macs_ratio", "resolution", "width",
-                                     "depth", "peak_rss_mb", "rss_mb", "error")},
-        "nominal_cost": attrs["alpha"] * attrs["beta"] ** 2 * attrs["gamma"] ** 2,
-        "seconds": seconds,
-    }  # fmt: skip
 
 
 def load_grid_config(path: str, overrides: list[str], seed: int | None) -> GridConfig:

@@ -1,7 +1,7 @@
 """Noise-aware summaries of a grid search: pure functions on trial records (no TensorFlow).
 
-A trial record is a plain dict (see `TRIAL_FIELDS`): one (candidate, seed) training run. The
-summary groups completed trials by candidate, gives each candidate its mean and standard
+A trial record is a plain dict (see `TRIAL_FIELDS`): one (candidate, seed) training run,
+made from its Optuna trial by `trial_record`. The summary groups completed trials by candidate, gives each candidate its mean and standard
 deviation of validation accuracy, picks the best by mean, and says which candidates cannot be
 told apart from it.
 
@@ -23,13 +23,42 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
 
 TRIAL_FIELDS = (
     "number", "rung", "candidate", "kind", "alpha", "beta", "gamma", "seed", "state",
     "val_accuracy", "epoch_accuracies", "epochs", "params", "macs", "macs_ratio", "nominal_cost",
     "resolution", "width", "depth", "seconds", "peak_rss_mb", "error",
 )  # fmt: skip
+
+
+def trial_record(trial: FrozenTrial) -> dict[str, Any]:
+    """A plain record of one grid trial (see TRIAL_FIELDS) from its Optuna trial."""
+    attrs = trial.user_attrs
+    accuracies = list(attrs.get("epoch_accuracies", []))
+    curve = [tuple(point) for point in attrs.get("curve") or enumerate(accuracies, 1)]
+    seconds = attrs.get("seconds")
+    if seconds is None and trial.datetime_complete and trial.datetime_start:
+        seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
+    return {
+        "number": trial.number,
+        "rung": attrs.get("rung", 0),
+        "candidate": attrs.get("candidate"),
+        "kind": attrs.get("kind", "compound"),
+        **{k: attrs.get(k) for k in ("alpha", "beta", "gamma", "seed")},
+        "state": trial.state.name,
+        "val_accuracy": curve[-1][1] if curve else None,
+        "epoch_accuracies": accuracies,
+        "curve": [list(point) for point in curve],
+        "epochs": curve[-1][0] if curve else 0,
+        **{k: attrs.get(k) for k in ("params", "macs", "macs_ratio", "resolution", "width",
+                                     "depth", "peak_rss_mb", "rss_mb", "error")},
+        "nominal_cost": attrs["alpha"] * attrs["beta"] ** 2 * attrs["gamma"] ** 2,
+        "seconds": seconds,
+    }  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)

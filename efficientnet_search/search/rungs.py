@@ -118,9 +118,7 @@ class Ladder:
         return self.open_queue(name, points)
 
     def _next_points(self, rung: Rung) -> list[study_lib.Point]:
-        from efficientnet_search.search.grid import trial_record
-
-        records = [trial_record(t) for t in rung.queue.point_trials()]
+        records = [results_lib.trial_record(t) for t in rung.queue.point_trials()]
         keep = set(promoted(records, self.factor))
         index = rung.index + 1
         return [

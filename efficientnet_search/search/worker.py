@@ -162,8 +162,8 @@ def log_progress(config: grid_lib.GridConfig, rung: rungs_lib.Rung,
     queue = rung.queue
     trials = queue.point_trials()
     done = len(study_lib.finished_points(trials))
-    record = grid_lib.trial_record(frozen)
-    summary = results_lib.summarize([grid_lib.trial_record(t) for t in trials])
+    record = results_lib.trial_record(frozen)
+    summary = results_lib.summarize([results_lib.trial_record(t) for t in trials])
     best = summary.best
     best_text = f"{best.key} {best.mean:.4f} ({best.n} seeds)" if best else "none yet"
     running = sum(t.state == TrialState.RUNNING for t in trials)
