@@ -56,6 +56,11 @@ def test_unlisted_passes_inside_an_epoch_are_skipped(splits):
     assert [epochs for epochs, _ in result.curve] == [0.6667, 1.0, 2.0]
 
 
+def test_more_passes_than_steps_is_refused(splits):
+    with pytest.raises(ValueError, match=r"evals_per_epoch \(8\) exceeds the 6 training steps"):
+        _train(_config(evals_per_epoch=8), splits)
+
+
 class _PruneAtSecondPass(optuna.pruners.BasePruner):
     def prune(self, study, trial) -> bool:
         return trial.last_step == 2

@@ -178,6 +178,10 @@ def train_proxy(
     steps_per_epoch = config.steps_per_epoch or (
         splits.sizes["train"] // config.batch_size if full_batches
         else math.ceil(splits.sizes["train"] / config.batch_size))
+    if config.evals_per_epoch > steps_per_epoch:
+        raise ValueError(
+            f"proxy.evals_per_epoch ({config.evals_per_epoch}) exceeds the {steps_per_epoch} "
+            "training steps of an epoch; lower it or the batch size")
     watcher = _Watcher(report, val, steps_per_epoch, config.evals_per_epoch, passes)
     with warnings.catch_warnings():  # Keras warns that fit's shuffle=True skips a tf.data input
         warnings.filterwarnings("ignore", message=".*shuffle=True.*")

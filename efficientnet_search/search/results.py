@@ -1,9 +1,9 @@
 """Noise-aware summaries of a grid search: pure functions on trial records (no TensorFlow).
 
 A trial record is a plain dict (see `TRIAL_FIELDS`): one (candidate, seed) training run,
-made from its Optuna trial by `trial_record`. The summary groups completed trials by candidate, gives each candidate its mean and standard
-deviation of validation accuracy, picks the best by mean, and says which candidates cannot be
-told apart from it.
+made from its Optuna trial by `trial_record`. The summary groups completed trials by
+candidate, gives each candidate its mean and standard deviation of validation accuracy, picks
+the best by mean, and says which candidates cannot be told apart from it.
 
 Test used (documented in the report): seed noise is estimated once for the whole grid by
 pooling the within-candidate variances (every proxy has the same data, budget and recipe, so
