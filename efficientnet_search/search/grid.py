@@ -118,6 +118,10 @@ class SearchConfig:
     confidence: float = 0.95
     study_name: str | None = None
 
+    def min_passes(self, proxy: ProxyConfig) -> int:
+        """The pruner's first rung in validation passes (at least one)."""
+        return max(1, round(self.pruner_min_epochs * proxy.evals_per_epoch))
+
     def __post_init__(self) -> None:
         if self.repeats < 1 or self.workers < 1:
             raise ValueError(
@@ -242,7 +246,7 @@ def make_pruner(config: SearchConfig, proxy: ProxyConfig) -> optuna.pruners.Base
 
     Candidate halving prunes between rungs (rungs.py), so inside a rung nothing is pruned.
     """
-    min_resource = max(1, round(config.pruner_min_epochs * proxy.evals_per_epoch))
+    min_resource = config.min_passes(proxy)
     if config.pruner == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner(
             min_resource=min_resource, reduction_factor=config.pruner_reduction_factor,
@@ -259,8 +263,7 @@ def budgets(config: GridConfig) -> tuple[int, ...]:
     """Validation passes trained at each rung (one rung unless candidate halving)."""
     search = config.search
     return rungs_lib.budgets(
-        config.proxy.evaluations,
-        max(1, round(search.pruner_min_epochs * config.proxy.evals_per_epoch)),
+        config.proxy.evaluations, search.min_passes(config.proxy),
         search.pruner_reduction_factor, search.pruner == rungs_lib.HALVING,
     )  # fmt: skip
 

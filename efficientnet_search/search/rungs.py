@@ -114,26 +114,17 @@ class Ladder:
         return not self.current().queue.unfinished()
 
     def _open(self, index: int, points: list[study_lib.Point]) -> study_lib.TrialQueue:
-        name = self.base_name if len(self.budgets) == 1 else f"{self.base_name}/rung{index}"
-        return self.open_queue(name, points)
+        """Opens rung `index` with `points` (rung 0's keys, marked `_r<index>` in a halving)."""
+        if len(self.budgets) == 1:
+            return self.open_queue(self.base_name, points)
+        marked = [dataclasses.replace(p, key=f"{p.key}_r{index}", attrs={**p.attrs, "rung": index})
+                  for p in points]  # fmt: skip
+        return self.open_queue(f"{self.base_name}/rung{index}", marked)
 
     def _next_points(self, rung: Rung) -> list[study_lib.Point]:
         records = [results_lib.trial_record(t) for t in rung.queue.point_trials()]
         keep = set(promoted(records, self.factor))
-        index = rung.index + 1
-        return [
-            study_lib.Point(
-                key=_rung_key(p.key, index), params=p.params,
-                attrs={**p.attrs, "rung": index},
-            )
-            for p in self.points0 if p.attrs["candidate"] in keep
-        ]  # fmt: skip
-
-
-def _rung_key(key: str, index: int) -> str:
-    """`<candidate>_s<seed>_r<rung>`, from a point key of any rung."""
-    base, sep, rung = key.rpartition("_r")
-    return f"{base if sep and rung.isdigit() else key}_r{index}"
+        return [p for p in self.points0 if p.attrs["candidate"] in keep]
 
 
 def open_ladder(points0: list[study_lib.Point], budgets_: tuple[int, ...], factor: int,
@@ -150,9 +141,6 @@ def open_ladder(points0: list[study_lib.Point], budgets_: tuple[int, ...], facto
             heartbeat_interval=heartbeat_interval, grace_period=grace_period,
         )  # fmt: skip
 
-    if len(budgets_) > 1:
-        points0 = [dataclasses.replace(p, key=_rung_key(p.key, 0), attrs={**p.attrs, "rung": 0})
-                   for p in points0]  # fmt: skip
     return Ladder(points0, budgets_, factor, open_queue, base_name)
 
 
@@ -173,7 +161,6 @@ def rung_summaries(ladder: Ladder, records_by_rung: dict[int, list[dict[str, Any
                          if rung.index + 1 < len(ladder.rungs()) else []),
         })  # fmt: skip
     return out
-
 
 
 def halving_note(summaries: Sequence[dict[str, Any]]) -> str:
