@@ -138,6 +138,66 @@ def test_storage_urls(tmp_path):
         study_lib.open_storage("nonsense")
 
 
+def test_unreachable_or_unknown_storages_fail_with_one_line_that_hides_the_password():
+    started = time.monotonic()
+    with pytest.raises(ValueError) as refused:  # nothing listens on port 1: refused at once
+        study_lib.open_storage("postgresql+psycopg2://me:secret@127.0.0.1:1/db")
+    message = str(refused.value)
+    assert "\n" not in message and "secret" not in message and "me:***@127.0.0.1:1" in message
+    assert "Connection refused" in message and "server is running" in message
+    assert time.monotonic() - started < 5  # a refused connection is not retried as a race
+    with pytest.raises(ValueError, match="install its driver"):
+        study_lib.open_storage("mysql+nosuchdriver://me@host/db")
+
+
+def test_schema_creation_race_is_retried_until_the_winner_is_done(monkeypatch, tmp_path):
+    import sqlalchemy.exc
+
+    real = study_lib._new_rdb_storage
+    errors = [sqlalchemy.exc.ProgrammingError("CREATE TYPE", {}, Exception("already exists")),
+              sqlalchemy.exc.IntegrityError("CREATE TABLE", {}, Exception("duplicate key"))]
+
+    def lose_twice(*args, **kwargs):
+        if errors:
+            raise errors.pop(0)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(study_lib, "_new_rdb_storage", lose_twice)
+    storage = study_lib.open_storage(f"sqlite:///{tmp_path}/s.db")
+    assert not errors and isinstance(storage, optuna.storages.RDBStorage)
+
+
+def test_workers_starting_together_on_a_fresh_postgresql_database_all_get_in(postgres_url):
+    import random
+    import threading
+
+    import sqlalchemy
+
+    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    for round_ in range(3):  # the bare RDBStorage loses this race in most rounds
+        with admin.connect() as connection:
+            connection.execute(sqlalchemy.text(f"CREATE DATABASE fresh{round_}"))
+        url = postgres_url.rsplit("/", 1)[0] + f"/fresh{round_}"
+        failures: list[BaseException] = []
+
+        def join(url=url, failures=failures) -> None:
+            time.sleep(random.random() * 0.2)
+            try:
+                study_lib.open_storage(url)
+            except BaseException as err:  # noqa: BLE001 - reported by the assert below
+                failures.append(err)
+
+        workers = [threading.Thread(target=join) for _ in range(6)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert failures == []
+        queue = study_lib.open_queue(url, "s", [study_lib.Point("a", {"x": 1.0})])
+        assert queue.claim() is not None
+    admin.dispose()
+
+
 def test_journal_heartbeat_retries_a_silent_trial_once_and_spares_a_beating_one(tmp_path):
     url = f"journal:{tmp_path}/j.log"
     points = [study_lib.Point("a", {"x": 1.0}), study_lib.Point("b", {"x": 2.0})]

@@ -93,16 +93,41 @@ def _rdb_storage(url: str, engine_kwargs: dict | None, heartbeat_interval: int |
                  grace_period: int | None) -> RDBStorage:
     import sqlalchemy.exc
 
-    # Workers started together on a fresh database race to create its schema; the loser
-    # sees an integrity error and simply opens the tables the winner made.
-    for attempt in range(5):
+    # Workers started together on a fresh database race to create its schema. PostgreSQL
+    # refuses the loser's CREATE with a unique violation (IntegrityError) or "already exists"
+    # (ProgrammingError); SQLite says "database is locked". The loser waits and opens the
+    # tables the winner made (create_all skips those that exist).
+    attempts = 6
+    for attempt in range(attempts):
         try:
             return _new_rdb_storage(url, engine_kwargs, heartbeat_interval, grace_period)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
-            if attempt == 4:
-                raise
-            time.sleep(0.5 + attempt)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError,
+                sqlalchemy.exc.OperationalError) as err:  # fmt: skip
+            racing = not isinstance(err, sqlalchemy.exc.OperationalError) or "locked" in str(err)
+            if not racing or attempt == attempts - 1:
+                raise _storage_error(url, err) from err
+            time.sleep(0.2 * 2**attempt)
+        except (ImportError, sqlalchemy.exc.ArgumentError) as err:  # driver missing, bad URL
+            raise _storage_error(url, err) from err
     raise AssertionError("unreachable")
+
+
+def _storage_error(url: str, err: Exception) -> ValueError:
+    """A one-line error naming the storage (password hidden), the cause and the fix."""
+    import sqlalchemy.engine
+    import sqlalchemy.exc
+
+    shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    cause = str(getattr(err, "orig", None) or err.__cause__ or err).strip().splitlines()[0]
+    if not isinstance(err, sqlalchemy.exc.DBAPIError):
+        fix = ("write a SQLAlchemy URL such as postgresql+psycopg2://USER@HOST/DB and install "
+               "its driver (PostgreSQL: pip install psycopg2-binary; MySQL: pip install pymysql)")
+    elif url.startswith("sqlite"):
+        fix = "check that the file's folder exists and is writable (sqlite:///PATH)"
+    else:
+        fix = ("check that the database server is running and reachable and that the URL's "
+               "user, password, host, port and database are right")  # fmt: skip
+    return ValueError(f"cannot open the study storage {shown}: {cause}; {fix}")
 
 
 def _new_rdb_storage(url: str, engine_kwargs: dict | None, heartbeat_interval: int | None,
