@@ -142,8 +142,36 @@ def _pyplot():
     return plt
 
 
+def _field(results: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]], str]:
+    """The candidates to draw side by side, and what budget they share.
+
+    An exhaustive run compares every candidate at the full budget. Candidate halving trains
+    only the first rung's budget for all of them, so that rung is the one fair comparison;
+    the survivors of later rungs are ringed.
+    """
+    rungs = results.get("rungs")
+    if rungs:
+        return list(rungs[0]["candidates"]), f"after {rungs[0]['epochs']:.3g} epochs (first rung)"
+    return list(results.get("candidates", [])), "at the full proxy budget"
+
+
+def _finalists(results: Mapping[str, Any]) -> set[str]:
+    """Keys of the candidates that reached the last rung (the best alone without halving)."""
+    rungs = results.get("rungs")
+    if rungs:
+        return {c["key"] for c in rungs[-1]["candidates"]}
+    return {results["best"]["key"]} if results.get("best") else set()
+
+
+def _ring(ax, points: Sequence[tuple[float, float]], label: str) -> None:
+    if points:
+        ax.scatter(*zip(*points), s=260, facecolors="none", edgecolors="red", linewidths=1.5,
+                   label=label, zorder=3)  # fmt: skip
+
+
 def _plot_accuracy_vs_macs(results: Mapping[str, Any], path: Path) -> str | None:
-    candidates = [c for c in results.get("candidates", []) if c.get("macs_ratio")]
+    field, budget = _field(results)
+    candidates = [c for c in field if c.get("macs_ratio")]
     if not candidates:
         return None
     plt = _pyplot()
@@ -154,9 +182,12 @@ def _plot_accuracy_vs_macs(results: Mapping[str, Any], path: Path) -> str | None
             ax.errorbar([c["macs_ratio"] for c in chosen], [c["mean"] for c in chosen],
                         yerr=[c["std"] or 0.0 for c in chosen], fmt=marker, capsize=3,
                         label=kind if kind == "compound" else f"{kind} only")  # fmt: skip
+    finalists = _finalists(results)
+    _ring(ax, [(c["macs_ratio"], c["mean"]) for c in candidates if c["key"] in finalists],
+          "last rung" if results.get("rungs") else "best by mean")  # fmt: skip
     ax.set_xlabel("measured multiply-adds / proxy baseline")
     ax.set_ylabel("validation accuracy (mean +- seed std)")
-    ax.set_title("Accuracy versus cost at phi = 1")
+    ax.set_title(f"Accuracy versus cost at phi = 1, {budget}")
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -166,7 +197,7 @@ def _plot_accuracy_vs_macs(results: Mapping[str, Any], path: Path) -> str | None
 
 
 def _plot_plane(results: Mapping[str, Any], path: Path) -> str | None:
-    candidates = results.get("candidates", [])
+    candidates, budget = _field(results)
     if not candidates:
         return None
     plt = _pyplot()
@@ -176,10 +207,14 @@ def _plot_plane(results: Mapping[str, Any], path: Path) -> str | None:
     for c in candidates:
         ax.annotate(f"a={c['alpha']:g}", (c["beta"], c["gamma"]), fontsize=7,
                     textcoords="offset points", xytext=(5, 5))  # fmt: skip
+    finalists = _finalists(results)
+    _ring(ax, [(c["beta"], c["gamma"]) for c in candidates if c["key"] in finalists],
+          "last rung" if results.get("rungs") else "best by mean")  # fmt: skip
     fig.colorbar(points, label="mean validation accuracy")
     ax.set_xlabel("beta (width)")
     ax.set_ylabel("gamma (resolution)")
-    ax.set_title("Accuracy over the (beta, gamma) plane; alpha from the budget")
+    ax.set_title(f"Accuracy over (beta, gamma), {budget}\nalpha from the budget", fontsize=10)
+    ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

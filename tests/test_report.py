@@ -52,3 +52,42 @@ def test_report_regenerates_markdown_and_plots(tmp_path, capsys):
 def test_report_without_results_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="no results.json.*run a grid search first"):
         report.main(argparse.Namespace(run_dir=str(tmp_path)))
+
+
+def test_halving_plots_compare_every_candidate_at_the_first_rung_and_ring_the_finalists(
+        tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    payload = _run_dir(tmp_path, [("a1.2_b1.1_g1.15", "compound", [0.80, 0.81])])
+    rung0 = [("a1.2_b1.1_g1.15", "compound", [0.60, 0.61]), ("a2.0_b1.0_g1.0", "depth", [0.50]),
+             ("a1.0_b1.0_g1.41", "resolution", [0.55, 0.56])]  # fmt: skip
+    first = results.summarize(
+        [{**payload["trials"][0], "candidate": key, "kind": kind, "val_accuracy": value,
+          "seed": seed, "macs_ratio": 2.0 + 0.1 * i}
+         for i, (key, kind, values) in enumerate(rung0) for seed, value in enumerate(values)])
+    payload["rungs"] = [
+        {"rung": 0, "epochs": 1 / 3, "reduction_factor": 3, "best_set": None,
+         "candidates": [results.candidate_json(c) for c in first.candidates],
+         "promoted": ["a1.2_b1.1_g1.15"]},
+        {"rung": 1, "epochs": 1.0, "reduction_factor": 3, "best_set": None, "promoted": [],
+         "candidates": payload["candidates"]},
+    ]  # fmt: skip
+    drawn = {}
+    savefig = matplotlib.figure.Figure.savefig
+
+    def keep(fig, path, **kwargs):
+        drawn[path.name] = fig
+        return savefig(fig, path, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep)
+    text = report.write_report(tmp_path, payload).read_text()
+
+    assert "## Successive halving" in text
+    macs = drawn["accuracy_vs_macs.png"].axes[0]
+    means = sorted(y for bars in macs.containers for y in bars.lines[0].get_ydata())
+    assert means == pytest.approx([0.50, 0.555, 0.605])  # all three, at the first rung's budget
+    assert "after 0.333 epochs (first rung)" in macs.get_title()
+    rings = [c for c in macs.collections if c.get_label() == "last rung"]
+    assert [tuple(xy) for xy in rings[0].get_offsets()] == [(2.0, pytest.approx(0.605))]
+    plane = drawn["beta_gamma_plane.png"].axes[0]
+    assert len(plane.collections[0].get_offsets()) == 3

@@ -255,14 +255,16 @@ def to_json(summary: Summary, records: Sequence[Mapping[str, Any]]) -> dict[str,
             "pooled_std": _nan_none(summary.noise.std), "df": summary.noise.df,
             "confidence": summary.noise.confidence,
         },
-        "candidates": [
-            {**{f.name: getattr(c, f.name) for f in dataclasses.fields(c)},
-             "accuracies": list(c.accuracies), "n": c.n, "mean": c.mean,
-             "std": _nan_none(c.std)}
-            for c in summary.candidates
-        ],
+        "candidates": [candidate_json(c) for c in summary.candidates],
         "trials": [dict(r) for r in records],
     }  # fmt: skip
+
+
+def candidate_json(candidate: CandidateSummary) -> dict[str, Any]:
+    """One candidate's statistics as plain JSON (std null below two seeds)."""
+    fields = {f.name: getattr(candidate, f.name) for f in dataclasses.fields(candidate)}
+    return {**fields, "accuracies": list(candidate.accuracies), "n": candidate.n,
+            "mean": candidate.mean, "std": _nan_none(candidate.std)}  # fmt: skip
 
 
 def _nan_none(value: float) -> float | None:

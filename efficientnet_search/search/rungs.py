@@ -155,7 +155,7 @@ def rung_summaries(ladder: Ladder, records_by_rung: dict[int, list[dict[str, Any
             "rung": rung.index,
             "epochs": rung.budget / evals_per_epoch,
             "reduction_factor": ladder.factor,
-            "candidates": [{"key": c.key, "mean": c.mean, "n": c.n} for c in summary.candidates],
+            "candidates": [results_lib.candidate_json(c) for c in summary.candidates],
             "best_set": None if summary.best_set is None else list(summary.best_set),
             "promoted": (promoted(records, ladder.factor)
                          if rung.index + 1 < len(ladder.rungs()) else []),
