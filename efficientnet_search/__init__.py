@@ -5,6 +5,10 @@ The public API is listed in `__all__`; everything else lives in plain modules.
 
 from __future__ import annotations
 
+from efficientnet_search import quiet_start
+
+quiet_start.import_tensorflow()  # before anything loads it: its start-up chatter is dropped
+
 from efficientnet_search.blocks import (
     B0_BLOCK_STRINGS,
     BlockArgs,

@@ -67,6 +67,10 @@ def work(config: grid_lib.GridConfig, ladder: rungs_lib.Ladder, *, threads: int 
 def process_main(config_dict: dict, run_dir: str, storage: str | None, threads: int | None,
                  index: int) -> None:
     """Entry point of a spawned local worker process."""
+    from absl import flags
+
+    flags.FLAGS.mark_as_parsed()  # absl.app does not run here: defaults, and no warning
+    logging.use_absl_handler()  # the parent's line format
     logging.set_verbosity(logging.INFO)
     config = config_lib.from_dict(grid_lib.GridConfig, config_dict)
     ladder = grid_lib.open_ladder(config, Path(run_dir), storage)

@@ -1,0 +1,68 @@
+"""Imports TensorFlow without its start-up chatter on the terminal.
+
+TensorFlow's native libraries log through Abseil before Abseil's logging is initialised, and
+such lines go straight to the process's stderr whatever TF_CPP_MIN_LOG_LEVEL says
+(abseil/abseil-cpp#1718): every command printed eight lines about oneDNN, CUDA drivers and
+CPU instructions before its own output. `import_tensorflow` captures file descriptor 2 while
+TensorFlow loads and initialises its devices, then writes back every captured line except
+the known harmless ones, so an import failure or a real CUDA error still shows.
+`TF_CPP_MIN_LOG_LEVEL=0` shows everything. The package's `__init__` calls it first, so every
+command, spawned worker and `import efficientnet_search` starts quietly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+from types import ModuleType
+
+_HARMLESS = (
+    "All log messages before absl::InitializeLog() is called",
+    "oneDNN custom operations are on",
+    "Could not find cuda drivers on your machine",
+    "This TensorFlow binary is optimized to use available CPU instructions",
+    "To enable the following instructions:",
+    "Unable to register cuDNN factory",
+    "Unable to register cuFFT factory",
+    "Unable to register cuBLAS factory",
+    "computation placer already registered",
+)
+_NO_GPU_HARMLESS = ("failed call to cuInit",)  # harmless only where no NVIDIA device exists
+
+
+def import_tensorflow() -> ModuleType:
+    """Imports TensorFlow (and lists its devices) with the harmless native log lines dropped."""
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        import tensorflow as tf
+
+        return tf
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # device start-up logs its lines here
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = useful_lines(captured.read().decode(errors="replace"))
+            if kept:
+                sys.stderr.write(kept)
+                sys.stderr.flush()
+    return tf
+
+
+def useful_lines(text: str, *, gpu_present: bool | None = None) -> str:
+    """`text` without the known harmless start-up lines (kept: everything else)."""
+    if gpu_present is None:
+        gpu_present = any(Path("/dev").glob("nvidia[0-9]*"))
+    harmless = _HARMLESS if gpu_present else _HARMLESS + _NO_GPU_HARMLESS
+    pattern = re.compile("|".join(re.escape(h) for h in harmless))
+    lines = text.splitlines(keepends=True)
+    return "".join(line for line in lines if not pattern.search(line))

@@ -1,0 +1,44 @@
+"""TensorFlow's native start-up lines are dropped; anything else it prints still shows."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from efficientnet_search import quiet_start
+
+ONEDNN = "I0000 00:00:1.0 1 port.cc:153] oneDNN custom operations are on. You may see ...\n"
+CUINIT = "E0000 00:00:1.0 1 cuda_platform.cc:52] failed call to cuInit: UNKNOWN ERROR (303)\n"
+
+
+def test_harmless_lines_go_and_the_rest_stays():
+    text = ONEDNN + "W0000 real warning from a kernel\n" + CUINIT
+    assert quiet_start.useful_lines(text, gpu_present=False) == "W0000 real warning from a kernel\n"
+    # With an NVIDIA device present a failed cuInit is a real problem: it stays.
+    assert quiet_start.useful_lines(text, gpu_present=True).endswith(CUINIT)
+
+
+def test_a_failing_import_still_shows_its_own_output_and_error(tmp_path):
+    fake = tmp_path / "tensorflow"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(textwrap.dedent(f"""
+        import os
+        os.write(2, {(ONEDNN + "E0000 libcudnn.so.9: cannot open shared object file").encode()!r})
+        raise ImportError("broken install")
+    """))
+    code = "from efficientnet_search import quiet_start; quiet_start.import_tensorflow()"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}, timeout=60)
+    assert run.returncode == 1
+    assert "libcudnn.so.9: cannot open" in run.stderr and "broken install" in run.stderr
+    assert "oneDNN" not in run.stderr
+
+
+def test_commands_start_without_tensorflow_chatter():
+    run = subprocess.run(
+        [sys.executable, "-m", "efficientnet_search.cli", "scale", "--coefficients", "paper",
+         "--phi", "1"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "258" in run.stdout  # phi 1 resolution with the paper's coefficients
+    assert "absl::InitializeLog" not in run.stderr and "oneDNN" not in run.stderr
