@@ -35,8 +35,10 @@ class Loop:
     """State and steps of one training run (see train.train for the whole story)."""
 
     def __init__(self, config, dist: distribute.Distribution, splits, *, run_dir: Path,
-                 write_dir: Path):
+                 write_dir: Path, started: float | None = None):
+        """`started` is this invocation's `time.perf_counter()` start (default: now)."""
         self.config, self.dist, self.splits = config, dist, splits
+        self._started = time.perf_counter() if started is None else started
         self.global_batch, self.peak_lr = distribute.scale_batch_and_lr(
             config.batch_size, dist.num_replicas, config.recipe.base_lr,
             config.recipe.lr_reference_batch,
@@ -82,6 +84,8 @@ class Loop:
         self.loss_fn = recipe.classification_loss(rcp.label_smoothing)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.best = tf.Variable(-1.0, dtype=tf.float32, trainable=False, name="best_top1")
+        # Wall seconds of every invocation up to the last checkpoint: a resumed run's total.
+        self.elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="wall_seconds")
         self._train_step = tf.function(self._distributed_step)
         self._eval_step = tf.function(self._distributed_eval)
 
@@ -91,7 +95,7 @@ class Loop:
         rng = [v for v in self.model.variables if "seed_generator_state" in v.path]
         self.checkpoint = tf.train.Checkpoint(
             model=self.model, optimizer=self.optimizer, step=self.step, best_top1=self.best,
-            random_state=rng, **averages,
+            wall_seconds=self.elapsed, random_state=rng, **averages,
         )
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, str(write_dir / "checkpoints"),
@@ -115,6 +119,7 @@ class Loop:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             logging.info("resuming from %s at step %d", latest, int(self.step.numpy()))
         self.resumed_from_step = int(self.step.numpy())
+        self._earlier_seconds = float(self.elapsed.numpy())
 
     def _pipeline(self, ds: tf.data.Dataset, *, training: bool, epoch: int = 0):
         from efficientnet_search import data as data_lib
@@ -206,10 +211,18 @@ class Loop:
             bar.update(i + 1, [("loss", loss), ("lr", lr)])
             step = self.completed_steps
             if step % self.config.checkpoint_every_steps == 0 and i + 1 < self.steps_per_epoch:
-                self.manager.save(checkpoint_number=step)
+                self._save()
         self._timed_images += images
         self._timed_seconds += seconds
         return total / max(1, self.steps_per_epoch - offset), images / seconds if seconds else 0.0
+
+    def _save(self) -> None:
+        self.elapsed.assign(self.wall_seconds())
+        self.manager.save(checkpoint_number=self.completed_steps)
+
+    def wall_seconds(self) -> float:
+        """Wall time of the whole run: earlier invocations (to their last checkpoint) and this."""
+        return self._earlier_seconds + time.perf_counter() - self._started
 
     def _run_step(self, iterator):
         if self.handler is not None:
@@ -221,7 +234,7 @@ class Loop:
         if metrics["top1"] > float(self.best.numpy()):
             self.best.assign(metrics["top1"])
             self.best_manager.save(checkpoint_number=self.completed_steps)
-        self.manager.save(checkpoint_number=self.completed_steps)
+        self._save()
         lr = float(self.schedule(self.optimizer.iterations.numpy()))
         logs.write({
             "epoch": epoch + 1, "step": self.completed_steps, "loss": loss,

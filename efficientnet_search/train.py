@@ -115,7 +115,7 @@ class TrainResult:
     best_val_top1: float
     images_per_second: float
     input_images_per_second: float
-    wall_seconds: float
+    wall_seconds: float  # all invocations of a resumed run (each to its last checkpoint)
     global_batch_size: int
     num_replicas: int
     peak_learning_rate: float
@@ -151,11 +151,11 @@ def _train(config: TrainConfig, run_dir: Path) -> TrainResult:
     # Non-chief workers write to a scratch directory: two writers on one file lock each other.
     write_dir = run_dir if dist.is_chief else Path(tempfile.mkdtemp(prefix="worker_"))
     try:
-        loop = Loop(config, dist, splits, run_dir=run_dir, write_dir=write_dir)
+        loop = Loop(config, dist, splits, run_dir=run_dir, write_dir=write_dir, started=start)
         input_rate = measure_input(loop, config.input_benchmark_batches)
         with open_logs(write_dir) as logs:
             loop.fit(logs)
-        result = _finish(loop, run_dir, write_dir, input_rate, time.perf_counter() - start)
+        result = _finish(loop, run_dir, write_dir, input_rate, loop.wall_seconds())
         if dist.is_chief:
             _print_summary(result)
     finally:

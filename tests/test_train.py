@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import yaml
 
 from efficientnet_search import config as config_lib
@@ -147,12 +148,19 @@ def _kill_and_resume(tmp_path: Path) -> tuple[Path, Path]:
         time.sleep(0.05)
     first.send_signal(signal.SIGKILL)
     first.wait()
+    latest = tf.train.latest_checkpoint(str(run / "checkpoints"))
+    first_seconds = tf.train.load_variable(latest, "wall_seconds/.ATTRIBUTES/VARIABLE_VALUE")
     second = _cli("train", "--config", str(config), "--run_dir", str(run))
     _, err = second.communicate(timeout=300)
     assert second.returncode == 0, err
     record = json.loads((run / "results.json").read_text())
     assert 0 < record["resumed_from_step"] < record["planned_steps"]
     assert record["completed_steps"] == record["planned_steps"] == 4 * 8
+    # The run's wall time counts the killed invocation (to its checkpoint) and the resumed one.
+    with (run / "logs" / "history.csv").open() as f:
+        resumed_epochs = sum(float(row["seconds"]) for row in csv.DictReader(f)
+                             if int(row["step"]) > record["resumed_from_step"])
+    assert first_seconds > 0 and record["wall_seconds"] >= first_seconds + resumed_epochs
     return config, run
 
 
