@@ -95,7 +95,8 @@ def _rdb_storage(url: str, engine_kwargs: dict | None, heartbeat_interval: int |
 
     # Workers started together on a fresh database race to create its schema. PostgreSQL
     # refuses the loser's CREATE with a unique violation (IntegrityError) or "already exists"
-    # (ProgrammingError); SQLite says "database is locked". The loser waits and opens the
+    # (ProgrammingError); SQLite says "database is locked" and some MySQL drivers report
+    # "already exists" as an OperationalError. The loser waits and opens the
     # tables the winner made (create_all skips those that exist).
     attempts = 6
     for attempt in range(attempts):
@@ -103,7 +104,8 @@ def _rdb_storage(url: str, engine_kwargs: dict | None, heartbeat_interval: int |
             return _new_rdb_storage(url, engine_kwargs, heartbeat_interval, grace_period)
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError,
                 sqlalchemy.exc.OperationalError) as err:  # fmt: skip
-            racing = not isinstance(err, sqlalchemy.exc.OperationalError) or "locked" in str(err)
+            racing = (not isinstance(err, sqlalchemy.exc.OperationalError)
+                      or any(word in str(err) for word in ("locked", "already exists")))
             if not racing or attempt == attempts - 1:
                 raise _storage_error(url, err) from err
             time.sleep(0.2 * 2**attempt)
