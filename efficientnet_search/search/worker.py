@@ -71,9 +71,10 @@ def process_main(config_dict: dict, run_dir: str, storage: str | None, threads: 
 
     flags.FLAGS.mark_as_parsed()  # absl.app does not run here: defaults, and no warning
     logging.use_absl_handler()  # the parent's line format
-    logging.set_verbosity(logging.INFO)
+    logging.set_verbosity(logging.WARNING)  # the parent has logged how the grid was built
     config = config_lib.from_dict(grid_lib.GridConfig, config_dict)
     ladder = grid_lib.open_ladder(config, Path(run_dir), storage)
+    logging.set_verbosity(logging.INFO)
     logging.info("worker %d: %s threads", index, threads or "all")
     work(config, ladder, threads=threads, verbose=0,
          max_trials=config.search.trials_per_process or None)
