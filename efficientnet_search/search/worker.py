@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 import traceback
 from pathlib import Path
@@ -75,7 +76,9 @@ def process_main(config_dict: dict, run_dir: str, storage: str | None, threads: 
     config = config_lib.from_dict(grid_lib.GridConfig, config_dict)
     ladder = grid_lib.open_ladder(config, Path(run_dir), storage)
     logging.set_verbosity(logging.INFO)
-    logging.info("worker %d: %s threads", index, threads or "all")
+    gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
+    logging.info("worker %d: %s threads%s", index, threads or "all",
+                 f", GPUs {gpus}" if gpus else "")  # fmt: skip
     work(config, ladder, threads=threads, verbose=0,
          max_trials=config.search.trials_per_process or None)
 
