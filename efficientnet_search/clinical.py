@@ -257,6 +257,18 @@ def predict_labels(
     return np.where(hits[:, 0], positive_class, 1 - positive_class)
 
 
+def prediction_margin(
+    scores: np.ndarray, task: str, thresholds: Sequence[Threshold] = (), positive_class: int = 1
+) -> np.ndarray:
+    """How decided each prediction is, for ranking: the top class probability (multiclass),
+    the mean distance of the scores from their thresholds (binary, multilabel)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if task == "multiclass":
+        return scores.max(axis=1)
+    columns = _score_columns(scores, task, positive_class)
+    return np.abs(columns - np.array([t.value for t in thresholds])[None, :]).mean(axis=1)
+
+
 def _metric_fns(y_true, scores, task, thresholds, positive_class):
     """(auc(indices), accuracy(indices)) closures used for the point value and the bootstrap."""
     preds = predict_labels(scores, task, thresholds, positive_class)

@@ -4,7 +4,7 @@ Networks via Gradient-based Localization") for EfficientNet classifiers.
 The class score's gradient with respect to the last convolutional feature map
 (`top_activation`, the reference's layer name) is averaged over space to weight each channel;
 the ReLU of the weighted channel sum, upsampled to the image, shows where the evidence lies.
-Used to show clinicians a few correctly and wrongly classified test images.
+Used to show clinicians the most confident correct and wrong test predictions.
 """
 
 from __future__ import annotations
@@ -49,13 +49,20 @@ def gradcam(
     return np.where(peak > 0, cam / np.maximum(peak, 1e-12), 0.0)
 
 
-def pick_examples(labels: np.ndarray, predicted: np.ndarray, per_group: int) -> dict[str, list]:
-    """Indices of up to `per_group` correct and `per_group` wrong predictions, in order."""
+def pick_examples(labels: np.ndarray, predicted: np.ndarray, per_group: int,
+                  margin: np.ndarray | None = None) -> dict[str, list]:
+    """Indices of up to `per_group` correct and `per_group` wrong predictions.
+
+    With `margin` (how decided each prediction is) the most decided of each group come
+    first: confident mistakes are the ones a clinician most needs to see. Without it, in order.
+    """
     labels = np.asarray(labels).reshape(len(labels), -1)
     predicted = np.asarray(predicted).reshape(len(predicted), -1)
     right = np.all(labels == predicted, axis=1)
-    return {"correct": np.flatnonzero(right)[:per_group].tolist(),
-            "wrong": np.flatnonzero(~right)[:per_group].tolist()}
+    order = np.arange(len(right)) if margin is None else np.argsort(-np.asarray(margin),
+                                                                    kind="stable")
+    return {"correct": order[right[order]][:per_group].tolist(),
+            "wrong": order[~right[order]][:per_group].tolist()}
 
 
 def save_overlays(

@@ -2,7 +2,8 @@
 
 Plots (matplotlib, Agg): ROC curves of the test split with the validation-chosen operating
 point, the confusion matrix (or per-label sensitivity/specificity for multi-label), training
-curves over both phases, and Grad-CAM overlays of correctly and wrongly classified test images.
+curves over both phases, and Grad-CAM overlays of the most confident correct and wrong test
+predictions.
 The model card follows Mitchell et al. 2019 ("Model Cards for Model Reporting") in brief.
 """
 
@@ -16,6 +17,8 @@ import numpy as np
 import tensorflow as tf
 
 from efficientnet_search import clinical, gradcam
+
+GRADCAM_SCAN_LIMIT = 2048  # test images searched for the most confident examples
 
 DISCLAIMER = (
     "**Not for clinical use.** This model is a research artifact. It has not been validated "
@@ -126,22 +129,30 @@ def plot_training(path: Path, history: dict) -> Path:
 
 
 def gradcam_overlay(path: Path, model: keras.Model, pipe: tf.data.Dataset, results: dict,
-                    per_group: int) -> Path | None:
-    """Grad-CAM of the first `per_group` correct and wrong test predictions."""
+                    per_group: int, scan_limit: int = GRADCAM_SCAN_LIMIT) -> Path | None:
+    """Grad-CAM of the most confident correct and wrong test predictions.
+
+    Scans up to `scan_limit` test images, keeping only the current top `per_group` of each
+    group, so memory stays at a few images whatever the resolution.
+    """
     thresholds = [clinical.Threshold(**t) for t in results["threshold"]["values"]]
     task = results["task"]
     positive = results["config"]["eval"]["positive_class"]
-    chosen: dict[str, list] = {"correct": [], "wrong": []}
+    kept: dict[str, list] = {"correct": [], "wrong": []}  # (margin, image, label, pred, score)
+    scanned = 0
     for x, y in pipe:
+        if scanned >= scan_limit:
+            break
         scores = np.asarray(model.predict_on_batch(x))
         pred = clinical.predict_labels(scores, task, thresholds, positive)
-        picks = gradcam.pick_examples(y.numpy(), pred, per_group)
+        margin = clinical.prediction_margin(scores, task, thresholds, positive)
+        picks = gradcam.pick_examples(y.numpy(), pred, per_group, margin)
         for group, idx in picks.items():
-            room = per_group - len(chosen[group])
-            chosen[group] += [(x.numpy()[i], y.numpy()[i], pred[i], scores[i]) for i in idx[:room]]
-        if all(len(v) >= per_group for v in chosen.values()):
-            break
-    items = [(g, *item) for g in ("correct", "wrong") for item in chosen[g]]
+            kept[group] += [(margin[i], x.numpy()[i], y.numpy()[i], pred[i], scores[i])
+                            for i in idx]  # fmt: skip
+            kept[group] = sorted(kept[group], key=lambda item: -item[0])[:per_group]
+        scanned += len(pred)
+    items = [(g, *item[1:]) for g in ("correct", "wrong") for item in kept[g]]
     if not items:
         return None
     images = np.stack([it[1] for it in items])
@@ -149,8 +160,22 @@ def gradcam_overlay(path: Path, model: keras.Model, pipe: tf.data.Dataset, resul
                if task == "multiclass" else it[3]) for it in items]
     heat = gradcam.gradcam(model, images, explain)
     names = results["data"]["class_names"]
-    titles = [f"{g}: true {_name(t, names)} / pred {_name(p, names)}" for g, _, t, p, _ in items]
+    titles = [f"{g}: true {_name(t, names)} / pred {_name(p, names)}"
+              + _score_text(score, task, thresholds, positive)
+              for g, _, t, p, score in items]  # fmt: skip
     return gradcam.save_overlays(path, images, heat, titles)
+
+
+def _score_text(score: np.ndarray, task: str, thresholds, positive: int) -> str:
+    """The score behind a prediction, for a figure title: the top class probability
+    (multiclass) or the positive score against the operating threshold (binary)."""
+    score = np.asarray(score, dtype=np.float64).ravel()
+    if task == "multiclass":
+        return f"\np={score.max():.2f}"
+    if task == "binary":
+        p_positive = score[positive] if score.size > 1 else score[0]
+        return f"\nscore {p_positive:.2f}, threshold {thresholds[0].value:.2f}"
+    return ""
 
 
 def _name(label, names) -> str:

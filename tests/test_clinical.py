@@ -127,3 +127,21 @@ def test_macro_auc_skips_a_class_absent_from_the_test_set():
     res = clinical.evaluate(y, scores, "multiclass", n_resamples=20)
     assert res["auc"] == pytest.approx(1.0)
     assert np.isnan(res["per_class"]["2"]["auc"])
+
+
+def test_gradcam_examples_put_the_most_confident_mistakes_first():
+    from efficientnet_search import gradcam
+
+    thresholds = [clinical.Threshold(value=0.5, method="fixed", sensitivity=1.0,
+                                     specificity=1.0)]  # fmt: skip
+    scores = np.array([[0.4, 0.6], [0.05, 0.95], [0.9, 0.1], [0.45, 0.55], [0.2, 0.8]])
+    labels = np.array([1, 0, 0, 0, 1])
+    predicted = clinical.predict_labels(scores, "binary", thresholds, 1)
+    margin = clinical.prediction_margin(scores, "binary", thresholds, 1)
+    assert margin == pytest.approx([0.1, 0.45, 0.4, 0.05, 0.3])
+    picks = gradcam.pick_examples(labels, predicted, 2, margin)
+    # Wrong: image 1 (0.95 for the wrong class) before image 3 (0.55); right: 2 then 4.
+    assert picks == {"correct": [2, 4], "wrong": [1, 3]}
+    assert gradcam.pick_examples(labels, predicted, 1) == {"correct": [0], "wrong": [1]}
+    top = clinical.prediction_margin(np.array([[0.2, 0.7, 0.1]]), "multiclass")
+    assert top == pytest.approx([0.7])
