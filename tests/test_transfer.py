@@ -83,3 +83,22 @@ def test_start_from_a_keras_file_or_reference_weights_keeps_the_backbone(tmp_pat
         resolution=32), 2, False)
     np.testing.assert_array_equal(from_reference.get_layer("top_conv").kernel.numpy(), kept)
     assert transfer.model_resolution(from_reference, transfer.ModelConfig()) == 32
+
+
+def test_best_weights_break_auc_ties_by_validation_loss(monkeypatch):
+    model, ds = _tiny_model_and_data()
+
+    def best_epoch(aucs, losses):
+        tracker = transfer.BestWeights(ds.take(1), "binary", 1)
+        tracker.set_model(model)
+        values = iter(aucs)
+        monkeypatch.setattr(transfer, "macro_auc", lambda *args: next(values))
+        for epoch, loss in enumerate(losses):
+            tracker.on_epoch_end(epoch, {"val_loss": loss})
+        return tracker.best_epoch
+
+    # 0.9955 ties 0.9950 and has the lower loss; 0.9990 is better by more than noise.
+    assert best_epoch([0.9950, 0.9955, 0.9990], [0.30, 0.20, 0.40]) == 3
+    assert best_epoch([0.9950, 0.9955], [0.30, 0.20]) == 2
+    assert best_epoch([0.9950, 0.9958], [0.20, 0.30]) == 1  # a tie with a worse loss
+    assert best_epoch([0.90, 0.95], [0.20, 0.30]) == 2  # a real AUC gain beats the loss
