@@ -36,6 +36,7 @@ test-all: install data
 	$(PY) -m pytest -q --runslow
 
 lint: install
+	$(PY) -m pip install --quiet -e '.[lint]'
 	$(PY) -m ruff check efficientnet_search tests benchmarks
 
 clean:

@@ -23,6 +23,7 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8.0", "pytest-timeout>=2.2", "psycopg2-binary>=2.9"],
+        "lint": ["ruff>=0.5"],
         "postgres": ["psycopg2-binary>=2.9"],
     },
     entry_points={"console_scripts": ["efficientnet-search=efficientnet_search.cli:run_main"]},

@@ -9,13 +9,13 @@ from efficientnet_search import quiet_start
 
 quiet_start.import_tensorflow()  # before anything loads it: its start-up chatter is dropped
 
-from efficientnet_search.blocks import (
+from efficientnet_search.blocks import (  # noqa: E402
     B0_BLOCK_STRINGS,
     BlockArgs,
     decode_block_string,
     encode_block_string,
 )
-from efficientnet_search.model import (
+from efficientnet_search.model import (  # noqa: E402
     EfficientNetB0,
     EfficientNetB1,
     EfficientNetB2,
@@ -26,7 +26,7 @@ from efficientnet_search.model import (
     EfficientNetB7,
     build_model,
 )
-from efficientnet_search.scaling import (
+from efficientnet_search.scaling import (  # noqa: E402
     VARIANTS,
     ScalingParams,
     compound_scaling,

@@ -165,7 +165,8 @@ def _finalists(results: Mapping[str, Any]) -> set[str]:
 
 def _ring(ax, points: Sequence[tuple[float, float]], label: str) -> None:
     if points:
-        ax.scatter(*zip(*points), s=260, facecolors="none", edgecolors="red", linewidths=1.5,
+        xs, ys = zip(*points, strict=True)
+        ax.scatter(xs, ys, s=260, facecolors="none", edgecolors="red", linewidths=1.5,
                    label=label, zorder=3)  # fmt: skip
 
 
