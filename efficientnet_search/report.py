@@ -98,6 +98,21 @@ def _rung_lines(rungs: Sequence[Mapping[str, Any]] | None) -> list[str]:
             *rows, ""]  # fmt: skip
 
 
+def candidates_text(results: Mapping[str, Any]) -> str:
+    """The candidates as a terminal table, best first, with their tie to the best."""
+    from efficientnet_search.commands import format_table
+
+    best_set = results.get("best_set")
+    rows = []
+    for rank, c in enumerate(results.get("candidates", [])):
+        tie = "best" if rank == 0 else ("?" if best_set is None
+                                        else "tied" if c["key"] in best_set else "")
+        rows.append((c["key"], c["kind"], _fmt(c.get("macs_ratio"), 2), c["n"],
+                     f"{c['mean']:.4f}", _fmt(c.get("std")), tie))  # fmt: skip
+    return format_table(("candidate", "kind", "MACs x", "seeds", "val acc", "std", "vs best"),
+                        rows)  # fmt: skip
+
+
 def _candidate_table(candidates: Sequence[Mapping[str, Any]], best_set) -> str:
     header = ("| candidate | kind | alpha | beta | gamma | nominal cost | measured MACs ratio "
               "| params | seeds | mean val acc | std | ties best |")

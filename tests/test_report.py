@@ -33,6 +33,17 @@ def _run_dir(tmp_path, accuracies):
     return payload
 
 
+def test_terminal_table_lists_candidates_best_first_with_their_ties(tmp_path):
+    payload = _run_dir(tmp_path, [("a1.2_b1.1_g1.15", "compound", [0.80, 0.81]),
+                                  ("a2.0_b1.0_g1.0", "depth", [0.70, 0.71]),
+                                  ("a1.0_b1.0_g1.41", "resolution", [0.805, 0.80])])
+    rows = report.candidates_text(payload).splitlines()[2:]
+    assert [row.split()[0] for row in rows] == ["a1.2_b1.1_g1.15", "a1.0_b1.0_g1.41",
+                                                "a2.0_b1.0_g1.0"]  # fmt: skip
+    assert rows[0].endswith("best") and rows[1].endswith("tied")
+    assert rows[2].split()[-1] == "0.0071"  # clearly worse: its std, no tie mark
+
+
 def test_report_regenerates_markdown_and_plots(tmp_path, capsys):
     _run_dir(tmp_path, [("a1.2_b1.1_g1.15", "compound", [0.80, 0.81]),
                         ("a2.0_b1.0_g1.0", "depth", [0.70, 0.71]),

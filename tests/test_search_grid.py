@@ -154,7 +154,7 @@ def test_resume_after_kill_during_the_second_trial(tmp_path):
     _assert_each_point_completed_once(after)
     killed = [t for t in after if t.state == TrialState.FAIL]
     assert len(killed) == 1 and "error" not in killed[0].user_attrs  # retried, not an error
-    assert "results:" in rerun.stdout
+    assert "results:" in rerun.stdout and "vs best" in rerun.stdout  # the candidates table
 
 
 def test_two_local_workers_complete_the_grid_exactly_once(tmp_path):

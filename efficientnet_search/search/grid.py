@@ -433,6 +433,7 @@ def write_outputs(config: GridConfig, ladder: rungs_lib.Ladder, run_dir: Path) -
     write_json(results_path, payload)
     report_path = report.write_report(run_dir, payload, config_lib.to_dict(config))
     logging.info("%s", payload["verdict"])
+    print(report.candidates_text(payload))
     print(f"results: {results_path}\nreport:  {report_path}\nplots:   {run_dir / 'plots'}")
     return GridResult(run_dir, results_path, report_path, summary, payload)
 
