@@ -187,7 +187,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(args: argparse.Namespace) -> None:
     """Runs one parsed command, turning user errors into one line and exit status 2."""
+    from efficientnet_search import quiet_start
+
     _, run = COMMANDS[args.command]
+    quiet_start.send_tensorflow_logs_through_absl()
     try:
         run(args)
     except (ValueError, FileNotFoundError) as err:

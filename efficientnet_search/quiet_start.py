@@ -7,15 +7,20 @@ CPU instructions before its own output. `import_tensorflow` captures file descri
 TensorFlow loads and initialises its devices, then writes back every captured line except
 the known harmless ones, so an import failure or a real CUDA error still shows.
 `TF_CPP_MIN_LOG_LEVEL=0` shows everything. The package's `__init__` calls it first, so every
-command, spawned worker and `import efficientnet_search` starts quietly.
+command, spawned worker and `import efficientnet_search` starts quietly. The Python side:
+commands print each TensorFlow warning once, and grid workers drop the retracing warning that
+a fresh model per trial sets off.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging as std_logging
 import os
 import re
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -66,3 +71,38 @@ def useful_lines(text: str, *, gpu_present: bool | None = None) -> str:
     pattern = re.compile("|".join(re.escape(h) for h in harmless))
     lines = text.splitlines(keepends=True)
     return "".join(line for line in lines if not pattern.search(line))
+
+
+def send_tensorflow_logs_through_absl() -> None:
+    """Leaves TensorFlow's Python logger to Abseil's root handler, so each warning prints once.
+
+    TensorFlow gives its logger a stderr handler of its own when the root logger has none at
+    import time, which is always the case before `absl.app` installs its handler: every TF
+    warning then printed twice, in two formats. Call once Abseil's handler is in place.
+    """
+    tf_logger = std_logging.getLogger("tensorflow")
+    for handler in list(tf_logger.handlers):
+        tf_logger.removeHandler(handler)
+    tf_logger.propagate = True
+
+
+class _DropRetracingWarnings(std_logging.Filter):
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def expected_retracing() -> Iterator[None]:
+    """Hides TensorFlow's retracing warning where each iteration builds a fresh model.
+
+    A grid worker trains a new model per trial, so every trial traces new train and eval
+    functions; TensorFlow counts them together (same Python code) and, after a few trials,
+    warns about retracing that is by design and costs nothing extra.
+    """
+    tf_logger = std_logging.getLogger("tensorflow")
+    drop = _DropRetracingWarnings()
+    tf_logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        tf_logger.removeFilter(drop)

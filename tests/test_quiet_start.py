@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import textwrap
@@ -43,3 +44,30 @@ def test_commands_start_without_tensorflow_chatter():
     assert run.returncode == 0, run.stderr[-2000:]
     assert "258" in run.stdout  # phi 1 resolution with the paper's coefficients
     assert "absl::InitializeLog" not in run.stderr and "oneDNN" not in run.stderr
+
+
+def test_a_tensorflow_warning_prints_once_under_absl():
+    code = textwrap.dedent("""
+        from absl import logging
+        from efficientnet_search import quiet_start
+        import tensorflow as tf
+        logging.use_absl_handler()
+        quiet_start.send_tensorflow_logs_through_absl()
+        tf.get_logger().warning("pineapple warning")
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stderr.count("pineapple warning") == 1, run.stderr
+
+
+def test_grid_workers_drop_only_the_retracing_warning(caplog):
+    tf_logger = logging.getLogger("tensorflow")
+    retracing = ("5 out of the last 11 calls to <function f> triggered tf.function retracing. "
+                 "Tracing is expensive")  # fmt: skip
+    with caplog.at_level(logging.WARNING), quiet_start.expected_retracing():
+        tf_logger.warning(retracing)
+        tf_logger.warning("a real problem")
+    tf_logger.warning(retracing)  # outside a grid worker it shows again
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == ["a real problem", retracing]

@@ -20,6 +20,7 @@ from absl import logging
 from optuna.trial import TrialState
 
 from efficientnet_search import config as config_lib
+from efficientnet_search import quiet_start
 from efficientnet_search.search import grid as grid_lib
 from efficientnet_search.search import proxy
 from efficientnet_search.search import results as results_lib
@@ -42,6 +43,12 @@ def work(config: grid_lib.GridConfig, ladder: rungs_lib.Ladder, *, threads: int 
     With `max_trials` it returns after that many (a fresh process then takes over).
     """
     proxy.configure_threads(threads)
+    with quiet_start.expected_retracing():
+        return _work(config, ladder, verbose=verbose, max_trials=max_trials)
+
+
+def _work(config: grid_lib.GridConfig, ladder: rungs_lib.Ladder, *, verbose: int,
+          max_trials: int | None) -> int:
     splits: list[Any] = []  # loaded on the first trial this worker takes
     progress = _Progress(time.monotonic())
     while max_trials is None or progress.trained < max_trials:
@@ -72,6 +79,7 @@ def process_main(config_dict: dict, run_dir: str, storage: str | None, threads: 
 
     flags.FLAGS.mark_as_parsed()  # absl.app does not run here: defaults, and no warning
     logging.use_absl_handler()  # the parent's line format
+    quiet_start.send_tensorflow_logs_through_absl()
     logging.set_verbosity(logging.WARNING)  # the parent has logged how the grid was built
     config = config_lib.from_dict(grid_lib.GridConfig, config_dict)
     ladder = grid_lib.open_ladder(config, Path(run_dir), storage)
