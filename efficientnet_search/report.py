@@ -106,7 +106,7 @@ def candidates_text(results: Mapping[str, Any]) -> str:
     rows = []
     for rank, c in enumerate(results.get("candidates", [])):
         tie = "best" if rank == 0 else ("?" if best_set is None
-                                        else "tied" if c["key"] in best_set else "")
+                                        else "tied" if c["key"] in best_set else "worse")
         rows.append((c["key"], c["kind"], _fmt(c.get("macs_ratio"), 2), c["n"],
                      f"{c['mean']:.4f}", _fmt(c.get("std")), tie))  # fmt: skip
     return format_table(("candidate", "kind", "MACs x", "seeds", "val acc", "std", "vs best"),
@@ -118,7 +118,7 @@ def _candidate_table(candidates: Sequence[Mapping[str, Any]], best_set) -> str:
               "| params | seeds | mean val acc | std | ties best |")
     rows = [header, "|" + "---|" * 12]
     for c in candidates:
-        tie = "?" if best_set is None else ("yes" if c["key"] in best_set else "")
+        tie = "?" if best_set is None else ("yes" if c["key"] in best_set else "no")
         rows.append(
             f"| {c['key']} | {c['kind']} | {c['alpha']} | {c['beta']} | {c['gamma']} | "
             f"{c['nominal_cost']:.3f} | {_fmt(c.get('macs_ratio'), 3)} | {c.get('params')} | "

@@ -41,7 +41,7 @@ def test_terminal_table_lists_candidates_best_first_with_their_ties(tmp_path):
     assert [row.split()[0] for row in rows] == ["a1.2_b1.1_g1.15", "a1.0_b1.0_g1.41",
                                                 "a2.0_b1.0_g1.0"]  # fmt: skip
     assert rows[0].endswith("best") and rows[1].endswith("tied")
-    assert rows[2].split()[-1] == "0.0071"  # clearly worse: its std, no tie mark
+    assert rows[2].split()[-2:] == ["0.0071", "worse"]  # beyond seed noise
 
 
 def test_report_regenerates_markdown_and_plots(tmp_path, capsys):

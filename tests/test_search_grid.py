@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -165,7 +166,10 @@ def test_two_local_workers_complete_the_grid_exactly_once(tmp_path):
     trials = _trials(tmp_path)
     assert len(trials) == 4
     _assert_each_point_completed_once(trials)
-    assert "worker 1" in run.stderr and "worker 0" in run.stderr
+    assert "2 local worker processes" in run.stderr
+    # Every trial names the process that trained it: four fresh processes on this host.
+    workers = {t.user_attrs["worker"] for t in trials}
+    assert len(workers) == 4 and {w.split(":")[0] for w in workers} == {socket.gethostname()}
 
 
 # ----------------------------------------------------------------------------- PostgreSQL

@@ -336,6 +336,9 @@ def _run_local_workers(
     context = multiprocessing.get_context("spawn")
     args = (config_lib.to_dict(config), str(run_dir), storage, threads)
     slots: list = [None] * workers
+    every = config.search.trials_per_process
+    logging.info("%d local worker processes, %s threads each%s", workers, threads or "all",
+                 f", a fresh process every {every} trial(s)" if every else "")  # fmt: skip
     devices = gpu_assignments(workers, _local_gpu_ids())
     if devices[0] is not None:
         logging.info("local workers' GPUs: %s", "; ".join(

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 TRIAL_FIELDS = (
     "number", "rung", "candidate", "kind", "alpha", "beta", "gamma", "seed", "state",
     "val_accuracy", "epoch_accuracies", "epochs", "params", "macs", "macs_ratio", "nominal_cost",
-    "resolution", "width", "depth", "seconds", "peak_rss_mb", "error",
+    "resolution", "width", "depth", "seconds", "peak_rss_mb", "worker", "error",
 )  # fmt: skip
 
 
@@ -55,7 +55,7 @@ def trial_record(trial: FrozenTrial) -> dict[str, Any]:
         "curve": [list(point) for point in curve],
         "epochs": curve[-1][0] if curve else 0,
         **{k: attrs.get(k) for k in ("params", "macs", "macs_ratio", "resolution", "width",
-                                     "depth", "peak_rss_mb", "rss_mb", "error")},
+                                     "depth", "peak_rss_mb", "rss_mb", "worker", "error")},
         "nominal_cost": attrs["alpha"] * attrs["beta"] ** 2 * attrs["gamma"] ** 2,
         "seconds": seconds,
     }  # fmt: skip

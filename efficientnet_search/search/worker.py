@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import socket
 import time
 import traceback
 from pathlib import Path
@@ -83,10 +84,7 @@ def process_main(config_dict: dict, run_dir: str, storage: str | None, threads: 
     logging.set_verbosity(logging.WARNING)  # the parent has logged how the grid was built
     config = config_lib.from_dict(grid_lib.GridConfig, config_dict)
     ladder = grid_lib.open_ladder(config, Path(run_dir), storage)
-    logging.set_verbosity(logging.INFO)
-    gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
-    logging.info("worker %d: %s threads%s", index, threads or "all",
-                 f", GPUs {gpus}" if gpus else "")  # fmt: skip
+    logging.set_verbosity(logging.INFO)  # the parent has logged threads and GPUs
     work(config, ladder, threads=threads, verbose=0,
          max_trials=config.search.trials_per_process or None)
 
@@ -121,6 +119,7 @@ def train_trial(config: grid_lib.GridConfig, study: optuna.Study, trial: optuna.
               for name in ("alpha", "beta", "gamma")}  # fmt: skip
     seed = int(attrs["seed"])
     spec = config.proxy.spec(**values, num_classes=splits.num_classes)
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # who trained it
     trial.set_user_attr("resolution", spec.scaling.resolution)
     trial.set_user_attr("width", spec.scaling.width)
     trial.set_user_attr("depth", spec.scaling.depth)
