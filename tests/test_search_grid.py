@@ -274,3 +274,15 @@ def test_gpu_environment_is_set_while_a_worker_starts_and_restored_after(monkeyp
     assert "TF_FORCE_GPU_ALLOW_GROWTH" not in os.environ
     with grid._gpu_environment("2,3", shared=False):
         assert "TF_FORCE_GPU_ALLOW_GROWTH" not in os.environ  # its own GPUs: TF's default
+
+
+def test_eta_follows_the_pace_of_every_worker():
+    from efficientnet_search.search import worker
+
+    # Two workers each finishing a trial every 20 s: together one every 10 s.
+    ends = [100.0, 101.0, 120.0, 121.0, 140.0, 141.0]
+    assert worker.eta_seconds(ends, remaining=6) == pytest.approx(6 * 41 / 5)
+    # Only the last ETA_WINDOW finishes count: an old run before a resume does not slow it.
+    resumed = [0.0, 1.0, 2.0] + [5000.0 + 10 * i for i in range(worker.ETA_WINDOW)]
+    assert worker.eta_seconds(resumed, remaining=3) == pytest.approx(30.0)
+    assert worker.eta_seconds([100.0, 120.0], remaining=3) is None  # too few to tell

@@ -385,12 +385,13 @@ def _last_beat(trial: FrozenTrial) -> float:
     return max(float(trial.system_attrs.get(HEARTBEAT_ATTR, 0.0)), start)
 
 
+def is_finished(trial: FrozenTrial) -> bool:
+    """Whether the trial settled its point: completed, pruned, or failed with a recorded
+    error (a killed trial fails without one and is retried)."""
+    return trial.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
+        trial.state == TrialState.FAIL and "error" in trial.user_attrs)
+
+
 def finished_points(trials: Sequence[FrozenTrial]) -> set[str]:
-    """Keys of points that are done: completed, pruned, or failed with a recorded error."""
-    done = set()
-    for t in trials:
-        if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
-            t.state == TrialState.FAIL and "error" in t.user_attrs
-        ):
-            done.add(t.user_attrs[POINT_ATTR])
-    return done
+    """Keys of points that are done (see is_finished)."""
+    return {t.user_attrs[POINT_ATTR] for t in trials if is_finished(t)}

@@ -13,6 +13,7 @@ import os
 import socket
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -181,9 +182,13 @@ def log_progress(config: grid_lib.GridConfig, rung: rungs_lib.Rung,
     summary = results_lib.summarize([results_lib.trial_record(t) for t in trials])
     best = summary.best
     best_text = f"{best.key} {best.mean:.4f} ({best.n} seeds)" if best else "none yet"
-    running = sum(t.state == TrialState.RUNNING for t in trials)
-    per_trial = (time.monotonic() - progress.started) / progress.trained
-    eta = (queue.size - done) * per_trial / max(1, running + 1)
+    ends = [t.datetime_complete.timestamp() for t in trials
+            if t.datetime_complete and study_lib.is_finished(t)]  # fmt: skip
+    eta = eta_seconds(ends, queue.size - done)
+    if eta is None:  # too few finished yet: this worker's pace times the workers running
+        running = sum(t.state == TrialState.RUNNING for t in trials)
+        per_trial = (time.monotonic() - progress.started) / progress.trained
+        eta = (queue.size - done) * per_trial / max(1, running + 1)
     accuracy = record["val_accuracy"]
     where = "" if config.search.pruner != rungs_lib.HALVING else (
         f"rung {rung.index} ({rung.budget / config.proxy.evals_per_epoch:.3g} epochs) ")
@@ -193,6 +198,22 @@ def log_progress(config: grid_lib.GridConfig, rung: rungs_lib.Rung,
         "n/a" if accuracy is None else f"{accuracy:.4f}", record["seconds"] or 0.0,
         best_text, _duration(eta),
     )  # fmt: skip
+
+
+ETA_WINDOW = 8  # finished trials whose pace predicts the rest
+
+
+def eta_seconds(end_times: Sequence[float], remaining: int) -> float | None:
+    """Seconds until `remaining` more trials finish, at the pace of the last few finishes.
+
+    The pace is read from when trials ended (any worker, any machine), so it counts every
+    worker sharing the study, including those between two processes; None until three
+    trials have ended.
+    """
+    window = sorted(end_times)[-ETA_WINDOW:]
+    if len(window) < 3 or window[-1] <= window[0]:
+        return None
+    return remaining * (window[-1] - window[0]) / (len(window) - 1)
 
 
 def _duration(seconds: float) -> str:
