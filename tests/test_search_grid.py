@@ -279,10 +279,11 @@ def test_gpu_environment_is_set_while_a_worker_starts_and_restored_after(monkeyp
 def test_eta_follows_the_pace_of_every_worker():
     from efficientnet_search.search import worker
 
-    # Two workers each finishing a trial every 20 s: together one every 10 s.
-    ends = [100.0, 101.0, 120.0, 121.0, 140.0, 141.0]
-    assert worker.eta_seconds(ends, remaining=6) == pytest.approx(6 * 41 / 5)
-    # Only the last ETA_WINDOW finishes count: an old run before a resume does not slow it.
-    resumed = [0.0, 1.0, 2.0] + [5000.0 + 10 * i for i in range(worker.ETA_WINDOW)]
-    assert worker.eta_seconds(resumed, remaining=3) == pytest.approx(30.0)
-    assert worker.eta_seconds([100.0, 120.0], remaining=3) is None  # too few to tell
+    # Two workers, each a 20 s trial then 5 s to start the next process: 12.5 s a trial.
+    spans = [(25.0 * i + offset, 25.0 * i + offset + 20) for i in range(4) for offset in (0, 6)]
+    assert worker.eta_seconds(spans, remaining=6) == pytest.approx(6 * 12.5, rel=0.1)
+    # Only the last ETA_WINDOW finished count: a run before a resume does not slow it.
+    before = [(0.0, 20.0), (20.0, 40.0)]
+    after = [(5000.0 + 10 * i, 5010.0 + 10 * i) for i in range(worker.ETA_WINDOW)]
+    assert worker.eta_seconds(before + after, remaining=3) == pytest.approx(30.0)
+    assert worker.eta_seconds([(0.0, 20.0)], remaining=3) is None  # too few to tell

@@ -182,9 +182,9 @@ def log_progress(config: grid_lib.GridConfig, rung: rungs_lib.Rung,
     summary = results_lib.summarize([results_lib.trial_record(t) for t in trials])
     best = summary.best
     best_text = f"{best.key} {best.mean:.4f} ({best.n} seeds)" if best else "none yet"
-    ends = [t.datetime_complete.timestamp() for t in trials
-            if t.datetime_complete and study_lib.is_finished(t)]  # fmt: skip
-    eta = eta_seconds(ends, queue.size - done)
+    spans = [(t.datetime_start.timestamp(), t.datetime_complete.timestamp()) for t in trials
+             if t.datetime_start and t.datetime_complete and study_lib.is_finished(t)]
+    eta = eta_seconds(spans, queue.size - done)
     if eta is None:  # too few finished yet: this worker's pace times the workers running
         running = sum(t.state == TrialState.RUNNING for t in trials)
         per_trial = (time.monotonic() - progress.started) / progress.trained
@@ -203,17 +203,18 @@ def log_progress(config: grid_lib.GridConfig, rung: rungs_lib.Rung,
 ETA_WINDOW = 8  # finished trials whose pace predicts the rest
 
 
-def eta_seconds(end_times: Sequence[float], remaining: int) -> float | None:
-    """Seconds until `remaining` more trials finish, at the pace of the last few finishes.
+def eta_seconds(spans: Sequence[tuple[float, float]], remaining: int) -> float | None:
+    """Seconds until `remaining` more trials finish, at the pace of the last few finished.
 
-    The pace is read from when trials ended (any worker, any machine), so it counts every
-    worker sharing the study, including those between two processes; None until three
-    trials have ended.
+    `spans` are the finished trials' (start, end) times. The pace is the time from the
+    earliest start to the latest end of the last ETA_WINDOW of them, per trial: it counts
+    every worker sharing the study (any machine) and the gaps between their trials. None
+    until two trials have finished.
     """
-    window = sorted(end_times)[-ETA_WINDOW:]
-    if len(window) < 3 or window[-1] <= window[0]:
+    window = sorted(spans, key=lambda span: span[1])[-ETA_WINDOW:]
+    if len(window) < 2:
         return None
-    return remaining * (window[-1] - window[0]) / (len(window) - 1)
+    return remaining * (window[-1][1] - min(start for start, _ in window)) / len(window)
 
 
 def _duration(seconds: float) -> str:
