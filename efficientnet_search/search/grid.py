@@ -352,7 +352,7 @@ def _run_local_workers(
             slots[index] = None
             if not ladder.finished() and (process is None or config.search.trials_per_process
                                           or process.exitcode):  # fmt: skip
-                slots[index] = context.Process(target=worker.process_main, args=(*args, index),
+                slots[index] = context.Process(target=worker.process_main, args=args,
                                                name=f"grid-worker-{index}")  # fmt: skip
                 # A spawned child copies os.environ as it is at start().
                 with _gpu_environment(devices[index], shared=workers > len(set(devices))):

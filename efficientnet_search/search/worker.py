@@ -74,8 +74,8 @@ def _work(config: grid_lib.GridConfig, ladder: rungs_lib.Ladder, *, verbose: int
     return progress.trained
 
 
-def process_main(config_dict: dict, run_dir: str, storage: str | None, threads: int | None,
-                 index: int) -> None:
+def process_main(config_dict: dict, run_dir: str, storage: str | None,
+                 threads: int | None) -> None:
     """Entry point of a spawned local worker process."""
     from absl import flags
 
