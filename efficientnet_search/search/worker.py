@@ -85,7 +85,7 @@ def process_main(config_dict: dict, run_dir: str, storage: str | None,
     logging.set_verbosity(logging.WARNING)  # the parent has logged how the grid was built
     config = config_lib.from_dict(grid_lib.GridConfig, config_dict)
     ladder = grid_lib.open_ladder(config, Path(run_dir), storage)
-    logging.set_verbosity(logging.INFO)  # the parent has logged threads and GPUs
+    logging.set_verbosity(logging.INFO)  # per-trial progress lines (threads, GPUs: the parent)
     work(config, ladder, threads=threads, verbose=0,
          max_trials=config.search.trials_per_process or None)
 
