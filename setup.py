@@ -26,5 +26,5 @@ setup(
         "lint": ["ruff>=0.5"],
         "postgres": ["psycopg2-binary>=2.9"],
     },
-    entry_points={"console_scripts": ["efficientnet-search=efficientnet_search.cli:run_main"]},
+    entry_points={"console_scripts": ["efficientnet-search=efficientnet_search.cli.main:run_main"]},
 )

@@ -1,4 +1,4 @@
-"""Input-pipeline throughput (images/s) of `efficientnet_search.data.make_pipeline`.
+"""Input-pipeline throughput (images/s) of `efficientnet_search.data.splits.make_pipeline`.
 
     python benchmarks/data_throughput.py [--npz ../shared/data/pneumoniamnist_balanced.npz]
 

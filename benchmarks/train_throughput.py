@@ -26,8 +26,8 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from efficientnet_search import data, distribute, recipe  # noqa: E402
-from efficientnet_search.loop import Loop  # noqa: E402
-from efficientnet_search.train import DataConfig, ModelConfig, TrainConfig  # noqa: E402
+from efficientnet_search.training.loop import Loop  # noqa: E402
+from efficientnet_search.training.train import DataConfig, ModelConfig, TrainConfig  # noqa: E402
 
 NUM_CLASSES = 10
 

@@ -9,13 +9,13 @@ from efficientnet_search import quiet_start
 
 quiet_start.import_tensorflow()  # before anything loads it: its start-up chatter is dropped
 
-from efficientnet_search.blocks import (  # noqa: E402
+from efficientnet_search.arch.blocks import (  # noqa: E402
     B0_BLOCK_STRINGS,
     BlockArgs,
     decode_block_string,
     encode_block_string,
 )
-from efficientnet_search.model import (  # noqa: E402
+from efficientnet_search.arch.model import (  # noqa: E402
     EfficientNetB0,
     EfficientNetB1,
     EfficientNetB2,
@@ -26,7 +26,7 @@ from efficientnet_search.model import (  # noqa: E402
     EfficientNetB7,
     build_model,
 )
-from efficientnet_search.scaling import (  # noqa: E402
+from efficientnet_search.arch.scaling import (  # noqa: E402
     VARIANTS,
     ScalingParams,
     compound_scaling,
@@ -40,18 +40,18 @@ __version__ = "0.1.0"
 # Heavier entry points (Optuna, the training loop, clinical metrics) load on first use, so
 # `import efficientnet_search` and `efficientnet-search build` stay quick. The `train` and
 # `finetune` functions live in the modules of the same names:
-# `from efficientnet_search.train import train`.
+# `from efficientnet_search.training.train import train`.
 _LAZY = {
     "run_grid_search": "efficientnet_search.search.grid",
     "GridConfig": "efficientnet_search.search.grid",
-    "TrainConfig": "efficientnet_search.train",
-    "FinetuneConfig": "efficientnet_search.finetune",
-    "load_splits": "efficientnet_search.data",
-    "make_pipeline": "efficientnet_search.data",
-    "model_cost": "efficientnet_search.cost",
-    "spec_cost": "efficientnet_search.cost",
-    "load_reference_weights": "efficientnet_search.weights",
-    "scale_family": "efficientnet_search.family",
+    "TrainConfig": "efficientnet_search.training.train",
+    "FinetuneConfig": "efficientnet_search.medical.finetune",
+    "load_splits": "efficientnet_search.data.splits",
+    "make_pipeline": "efficientnet_search.data.splits",
+    "model_cost": "efficientnet_search.arch.cost",
+    "spec_cost": "efficientnet_search.arch.cost",
+    "load_reference_weights": "efficientnet_search.arch.weights",
+    "scale_family": "efficientnet_search.arch.family",
     "load_config": "efficientnet_search.config",
 }
 

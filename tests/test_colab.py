@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.paths import ROOT
+
 NOTEBOOKS = sorted((ROOT / "colab").glob("*.ipynb"))
 
 

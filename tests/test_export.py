@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from efficientnet_search import export
-from efficientnet_search.data_synthetic import synthetic_arrays, write_npz
-from efficientnet_search.finetune import ModelConfig, build_finetune_model
+from efficientnet_search.data.synthetic import synthetic_arrays, write_npz
+from efficientnet_search.medical.finetune import ModelConfig, build_finetune_model
 
 
 @pytest.fixture(scope="module")

@@ -39,7 +39,7 @@ def test_a_failing_import_still_shows_its_own_output_and_error(tmp_path):
 
 def test_commands_start_without_tensorflow_chatter():
     run = subprocess.run(
-        [sys.executable, "-m", "efficientnet_search.cli", "scale", "--coefficients", "paper",
+        [sys.executable, "-m", "efficientnet_search.cli.main", "scale", "--coefficients", "paper",
          "--phi", "1"], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
     assert "258" in run.stdout  # phi 1 resolution with the paper's coefficients

@@ -23,9 +23,9 @@ from typing import Literal
 import keras
 import tensorflow as tf
 
-from efficientnet_search.blocks import B0_BLOCK_STRINGS
-from efficientnet_search.cost import spec_cost
-from efficientnet_search.model import ModelSpec, build_model, resolve_spec
+from efficientnet_search.arch.blocks import B0_BLOCK_STRINGS
+from efficientnet_search.arch.cost import spec_cost
+from efficientnet_search.arch.model import ModelSpec, build_model, resolve_spec
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 
@@ -155,8 +155,8 @@ def train_proxy(
     Raises:
       NonFiniteLossError: when the loss becomes NaN or infinite.
     """
-    from efficientnet_search import data
-    from efficientnet_search.distribute import make_strategy
+    from efficientnet_search.data import splits as data
+    from efficientnet_search.training.distribute import make_strategy
 
     start = time.perf_counter()
     spec = config.spec(alpha, beta, gamma, splits.num_classes)

@@ -23,11 +23,11 @@ from optuna.trial import TrialState
 
 from efficientnet_search import config as config_lib
 from efficientnet_search import quiet_start
-from efficientnet_search.search import grid as grid_lib
-from efficientnet_search.search import proxy
+from efficientnet_search.search import plan, proxy
 from efficientnet_search.search import results as results_lib
 from efficientnet_search.search import rungs as rungs_lib
 from efficientnet_search.search import study as study_lib
+from efficientnet_search.search.config import GridConfig
 
 
 @dataclasses.dataclass
@@ -38,7 +38,7 @@ class _Progress:
     trained: int = 0
 
 
-def work(config: grid_lib.GridConfig, ladder: rungs_lib.Ladder, *, threads: int | None,
+def work(config: GridConfig, ladder: rungs_lib.Ladder, *, threads: int | None,
          verbose: int = 2, max_trials: int | None = None) -> int:
     """Trains queued trials, rung after rung, until none is left; returns how many it trained.
 
@@ -49,7 +49,7 @@ def work(config: grid_lib.GridConfig, ladder: rungs_lib.Ladder, *, threads: int 
         return _work(config, ladder, verbose=verbose, max_trials=max_trials)
 
 
-def _work(config: grid_lib.GridConfig, ladder: rungs_lib.Ladder, *, verbose: int,
+def _work(config: GridConfig, ladder: rungs_lib.Ladder, *, verbose: int,
           max_trials: int | None) -> int:
     splits: list[Any] = []  # loaded on the first trial this worker takes
     progress = _Progress(time.monotonic())
@@ -83,16 +83,16 @@ def process_main(config_dict: dict, run_dir: str, storage: str | None,
     logging.use_absl_handler()  # the parent's line format
     quiet_start.send_tensorflow_logs_through_absl()
     logging.set_verbosity(logging.WARNING)  # the parent has logged how the grid was built
-    config = config_lib.from_dict(grid_lib.GridConfig, config_dict)
-    ladder = grid_lib.open_ladder(config, Path(run_dir), storage)
+    config = config_lib.from_dict(GridConfig, config_dict)
+    ladder = plan.open_ladder(config, Path(run_dir), storage)
     logging.set_verbosity(logging.INFO)  # per-trial progress lines (threads, GPUs: the parent)
     work(config, ladder, threads=threads, verbose=0,
          max_trials=config.search.trials_per_process or None)
 
 
-def load_data(config: grid_lib.GridConfig):
+def load_data(config: GridConfig):
     """The proxy's train/val splits (the same seeded split for every candidate)."""
-    from efficientnet_search import data
+    from efficientnet_search.data import splits as data
 
     source, seed = config.data.source, config.search.seed
     if source.startswith("synthetic"):
@@ -108,7 +108,7 @@ def load_data(config: grid_lib.GridConfig):
     )  # fmt: skip
 
 
-def train_trial(config: grid_lib.GridConfig, study: optuna.Study, trial: optuna.Trial, splits,
+def train_trial(config: GridConfig, study: optuna.Study, trial: optuna.Trial, splits,
                 *, budget: int | None = None, verbose: int = 0) -> None:
     """Trains one queued trial and ends it: COMPLETE, PRUNED, or FAIL with its error.
 
@@ -172,7 +172,7 @@ def _finish(study: optuna.Study, trial: optuna.Trial, attrs: dict[str, Any], *,
                         "(raise search.grace_period on a busy machine)", trial.number)
 
 
-def log_progress(config: grid_lib.GridConfig, rung: rungs_lib.Rung,
+def log_progress(config: GridConfig, rung: rungs_lib.Rung,
                  frozen: optuna.trial.FrozenTrial, progress: _Progress) -> None:
     """One line per finished trial: count, this trial, best so far, ETA (of its rung)."""
     queue = rung.queue

@@ -1,0 +1,190 @@
+"""Parameter and multiply-add counts, analytic and per stage.
+
+Convention (the paper's "FLOPs" are multiply-adds): count the multiply-adds of convolutions
+(squeeze-excitation 1x1 convolutions included), depthwise convolutions and the classifier;
+batch norm, activations, pooling, bias additions and element-wise ops are not counted. With
+it, keras.applications' B0 at 224 px has 385,814,752 multiply-adds.
+
+Two routes give the same numbers: `model_cost` walks a built keras.Model (ours or the
+reference), `spec_cost` computes from a ModelSpec without building anything (fast for B7).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+
+import keras
+
+from efficientnet_search.arch.model import ModelSpec
+
+_STAGE = re.compile(r"^block(\d+)[a-z]+_")
+
+
+@dataclasses.dataclass(frozen=True)
+class StageCost:
+    """One stage: the stem, MBConv stage N, or the head (top conv and classifier)."""
+
+    name: str
+    repeats: int
+    channels: int
+    resolution: int
+    params: int
+    macs: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelCost:
+    """Totals and per-stage breakdown; `macs` is multiply-adds per image."""
+
+    params: int
+    trainable_params: int
+    macs: int
+    resolution: int
+    stages: tuple[StageCost, ...]
+
+
+def model_cost(model: keras.Model) -> ModelCost:
+    """Counts a built model's parameters and multiply-adds layer by layer."""
+    height = model.input_shape[1]
+    if height is None:
+        raise ValueError("model_cost needs a fixed input size; rebuild with input_shape=(r, r, 3)")
+    stages: dict[str, dict] = {}
+    for layer in model.layers:
+        stage = _stage_of(layer.name)
+        if stage is None:
+            continue
+        entry = stages.setdefault(
+            stage, {"blocks": set(), "channels": 0, "resolution": 0, "params": 0, "macs": 0}
+        )
+        entry["params"] += layer.count_params() if layer.built else 0
+        entry["macs"] += _layer_macs(layer)
+        match = _STAGE.match(layer.name)
+        if match:
+            entry["blocks"].add(layer.name.split("_")[0])
+        if layer.name.endswith(("project_bn", "stem_bn", "top_bn")):
+            entry["channels"] = int(layer.output.shape[-1])
+            entry["resolution"] = int(layer.output.shape[1])
+    stage_list = tuple(
+        StageCost(name, max(1, len(e["blocks"])), e["channels"], e["resolution"], e["params"],
+                  e["macs"])
+        for name, e in stages.items()
+    )
+    return ModelCost(
+        params=int(model.count_params()),
+        trainable_params=int(sum(math.prod(w.shape) for w in model.trainable_weights)),
+        macs=sum(s.macs for s in stage_list),
+        resolution=int(height),
+        stages=stage_list,
+    )
+
+
+def spec_cost(spec: ModelSpec, resolution: int | None = None) -> ModelCost:
+    """Counts parameters and multiply-adds of `spec` without building it.
+
+    `params` counts what our built model holds (weights and batch-norm statistics, not the
+    fixed normalization constants); `trainable_params` excludes the moving statistics.
+    """
+    input_size = resolution or spec.scaling.resolution
+    size = _same_out(input_size, 2)
+    stem_c = spec.stem_channels
+    stages = [_StageTally("stem", 1, stem_c, size, 27 * stem_c, stem_c, 27 * stem_c * size**2)]
+    planned = spec.planned_blocks()
+    for stage in sorted({b.stage for b in planned}):
+        blocks = [b for b in planned if b.stage == stage]
+        tally = _StageTally(f"stage{stage}", len(blocks), blocks[-1].args.filters_out, 0, 0, 0, 0)
+        for block in blocks:
+            weights, bn_channels, macs, size = _mbconv_cost(block.args, size)
+            tally.add(weights, bn_channels, macs)
+        tally.resolution = size
+        stages.append(tally)
+    in_c, head_c = stages[-1].channels, spec.head_channels
+    head = _StageTally("head", 1, head_c, size, in_c * head_c, head_c, in_c * head_c * size**2)
+    if spec.include_top:
+        head.add(head_c * spec.num_classes + spec.num_classes, 0, head_c * spec.num_classes)
+    stages.append(head)
+    costs = tuple(t.to_stage_cost() for t in stages)
+    return ModelCost(
+        params=sum(c.params for c in costs),
+        trainable_params=sum(t.trainable for t in stages),
+        macs=sum(c.macs for c in costs),
+        resolution=input_size,
+        stages=costs,
+    )
+
+
+@dataclasses.dataclass
+class _StageTally:
+    """Running counts of one stage; each BN channel has 2 trainable and 2 moving values."""
+
+    name: str
+    repeats: int
+    channels: int
+    resolution: int
+    weights: int
+    bn_channels: int
+    macs: int
+
+    def add(self, weights: int, bn_channels: int, macs: int) -> None:
+        self.weights += weights
+        self.bn_channels += bn_channels
+        self.macs += macs
+
+    @property
+    def trainable(self) -> int:
+        return self.weights + 2 * self.bn_channels
+
+    def to_stage_cost(self) -> StageCost:
+        return StageCost(self.name, self.repeats, self.channels, self.resolution,
+                         self.weights + 4 * self.bn_channels, self.macs)
+
+
+def _mbconv_cost(args, size: int) -> tuple[int, int, int, int]:
+    """(trainable weights, BN channels, multiply-adds, output size) of one planned block."""
+    c_in, c_out, k = args.filters_in, args.filters_out, args.kernel_size
+    expanded = c_in * args.expand_ratio
+    out = _same_out(size, args.strides)
+    weights = bn_channels = macs = 0
+    if args.expand_ratio != 1:
+        weights += c_in * expanded
+        bn_channels += expanded
+        macs += c_in * expanded * size**2
+    weights += k * k * expanded
+    bn_channels += expanded
+    macs += k * k * expanded * out**2
+    if 0 < args.se_ratio <= 1:
+        reduced = max(1, int(c_in * args.se_ratio))
+        weights += expanded * reduced + reduced + reduced * expanded + expanded
+        macs += 2 * expanded * reduced
+    weights += expanded * c_out
+    bn_channels += c_out
+    macs += expanded * c_out * out**2
+    return weights, bn_channels, macs, out
+
+
+def _same_out(size: int, stride: int) -> int:
+    return -(-size // stride)
+
+
+def _stage_of(name: str) -> str | None:
+    if name.startswith("stem_"):
+        return "stem"
+    if name.startswith(("top_", "predictions", "avg_pool", "max_pool")):
+        return "head"
+    match = _STAGE.match(name)
+    return f"stage{match.group(1)}" if match else None
+
+
+def _layer_macs(layer) -> int:
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        _, h, w, _ = layer.output.shape
+        k = math.prod(layer.kernel_size)
+        return int(h * w * k * layer.input.shape[-1] * layer.depth_multiplier)
+    if isinstance(layer, keras.layers.Conv2D):
+        _, h, w, c_out = layer.output.shape
+        k = math.prod(layer.kernel_size)
+        return int(h * w * k * layer.input.shape[-1] // layer.groups * c_out)
+    if isinstance(layer, keras.layers.Dense):
+        return int(layer.input.shape[-1] * layer.units)
+    return 0

@@ -1,0 +1,92 @@
+"""A model family (phi = 1, 2, ...) from compound-scaling coefficients (Section 3.3, step 2)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from efficientnet_search.arch.blocks import B0_BLOCKS, BlockArgs
+from efficientnet_search.arch.cost import ModelCost, spec_cost
+from efficientnet_search.arch.model import ModelSpec
+from efficientnet_search.arch.scaling import (
+    PAPER_COEFFICIENTS,
+    compound_scaling,
+    nominal_cost_ratio,
+)
+
+PRESETS: dict[str, dict[str, float]] = {"paper": PAPER_COEFFICIENTS}
+
+
+@dataclasses.dataclass(frozen=True)
+class Coefficients:
+    """alpha (depth), beta (width), gamma (resolution) per unit of phi."""
+
+    alpha: float
+    beta: float
+    gamma: float
+
+    @property
+    def cost_ratio(self) -> float:
+        return nominal_cost_ratio(self.alpha, self.beta, self.gamma)
+
+
+@dataclasses.dataclass(frozen=True)
+class FamilyMember:
+    """One scaled model of the family, with its cost next to the nominal prediction."""
+
+    phi: int
+    spec: ModelSpec
+    cost: ModelCost
+    macs_ratio: float
+    nominal_ratio: float
+
+
+def read_coefficients(source: str | Path) -> Coefficients:
+    """Coefficients from a preset name ("paper") or a grid run's results.json (its `best`)."""
+    if str(source) in PRESETS:
+        return Coefficients(**PRESETS[str(source)])
+    path = Path(source)
+    if path.is_dir():
+        path = path / "results.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"coefficients not found: {str(source)!r}; give a grid run's results.json "
+            f"or a preset ({', '.join(PRESETS)})"
+        )
+    data = json.loads(path.read_text())
+    best = data.get("best") if isinstance(data, dict) else None
+    if not isinstance(best, dict) or not {"alpha", "beta", "gamma"} <= set(best):
+        raise ValueError(
+            f"{str(path)!r} has no best {{alpha, beta, gamma}}; is it a finished grid run?"
+        )
+    return Coefficients(float(best["alpha"]), float(best["beta"]), float(best["gamma"]))
+
+
+def scale_family(
+    coefficients: Coefficients,
+    phis: Iterable[int] = range(1, 8),
+    *,
+    base_resolution: int = 224,
+    blocks: Sequence[BlockArgs] = B0_BLOCKS,
+    num_classes: int = 1000,
+) -> list[FamilyMember]:
+    """Specs and costs of the family members, with multiply-adds relative to phi = 0."""
+    phis = sorted(set(int(p) for p in phis))
+    if not phis or phis[0] < 0:
+        raise ValueError(f"phi values must be integers >= 0, got {phis}")
+
+    def spec_for(phi: int) -> ModelSpec:
+        scaling = compound_scaling(coefficients.alpha, coefficients.beta, coefficients.gamma,
+                                   phi, base_resolution=base_resolution)
+        return ModelSpec(scaling=scaling, blocks=tuple(blocks), num_classes=num_classes)
+
+    base_macs = spec_cost(spec_for(0)).macs
+    members = []
+    for phi in phis:
+        spec = spec_for(phi)
+        cost = spec_cost(spec)
+        members.append(FamilyMember(phi, spec, cost, cost.macs / base_macs,
+                                    coefficients.cost_ratio**phi))
+    return members

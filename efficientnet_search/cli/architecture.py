@@ -1,0 +1,119 @@
+"""The `build` and `scale` commands: print architecture and cost tables, optionally save models."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from absl import logging
+
+from efficientnet_search.arch.cost import ModelCost, spec_cost
+from efficientnet_search.arch.family import Coefficients, read_coefficients, scale_family
+from efficientnet_search.arch.model import ModelSpec, build_model, resolve_spec
+from efficientnet_search.arch.scaling import PAPER_COSTS, VARIANTS
+from efficientnet_search.tables import format_table
+
+
+def describe_spec(spec: ModelSpec, cost: ModelCost) -> str:
+    """Per-stage table (repeats, channels, output resolution, params, multiply-adds) + totals."""
+    rows = [(s.name, s.repeats, s.channels, s.resolution, f"{s.params:,}", f"{s.macs:,}")
+            for s in cost.stages]
+    scaling = spec.scaling
+    header = (
+        f"width {scaling.width:g}, depth {scaling.depth:g}, resolution {scaling.resolution}, "
+        f"dropout {scaling.dropout:g} ({scaling.source})"
+    )
+    totals = (
+        f"input {scaling.resolution}x{scaling.resolution}x3; params {cost.params:,} "
+        f"(trainable {cost.trainable_params:,}); multiply-adds {cost.macs:,} "
+        f"({cost.macs / 1e9:.3f} B)"
+    )
+    table = format_table(("stage", "repeats", "channels", "resolution", "params", "mult-adds"),
+                         rows)
+    return f"{header}\n{table}\n{totals}"
+
+
+def variants_table() -> str:
+    """B0-B7: our counts beside the paper's Table 2."""
+    rows = []
+    for name, scaling in VARIANTS.items():
+        cost = spec_cost(resolve_spec(name))
+        paper_params, paper_macs = PAPER_COSTS[name]
+        rows.append((
+            name.upper(), f"{scaling.width:g}", f"{scaling.depth:g}", scaling.resolution,
+            f"{cost.trainable_params / 1e6:.2f}M", f"{paper_params / 1e6:g}M",
+            f"{cost.macs / 1e9:.3f}B", f"{paper_macs / 1e9:g}B",
+        ))
+    table = format_table(("model", "width", "depth", "res", "params", "paper", "mult-adds",
+                          "paper"), rows)
+    note = ("params are trainable parameters (as the paper counts); mult-adds per image. "
+            "B4, B5 and B7 as released count more multiply-adds than the paper prints "
+            "(4.39B, 10.3B, 37.7B vs 4.2B, 9.9B, 37B).")
+    return f"{table}\n{note}"
+
+
+def build(args: argparse.Namespace) -> None:
+    """`efficientnet-search build`: describe (and optionally save) one model or all variants."""
+    if args.all:
+        if any(getattr(args, k) is not None for k in ("variant", "width", "depth", "resolution")):
+            raise ValueError("--all prints B0-B7; drop --variant/--width/--depth/--resolution")
+        print(variants_table())
+        return
+    spec = resolve_spec(
+        args.variant, width=args.width, depth=args.depth, resolution=args.resolution,
+        dropout=args.dropout, blocks=args.blocks, num_classes=args.num_classes,
+    )
+    print(describe_spec(spec, spec_cost(spec)))
+    if args.output:
+        _save(build_model(args.variant, spec=spec), args.output)
+
+
+def scale(args: argparse.Namespace) -> None:
+    """`efficientnet-search scale`: the phi family from coefficients, as a table."""
+    coefficients = _coefficients(args)
+    members = scale_family(coefficients, args.phi, base_resolution=args.base_resolution,
+                           num_classes=args.num_classes)
+    rows = [
+        (m.phi, f"{m.spec.scaling.depth:.3f}", f"{m.spec.scaling.width:.3f}",
+         m.spec.scaling.resolution, f"{m.cost.trainable_params / 1e6:.2f}M",
+         f"{m.cost.macs / 1e9:.3f}B", f"{m.macs_ratio:.2f}", f"{m.nominal_ratio:.2f}")
+        for m in members
+    ]
+    print(
+        f"alpha {coefficients.alpha:g}, beta {coefficients.beta:g}, gamma {coefficients.gamma:g}"
+        f" (alpha*beta^2*gamma^2 = {coefficients.cost_ratio:.3f}); base resolution "
+        f"{args.base_resolution}"
+    )
+    print(format_table(("phi", "depth", "width", "res", "params", "mult-adds", "ratio",
+                        "nominal"), rows))
+    print("ratio: multiply-adds relative to phi=0; nominal: (alpha*beta^2*gamma^2)^phi")
+    if args.output_dir:
+        for member in members:
+            _save(build_model(spec=member.spec, name=f"efficientnet_phi{member.phi}"),
+                  Path(args.output_dir) / f"phi{member.phi}.keras")
+
+
+def _coefficients(args: argparse.Namespace) -> Coefficients:
+    explicit = [args.alpha, args.beta, args.gamma]
+    if args.coefficients is not None:
+        if any(v is not None for v in explicit):
+            raise ValueError("give either --coefficients or --alpha/--beta/--gamma, not both")
+        return read_coefficients(args.coefficients)
+    if any(v is None for v in explicit):
+        raise ValueError(
+            "scale needs --coefficients (results.json or 'paper') or all of --alpha --beta --gamma"
+        )
+    for name, value in zip(("alpha", "beta", "gamma"), explicit, strict=True):
+        if value <= 0:
+            raise ValueError(f"--{name} must be > 0, got {value}")
+    return Coefficients(*explicit)
+
+
+def _save(model, path: str | Path) -> None:
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"--output must end in .keras, got {str(path)!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    logging.info("saved %s", path)
+    print(f"saved {path}")

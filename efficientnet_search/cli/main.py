@@ -1,0 +1,210 @@
+"""`efficientnet-search <command>`: parses the command line and calls the library.
+
+Each command is a pair of functions: `_add_<name>(parser)` declares its flags and
+`_run_<name>(args)` calls the library function that does the work. `COMMANDS` maps the
+command names to those pairs; nothing else lives here. Library errors (ValueError,
+FileNotFoundError) print as one line and exit with status 2; `--verbosity=1` shows the
+traceback as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from absl import app, flags, logging
+from absl.flags import argparse_flags
+
+EXIT_USAGE = 2
+# distribute.STRATEGY_NAMES, spelled out so parsing flags does not import TensorFlow
+# (tests/test_cli.py keeps the two equal).
+STRATEGY_CHOICES = ("auto", "cpu", "gpu", "mirrored", "multi_worker", "tpu")
+
+
+# ----------------------------------------------------------------------------- build
+def _add_build(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--variant", help="b0 ... b7")
+    parser.add_argument("--width", type=float, help="width coefficient (channels multiplier)")
+    parser.add_argument("--depth", type=float, help="depth coefficient (repeats multiplier)")
+    parser.add_argument("--resolution", type=int, help="input resolution in pixels")
+    parser.add_argument("--dropout", type=float, help="dropout before the classifier")
+    parser.add_argument("--num_classes", type=int, default=1000)
+    parser.add_argument("--blocks", nargs="+", help="baseline block strings (default: B0)")
+    parser.add_argument("--all", action="store_true", help="print B0-B7 beside the paper")
+    parser.add_argument("--output", help="save the built model to this .keras file")
+
+
+def _run_build(args: argparse.Namespace) -> None:
+    from efficientnet_search.cli import architecture as commands
+
+    commands.build(args)
+
+
+# ----------------------------------------------------------------------------- scale
+def _add_scale(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--coefficients", help="results.json of a grid run, or a preset: paper")
+    parser.add_argument("--alpha", type=float, help="depth coefficient per phi")
+    parser.add_argument("--beta", type=float, help="width coefficient per phi")
+    parser.add_argument("--gamma", type=float, help="resolution coefficient per phi")
+    parser.add_argument("--phi", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6, 7])
+    parser.add_argument("--base_resolution", type=int, default=224)
+    parser.add_argument("--num_classes", type=int, default=1000)
+    parser.add_argument("--output_dir", help="save each family member as <dir>/phi<N>.keras")
+
+
+def _run_scale(args: argparse.Namespace) -> None:
+    from efficientnet_search.cli import architecture as commands
+
+    commands.scale(args)
+
+
+# ----------------------------------------------------------------------------- grid
+def _add_grid(parser: argparse.ArgumentParser) -> None:
+    _add_config_flags(parser)
+    parser.add_argument("--storage", help="Optuna storage URL shared by workers")
+    parser.add_argument(
+        "--workers", type=int, help="local worker processes (default: the config's)"
+    )
+    parser.add_argument("--seed", type=int, help="base random seed")
+
+
+def _run_grid(args: argparse.Namespace) -> None:
+    from efficientnet_search.search import grid
+
+    grid.main(args)
+
+
+# ----------------------------------------------------------------------------- train
+def _add_train(parser: argparse.ArgumentParser) -> None:
+    _add_config_flags(parser)
+    parser.add_argument(
+        "--strategy", choices=STRATEGY_CHOICES, default=None
+    )
+    parser.add_argument("--tpu", help="TPU name or address for the cluster resolver")
+    parser.add_argument("--seed", type=int, help="random seed")
+
+
+def _run_train(args: argparse.Namespace) -> None:
+    from efficientnet_search.training import train
+
+    train.main(args)
+
+
+# ----------------------------------------------------------------------------- evaluate
+def _add_evaluate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="a .keras file")
+    parser.add_argument("--data", required=True, help="data source URI, e.g. npz:PATH")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--resolution", type=int, help="evaluate at another resolution")
+    parser.add_argument("--batch_size", type=int, default=64)
+
+
+def _run_evaluate(args: argparse.Namespace) -> None:
+    from efficientnet_search.training import train
+
+    train.evaluate_main(args)
+
+
+# ----------------------------------------------------------------------------- finetune
+def _add_finetune(parser: argparse.ArgumentParser) -> None:
+    _add_config_flags(parser)
+    parser.add_argument("--seed", type=int, help="random seed")
+
+
+def _run_finetune(args: argparse.Namespace) -> None:
+    from efficientnet_search.medical import finetune
+
+    finetune.main(args)
+
+
+# ----------------------------------------------------------------------------- export
+def _add_export(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="a .keras file")
+    parser.add_argument(
+        "--format", choices=["savedmodel", "tflite", "tflite_int8"], default="savedmodel"
+    )
+    parser.add_argument("--output", required=True, help="output path")
+    parser.add_argument("--data", help="data source URI for int8 calibration and the check")
+
+
+def _run_export(args: argparse.Namespace) -> None:
+    from efficientnet_search import export
+
+    export.main(args)
+
+
+# ----------------------------------------------------------------------------- report
+def _add_report(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run_dir", required=True, help="a grid run directory")
+
+
+def _run_report(args: argparse.Namespace) -> None:
+    from efficientnet_search.search import report
+
+    report.main(args)
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="YAML config file")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
+    )
+    parser.add_argument("--run_dir", help="run directory (default: runs/<config name>)")
+
+
+Handler = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], None]]
+COMMANDS: dict[str, Handler] = {
+    "build": (_add_build, _run_build),
+    "scale": (_add_scale, _run_scale),
+    "grid": (_add_grid, _run_grid),
+    "train": (_add_train, _run_train),
+    "evaluate": (_add_evaluate, _run_evaluate),
+    "finetune": (_add_finetune, _run_finetune),
+    "export": (_add_export, _run_export),
+    "report": (_add_report, _run_report),
+}
+
+
+class _Parser(argparse_flags.ArgumentParser):
+    """Reports usage errors on one line with exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"efficientnet-search: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parses `argv` (program name first) into a namespace with `.command`."""
+    parser = _Parser(
+        prog="efficientnet-search", description=__doc__.splitlines()[0], allow_abbrev=False
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, (add_arguments, _) in COMMANDS.items():
+        add_arguments(sub.add_parser(name, allow_abbrev=False))
+    return parser.parse_args(list(argv[1:]))
+
+
+def main(args: argparse.Namespace) -> None:
+    """Runs one parsed command, turning user errors into one line and exit status 2."""
+    from efficientnet_search import quiet_start
+
+    _, run = COMMANDS[args.command]
+    quiet_start.send_tensorflow_logs_through_absl()
+    try:
+        run(args)
+    except (ValueError, FileNotFoundError) as err:
+        if flags.FLAGS.verbosity >= 1:
+            raise
+        print(f"efficientnet-search {args.command}: error: {err}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+
+
+def run_main() -> None:
+    """Console-script entry point."""
+    logging.set_verbosity(logging.INFO)
+    app.run(main, flags_parser=parse_args)
+
+
+if __name__ == "__main__":
+    run_main()

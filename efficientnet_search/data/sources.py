@@ -1,0 +1,260 @@
+"""Data sources named by URI, read into indexable tables of examples.
+
+Each reader turns one URI into a `Source`: up to three `Table`s (train, val, test) plus the
+label space. A table knows its size and, when that is cheap, its labels, and makes a
+`tf.data.Dataset` of `(image uint8 [H, W, C], label)` for any subset of its example indices.
+`splits.load_splits` then carves validation data and subsamples on indices,
+so every source gets the same seeded, stratified selection.
+
+In-memory sources (`fashion_mnist`, `npz:`, `medmnist:`) hold numpy arrays; file sources
+(`folder:`, `csv:`) hold paths and decode in the pipeline after one checking pass at load time
+(so a corrupt file fails at once with its name, not deep inside training) and live in
+`data_files.py`; `tfds:` lives in `data_tfds.py`.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import os
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from absl import logging
+
+from efficientnet_search.data import files as data_files
+from efficientnet_search.data import tfds_reader as data_tfds
+from efficientnet_search.data.records import Source, array_table
+
+ACCEPTED_URIS = (
+    "fashion_mnist | npz:PATH | folder:PATH | csv:PATH | tfds:NAME[:SPLIT] | medmnist:NAME"
+)
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_CLASSES = (
+    "t-shirt/top", "trouser", "pullover", "dress", "coat",
+    "sandal", "shirt", "sneaker", "bag", "ankle boot",
+)  # fmt: skip
+# 2D MedMNIST v2 datasets; each also exists as NAME_64/_128/_224 (MedMNIST+), same record.
+MEDMNIST_2D = (
+    "pathmnist", "chestmnist", "dermamnist", "octmnist", "pneumoniamnist", "retinamnist",
+    "breastmnist", "bloodmnist", "tissuemnist", "organamnist", "organcmnist", "organsmnist",
+)  # fmt: skip
+MEDMNIST_URL = "https://zenodo.org/records/10519652/files/{name}.npz?download=1"
+DEFAULT_MEDMNIST_DIR = "~/.medmnist"  # the `medmnist` package's own default root
+
+
+def read_source(
+    uri: str,
+    *,
+    data_dir: str | None = None,
+    manual_dir: str | None = None,
+    download: bool | None = None,
+) -> Source:
+    """Reads the source named by `uri`; see `ACCEPTED_URIS`."""
+    scheme, sep, rest = uri.partition(":")
+    if uri == "fashion_mnist":
+        return read_fashion_mnist(data_dir, download=download is not False)
+    if sep and rest:
+        if scheme == "npz":
+            return read_npz(rest)
+        if scheme == "medmnist":
+            return read_medmnist(rest, data_dir, download=download is not False)
+        if scheme in ("folder", "csv"):
+            reader = data_files.read_folder if scheme == "folder" else data_files.read_csv
+            return reader(rest)
+        if scheme == "tfds":
+            return data_tfds.read_tfds(
+                rest,
+                data_dir=data_dir,
+                manual_dir=manual_dir,
+                # Preparing from manual files needs no internet, so manual_dir allows it.
+                download=bool(download) if download is not None else manual_dir is not None,
+            )
+    raise ValueError(f"unknown data source {uri!r}; accepted: {ACCEPTED_URIS}")
+
+
+# ----------------------------------------------------------------------------- arrays
+
+
+@functools.lru_cache(maxsize=8)  # a grid search loads the same files once per trial
+def _read_idx(path: Path) -> np.ndarray:
+    """Reads one idx file (the MNIST format: magic, dims as big-endian int32, uint8 data)."""
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    dims = np.frombuffer(raw, dtype=">i4", count=ndim, offset=4)
+    images = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    images.flags.writeable = False  # shared by the cache
+    return images
+
+
+def read_fashion_mnist(data_dir: str | None = None, *, download: bool = True) -> Source:
+    """Fashion-MNIST from idx files (Debian's `dataset-fashion-mnist`) or Keras' download."""
+    names = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")  # fmt: skip
+    folders = [Path(data_dir)] if data_dir else []
+    folders.append(FASHION_MNIST_DIR)
+    for folder in folders:
+        if all((folder / n).is_file() for n in names):
+            x_train, y_train, x_test, y_test = (_read_idx(folder / n) for n in names)
+            break
+    else:
+        if not download:
+            raise FileNotFoundError(_fashion_missing("downloads are off"))
+        try:
+            import keras
+
+            (x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()
+        except Exception as error:  # noqa: BLE001 - any download failure means "not here"
+            raise FileNotFoundError(_fashion_missing(f"download failed: {error}")) from None
+    return Source(
+        train=array_table(x_train[..., None], y_train.astype(np.int32)),
+        val=None,
+        test=array_table(x_test[..., None], y_test.astype(np.int32)),
+        num_classes=10,
+        multi_label=False,
+        channels=1,
+        class_names=FASHION_MNIST_CLASSES,
+    )
+
+
+def _fashion_missing(why: str) -> str:
+    return (
+        f"Fashion-MNIST not found in {str(FASHION_MNIST_DIR)!r} ({why}); install it with "
+        "`apt-get install dataset-fashion-mnist` or run once with internet access"
+    )
+
+
+def read_npz(path: str) -> Source:
+    """A MedMNIST-layout `.npz`: `train_images`, `train_labels`, optional `val_*`, `test_*`.
+
+    Images are [N, H, W] (grayscale) or [N, H, W, C] with C in {1, 3}. Labels are [N] or
+    [N, 1] class ids, or [N, K] 0/1 columns (multi-label, as ChestMNIST's 14). An optional
+    `class_names` array names the classes.
+    """
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise FileNotFoundError(f"npz file not found: {str(file)!r}")
+    with np.load(file, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    if "train_images" not in arrays or "train_labels" not in arrays:
+        raise ValueError(
+            f"npz file {str(file)!r} lacks 'train_images'/'train_labels' (has "
+            f"{sorted(arrays)}); expected the MedMNIST layout train_/val_/test_ images and labels"
+        )
+    splits = {}
+    for split in ("train", "val", "test"):
+        if f"{split}_images" in arrays:
+            images = _check_images(arrays[f"{split}_images"], f"{split}_images", file)
+            labels = _check_labels(arrays.get(f"{split}_labels"), len(images), split, file)
+            splits[split] = (images, labels)
+    multi_label = splits["train"][1].ndim == 2
+    if "class_names" in arrays:
+        class_names = tuple(str(n) for n in arrays["class_names"])
+    elif multi_label:
+        class_names = tuple(str(i) for i in range(splits["train"][1].shape[1]))
+    else:
+        class_names = tuple(str(i) for i in range(int(splits["train"][1].max()) + 1))
+    for split, (_, labels) in splits.items():
+        _check_label_range(labels, len(class_names), multi_label, f"{split}_labels", file)
+    channels = {images.shape[-1] for images, _ in splits.values()}
+    if len(channels) != 1:
+        raise ValueError(f"npz file {str(file)!r}: splits disagree on channels {channels}")
+    return Source(
+        train=array_table(*splits["train"]),
+        val=array_table(*splits["val"]) if "val" in splits else None,
+        test=array_table(*splits["test"]) if "test" in splits else None,
+        num_classes=len(class_names),
+        multi_label=multi_label,
+        channels=channels.pop(),
+        class_names=class_names,
+    )
+
+
+def _check_images(images: np.ndarray, key: str, file: Path) -> np.ndarray:
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise ValueError(
+            f"npz file {str(file)!r}: {key!r} has shape {images.shape}; expected [N, H, W] or "
+            "[N, H, W, C] with C 1 or 3"
+        )
+    if images.dtype != np.uint8:
+        if images.size and (images.min() < 0 or images.max() > 255):
+            raise ValueError(f"npz file {str(file)!r}: {key!r} has pixels outside [0, 255]")
+        images = np.round(images).astype(np.uint8)
+    return images
+
+
+def _check_labels(labels: np.ndarray | None, count: int, split: str, file: Path) -> np.ndarray:
+    key = f"{split}_labels"
+    if labels is None:
+        raise ValueError(f"npz file {str(file)!r} has '{split}_images' but no {key!r}")
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim not in (1, 2) or len(labels) != count:
+        raise ValueError(
+            f"npz file {str(file)!r}: {key!r} has shape {labels.shape}; expected [{count}], "
+            f"[{count}, 1] or [{count}, num_labels]"
+        )
+    if labels.size and not np.all(np.equal(np.mod(labels, 1), 0)):
+        raise ValueError(f"npz file {str(file)!r}: {key!r} holds non-integer labels")
+    return labels.astype(np.float32 if labels.ndim == 2 else np.int32)
+
+
+def _check_label_range(
+    labels: np.ndarray, num_classes: int, multi_label: bool, key: str, file: Path
+) -> None:
+    if multi_label != (labels.ndim == 2) or (multi_label and labels.shape[1] != num_classes):
+        raise ValueError(
+            f"npz file {str(file)!r}: {key!r} has shape {labels.shape}, unlike train_labels"
+        )
+    if multi_label:
+        bad = labels[(labels != 0) & (labels != 1)]
+        accepted = "0 or 1 in every multi-label column"
+    else:
+        bad = labels[(labels < 0) | (labels >= num_classes)]
+        accepted = f"class ids in [0, {num_classes})"
+    if bad.size:
+        raise ValueError(
+            f"npz file {str(file)!r}: {key!r} has label {bad.flat[0]:g} out of range; "
+            f"accepted: {accepted}"
+        )
+
+
+def read_medmnist(name: str, data_dir: str | None, *, download: bool = True) -> Source:
+    """`medmnist:NAME`: `data_dir/NAME.npz` (default `~/.medmnist`), downloaded when missing."""
+    folder = Path(data_dir or DEFAULT_MEDMNIST_DIR).expanduser()
+    file = folder / f"{name}.npz"
+    if not file.is_file():
+        base = name.rsplit("_", 1)[0] if name.rsplit("_", 1)[-1] in ("64", "128", "224") else name
+        url = MEDMNIST_URL.format(name=name)
+        if base not in MEDMNIST_2D:
+            why = f"{name!r} is not a 2D MedMNIST name ({', '.join(MEDMNIST_2D)}[_64|_128|_224])"
+        elif not download:
+            why = "downloads are off"
+        else:
+            why = _download(url, file)
+        if why:
+            raise FileNotFoundError(
+                f"medmnist:{name}: no local copy at {str(file)!r} and {why}; put {name}.npz "
+                f"there (from {url}), pass data_dir=FOLDER, or use npz:PATH"
+            )
+    return read_npz(str(file))
+
+
+def _download(url: str, file: Path) -> str:
+    """Downloads `url` to `file` atomically; returns '' on success, else why it failed."""
+    logging.info("downloading %s to %s", url, file)
+    partial = file.with_suffix(".npz.part")
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+        os.replace(partial, file)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        return f"the download from {url} failed ({error})"
+    return ""

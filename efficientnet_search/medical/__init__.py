@@ -1,0 +1,1 @@
+"""Medical fine-tuning: transfer from a backbone, clinical metrics, Grad-CAM and the report."""

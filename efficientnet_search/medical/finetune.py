@@ -1,0 +1,337 @@
+"""Fine-tune an EfficientNet on a (medical) image classification set, the transfer recipe.
+
+    efficientnet-search finetune --config configs/finetune/pneumoniamnist_quick.yaml \\
+        [--set train.finetune_epochs=5] [--run_dir runs/NAME] [--seed 0]
+
+The recipe follows established transfer-learning practice (Kornblith et al. 2019, "Do better
+ImageNet models transfer better?"; the Keras transfer-learning guide):
+
+1. Start from a model: a variant or coefficients (random init, or a reference keras.applications
+   `.h5` weight file loaded by name), or a `.keras` file from `train`/`grid`.
+2. Phase 1 ("head"): a new head (global pooling, dropout, dense; sigmoid for multi-label,
+   softmax otherwise) is trained with the whole backbone frozen.
+3. Phase 2 ("finetune"): the top K stages (layers named `block<N>...`) and the `top_` layers are
+   unfrozen and trained with a lower Adam learning rate. BatchNormalization layers stay frozen,
+   which in Keras 3 also runs them in inference mode, so their moving statistics are kept.
+4. Early stopping watches the validation ROC-AUC; the best weights over both phases are kept.
+   Imbalance is handled by class weights or balanced sampling.
+
+Then the operating threshold is chosen on the validation split and the test split is scored
+once (clinical.evaluate). The run directory receives config.yaml, model.keras, results.json,
+report.md, model_card.md and plots/ (ROC, confusion matrix, training curves, Grad-CAM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from efficientnet_search.config import ConfigError, load_config, save_config, to_dict
+from efficientnet_search.jsonio import write_json
+from efficientnet_search.medical import clinical
+from efficientnet_search.medical.transfer import (
+    BestWeights,
+    ModelConfig,
+    balanced_stream,
+    build_finetune_model,
+    class_weights,
+    freeze_backbone,
+    model_resolution,
+    predict_split,
+    run_phase,
+    unfreeze_top_blocks,
+)
+
+_DATA_HINT = (
+    "the MedMNIST file (e.g. pneumoniamnist.npz) comes from https://zenodo.org/records/10519652 "
+    "or `pip install medmnist`; the balanced copy used by the quick config is described in "
+    "../shared/data/README.md; relative paths are resolved from the directory you run in "
+    "(the repo root for configs/finetune/*.yaml)"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from and how they are fed (see data.load_splits)."""
+
+    source: str = "npz:../shared/data/pneumoniamnist_balanced.npz"
+    validation_fraction: float = 0.1
+    max_train: int | None = None
+    max_val: int | None = None
+    data_dir: str | None = None
+    manual_dir: str | None = None
+    augment: str = "medical"  # none | flip | medical | inception | randaugment
+    batch_size: int = 64
+    class_names: tuple[str, ...] | None = None  # names for reports when the source has none
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """The two phases. `unfreeze_blocks` is K top stages; -1 unfreezes the whole backbone."""
+
+    head_epochs: int = 3
+    head_learning_rate: float = 1e-3
+    finetune_epochs: int = 10
+    finetune_learning_rate: float = 1e-4
+    unfreeze_blocks: int = 2
+    bn_inference: bool = True  # keep BN frozen (inference mode) in phase 2
+    patience: int = 3  # epochs without a better validation AUC before a phase stops
+    imbalance: Literal["none", "class_weight", "balanced_sampling"] = "class_weight"
+    steps_per_epoch: int | None = None
+
+    def __post_init__(self):
+        if self.head_epochs < 0 or self.finetune_epochs < 0:
+            raise ValueError("train.head_epochs and train.finetune_epochs must be >= 0")
+        if self.head_epochs + self.finetune_epochs == 0:
+            raise ValueError("train.head_epochs + train.finetune_epochs must be > 0, got 0")
+        if self.unfreeze_blocks < -1:
+            raise ValueError(f"train.unfreeze_blocks must be >= -1, got {self.unfreeze_blocks}")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """How the operating point is chosen (on validation) and how intervals are computed."""
+
+    threshold: Literal["youden", "sensitivity", "fixed"] = "youden"
+    target_sensitivity: float = 0.9
+    fixed_threshold: float = 0.5
+    positive_class: int = 1
+    bootstrap_resamples: int = 1000
+    confidence: float = 0.95
+    gradcam_images: int = 4  # correct and wrong test images each
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneConfig:
+    """A fine-tuning experiment; YAML sections data, model, train, eval."""
+
+    name: str = "finetune"
+    seed: int = 0
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneResult:
+    """What a run produced: the run directory, the model file and the results.json content."""
+
+    run_dir: Path
+    model_path: Path
+    results: dict[str, Any]
+
+    @property
+    def test(self) -> dict[str, Any]:
+        return self.results["test"]
+
+
+# ----------------------------------------------------------------------------- model
+# ----------------------------------------------------------------------------- run
+def finetune(config: FinetuneConfig, run_dir: str | Path | None = None, *, splits=None,
+             verbose: int = 1) -> FinetuneResult:
+    """Runs the whole recipe and writes the run directory (see the module docstring).
+
+    Args:
+      config: the experiment.
+      run_dir: output directory (default `runs/<config.name>`). A finished run there with the
+        same config is returned as is; a different config there is refused.
+      splits: ready `data.DataSplits` to use instead of loading `config.data.source`.
+      verbose: Keras progress output (0 silent, 1 progress bars, 2 one line per epoch).
+    """
+    run_dir = Path(run_dir or Path("runs") / config.name)
+    results_path = run_dir / "results.json"
+    if results_path.exists():
+        save_config(config, run_dir)  # refuses a different config
+        logging.info("%s is finished already; remove it or use another --run_dir", run_dir)
+        results = json.loads(results_path.read_text())
+        return FinetuneResult(run_dir, run_dir / "model.keras", results)
+    keras.utils.set_random_seed(config.seed)
+    splits = splits if splits is not None else load_data(config.data, config.seed)
+    save_config(config, run_dir)  # after the data loads, so a typo leaves no run behind
+    splits = _rename_classes(splits, config.data.class_names)
+    task = "multilabel" if splits.multi_label else "binary" if splits.num_classes == 2 \
+        else "multiclass"
+    _check_eval(config.eval, task)
+    model = build_finetune_model(config.model, splits.num_classes, splits.multi_label)
+    resolution = model_resolution(model, config.model)
+    pipes = _pipelines(config, splits, resolution)
+    started = time.perf_counter()
+    history, tracker, notes = _train(model, config, splits, pipes, task, verbose)
+    results, predictions = _evaluate(model, config, splits, pipes, task, tracker, history,
+                                     notes)
+    results["timing"] = {"train_and_eval_s": round(time.perf_counter() - started, 1)}
+    model.save(run_dir / "model.keras")
+    np.savez_compressed(run_dir / "predictions.npz", **predictions)
+    from efficientnet_search.medical import report as medical_report
+
+    medical_report.write_all(run_dir, model, results, predictions,
+                             pipes["test"] or pipes["val"], config.eval.gradcam_images)
+    write_json(results_path, results)
+    logging.info("fine-tuning results, report, model card and plots written to %s", run_dir)
+    return FinetuneResult(run_dir, run_dir / "model.keras", results)
+
+
+def load_data(cfg: DataConfig, seed: int):
+    """data.load_splits with a pointed error when a local `.npz` file is missing."""
+    from efficientnet_search.data import splits as data
+
+    if cfg.source.startswith("npz:"):
+        path = Path(cfg.source[4:])
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"data.source {cfg.source!r}: no file at {str(path.resolve())!r}; {_DATA_HINT}")
+    return data.load_splits(
+        cfg.source, validation_fraction=cfg.validation_fraction, seed=seed,
+        max_train=cfg.max_train, max_val=cfg.max_val, data_dir=cfg.data_dir,
+        manual_dir=cfg.manual_dir,
+    )
+
+
+def _rename_classes(splits, names: tuple[str, ...] | None):
+    if names is None:
+        return splits
+    if len(names) != splits.num_classes:
+        raise ConfigError(f"data.class_names has {len(names)} names but the data has "
+                          f"{splits.num_classes} classes: {list(names)}")
+    return dataclasses.replace(splits, class_names=tuple(names))
+
+
+def _pipelines(config: FinetuneConfig, splits, resolution: int) -> dict[str, Any]:
+    from efficientnet_search.data import splits as data
+
+    c = config.data
+    known = {name: _with_size(getattr(splits, name), splits.sizes.get(name))
+             for name in ("train", "val", "test")}
+    train = known["train"]
+    steps = config.train.steps_per_epoch
+    balanced = config.train.imbalance == "balanced_sampling" and not splits.multi_label
+    if balanced:
+        train = balanced_stream(train, splits.num_classes, config.seed)
+        steps = steps or math.ceil(splits.sizes["train"] / c.batch_size)
+
+    def pipe(ds, training):
+        return data.make_pipeline(
+            ds, resolution=resolution, batch_size=c.batch_size, training=training,
+            augment=c.augment if training else "none", cache=not (training and balanced),
+            seed=config.seed,
+        )
+
+    test = pipe(known["test"], False) if splits.test is not None else None
+    return {"train": pipe(train, True), "val": pipe(known["val"], False), "test": test,
+            "steps": steps, "resolution": resolution}
+
+
+def _with_size(ds: tf.data.Dataset | None, size: int | None) -> tf.data.Dataset | None:
+    """Declares a split's known size, so the pipeline can cache it and Keras knows epochs."""
+    if ds is None or size is None or int(ds.cardinality()) >= 0:
+        return ds
+    return ds.apply(tf.data.experimental.assert_cardinality(size))
+
+
+def _train(model, config, splits, pipes, task, verbose):
+    t = config.train
+    notes = []
+    weights = None
+    if t.imbalance == "class_weight":
+        if splits.multi_label:
+            notes.append("class weights are not applied to multi-label targets")
+        else:
+            weights = class_weights(splits.train, splits.num_classes)
+    tracker = BestWeights(pipes["val"], task, config.eval.positive_class)
+    common = dict(task=task, tracker=tracker, patience=t.patience, class_weight=weights,
+                  steps_per_epoch=pipes["steps"], verbose=verbose)
+    history = {"phase": []}
+    phases = [("head", t.head_epochs, t.head_learning_rate),
+              ("finetune", t.finetune_epochs, t.finetune_learning_rate)]
+    for name, epochs, lr in phases:
+        if epochs == 0:
+            continue
+        if name == "head":
+            freeze_backbone(model)
+        else:
+            unfreeze_top_blocks(model, t.unfreeze_blocks, t.bn_inference)
+        logging.info("phase %s: %d epochs at lr %g, %d trainable weights", name, epochs, lr,
+                     len(model.trainable_weights))
+        phase = run_phase(model, pipes["train"], pipes["val"], epochs=epochs,
+                          learning_rate=lr, **common)
+        for key, values in phase.items():
+            history.setdefault(key, []).extend(values)
+        history["phase"].extend([name] * len(phase["loss"]))
+    tracker.restore(model)
+    return history, tracker, notes
+
+
+def _evaluate(model, config, splits, pipes, task, tracker, history, notes):
+    """(results dict, raw predictions) with the threshold chosen on validation."""
+    e = config.eval
+    y_val, s_val = predict_split(model, pipes["val"])
+    thresholds = clinical.choose_thresholds(
+        y_val, s_val, task, e.threshold, positive_class=e.positive_class,
+        target_sensitivity=e.target_sensitivity, fixed=e.fixed_threshold,
+    )
+    if pipes["test"] is None:
+        notes.append("no test split: metrics below are on the validation split, which also "
+                     "chose the threshold and the epoch, so they are optimistic")
+    y_test, s_test = predict_split(model, pipes["test"] or pipes["val"])
+    kwargs = dict(positive_class=e.positive_class, class_names=splits.class_names,
+                  confidence=e.confidence, seed=config.seed)
+    predictions = {"y_val": y_val, "s_val": s_val, "y_test": y_test, "s_test": s_test}
+    extra = {}
+    if task == "binary":  # the usual 0.5 cut (MedMNIST's ACC), beside the chosen threshold
+        half = [clinical.Threshold(0.5, "fixed", math.nan, math.nan)]
+        at_half = clinical.evaluate(y_test, s_test, task, half,
+                                    n_resamples=e.bootstrap_resamples, **kwargs)
+        extra["test_at_0.5"] = {k: at_half[k] for k in ("accuracy", "accuracy_ci",
+                                                        "sensitivity", "specificity")}
+    return extra | {
+        "task": task,
+        "config": to_dict(config),
+        "data": {"source": config.data.source, "sizes": dict(splits.sizes),
+                 "class_names": list(splits.class_names), "resolution": pipes["resolution"]},
+        "model": {"params": int(model.count_params()),
+                  "trainable_params_last_phase": int(sum(np.prod(w.shape)
+                                                         for w in model.trainable_weights))},
+        "threshold": {"method": e.threshold, "chosen_on": "validation",
+                      "target_sensitivity": e.target_sensitivity,
+                      "values": [dataclasses.asdict(t) for t in thresholds]},
+        "best_epoch": tracker.best_epoch, "best_val_auc": tracker.best_auc,
+        "val": clinical.evaluate(y_val, s_val, task, thresholds, n_resamples=200, **kwargs),
+        "test": clinical.evaluate(y_test, s_test, task, thresholds,
+                                  n_resamples=e.bootstrap_resamples, **kwargs),
+        "test_split": "test" if pipes["test"] is not None else "validation",
+        "history": history,
+        "notes": notes,
+    }, predictions
+
+
+def _check_eval(cfg: EvalConfig, task: str) -> None:
+    if task == "binary" and cfg.positive_class not in (0, 1):
+        raise ConfigError(f"eval.positive_class must be 0 or 1, got {cfg.positive_class}")
+    if not 0.0 < cfg.target_sensitivity <= 1.0:
+        raise ConfigError(f"eval.target_sensitivity must be in (0, 1], got "
+                          f"{cfg.target_sensitivity}")
+
+
+def main(args: argparse.Namespace) -> None:
+    """`efficientnet-search finetune --config X [--set k=v] [--run_dir D] [--seed N]`."""
+    config = load_config(FinetuneConfig, args.config, args.set)
+    if getattr(args, "seed", None) is not None:
+        config = dataclasses.replace(config, seed=args.seed)
+    run_dir = Path(args.run_dir or Path("runs") / Path(args.config).stem)
+    result = finetune(config, run_dir)
+    test = result.test
+    print(f"test ROC-AUC {test['auc']:.4f} (95% CI {test['auc_ci'][0]:.4f}-"
+          f"{test['auc_ci'][1]:.4f}), accuracy {test['accuracy']:.4f} "
+          f"({test['accuracy_ci'][0]:.4f}-{test['accuracy_ci'][1]:.4f})")
+    print(f"results, report.md, model_card.md, plots/ and model.keras in {result.run_dir}")

@@ -1,0 +1,291 @@
+"""What a fine-tuning run leaves for its readers: plots, report.md and model_card.md.
+
+Plots (matplotlib, Agg): ROC curves of the test split with the validation-chosen operating
+point, the confusion matrix (or per-label sensitivity/specificity for multi-label), training
+curves over both phases, and Grad-CAM overlays of the most confident correct and wrong test
+predictions.
+The model card follows Mitchell et al. 2019 ("Model Cards for Model Reporting") in brief.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from efficientnet_search.medical import clinical, gradcam
+
+GRADCAM_SCAN_LIMIT = 2048  # test images searched for the most confident examples
+
+DISCLAIMER = (
+    "**Not for clinical use.** This model is a research artifact. It has not been validated "
+    "prospectively, on other sites or scanners, or by regulators, and must not be used to "
+    "diagnose, treat or triage patients."
+)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_all(run_dir: Path, model: keras.Model, results: dict, predictions: dict,
+              test_pipe: tf.data.Dataset, gradcam_images: int = 4) -> list[Path]:
+    """Writes plots/*.png, report.md and model_card.md; returns the plot paths."""
+    plots = run_dir / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    written = [plot_roc(plots / "roc.png", predictions["y_test"], predictions["s_test"], results),
+               plot_confusion(plots / "confusion_matrix.png", results),
+               plot_training(plots / "training_curves.png", results["history"])]
+    if gradcam_images > 0:
+        overlay = gradcam_overlay(plots / "gradcam.png", model, test_pipe, results,
+                                  gradcam_images)
+        if overlay is not None:
+            written.append(overlay)
+    (run_dir / "report.md").write_text(report_text(results, [p.name for p in written]))
+    (run_dir / "model_card.md").write_text(model_card_text(results))
+    return written
+
+
+def plot_roc(path: Path, y: np.ndarray, scores: np.ndarray, results: dict) -> Path:
+    """Test ROC curves with their AUC; the binary operating point is marked."""
+    plt = _plt()
+    task, names = results["task"], results["data"]["class_names"]
+    positive = results["config"]["eval"]["positive_class"]
+    if task == "binary":
+        curves = [(names[positive], y.ravel() == positive, scores[:, positive])]
+    elif task == "multiclass":
+        curves = [(n, y.ravel() == k, scores[:, k]) for k, n in enumerate(names)]
+    else:
+        curves = [(n, y[:, k], scores[:, k]) for k, n in enumerate(names)]
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for name, truth, score in curves:
+        fpr, tpr, _ = clinical.roc_curve(truth, score)
+        ax.plot(fpr, tpr, lw=1.3, label=f"{name} (AUC {clinical.roc_auc(truth, score):.3f})")
+    if task == "binary":
+        test = results["test"]
+        ax.plot(1 - test["specificity"], test["sensitivity"], "ko",
+                label=f"operating point (threshold {test['threshold']:.3f}, from validation)")
+    ax.plot([0, 1], [0, 1], ":", color="gray")
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC, test split")
+    ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, path)
+
+
+def plot_confusion(path: Path, results: dict) -> Path:
+    """Confusion matrix (single-label) or per-label sensitivity/specificity (multi-label)."""
+    plt = _plt()
+    test, names = results["test"], results["data"]["class_names"]
+    if results["task"] == "multilabel":
+        per = test["per_label"]
+        x = np.arange(len(per))
+        fig, ax = plt.subplots(figsize=(max(5, 0.5 * len(per)), 4))
+        ax.bar(x - 0.2, [v["sensitivity"] for v in per.values()], 0.4, label="sensitivity")
+        ax.bar(x + 0.2, [v["specificity"] for v in per.values()], 0.4, label="specificity")
+        ax.set_xticks(x, list(per), rotation=60, fontsize=7)
+        ax.set(ylim=(0, 1), title="Per label at validation-chosen thresholds (test)")
+        ax.legend(fontsize=8)
+        return _save(fig, path)
+    matrix = np.asarray(test["confusion_matrix"])
+    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 3, 1.2 * len(names) + 2.5))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        color = "white" if count > matrix.max() / 2 else "black"
+        ax.text(j, i, str(count), ha="center", va="center", color=color)
+    ax.set_xticks(range(len(names)), names, rotation=45, fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix, test split")
+    return _save(fig, path)
+
+
+def plot_training(path: Path, history: dict) -> Path:
+    """Loss, accuracy and validation AUC per epoch; a line marks the start of phase 2."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    epochs = np.arange(1, len(history.get("loss", [])) + 1)
+    acc_key = "binary_accuracy" if "binary_accuracy" in history else "accuracy"
+    panels = [("loss", ["loss", "val_loss"]), ("accuracy", [acc_key, "val_" + acc_key]),
+              ("validation ROC-AUC", ["val_auc"])]
+    phases = history.get("phase", [])
+    switch = next((i for i, p in enumerate(phases) if p == "finetune"), None)
+    for ax, (title, keys) in zip(axes, panels, strict=True):
+        for key in keys:
+            if key in history:
+                ax.plot(epochs, history[key], marker=".", label=key)
+        xlabel = "epoch"
+        if switch:
+            ax.axvline(switch + 0.5, color="gray", ls="--", lw=0.8)
+            xlabel += " (dashed: phase 2 starts)"
+        ax.set(title=title, xlabel=xlabel)
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def gradcam_overlay(path: Path, model: keras.Model, pipe: tf.data.Dataset, results: dict,
+                    per_group: int, scan_limit: int = GRADCAM_SCAN_LIMIT) -> Path | None:
+    """Grad-CAM of the most confident correct and wrong test predictions.
+
+    Scans up to `scan_limit` test images, keeping only the current top `per_group` of each
+    group, so memory stays at a few images whatever the resolution.
+    """
+    thresholds = [clinical.Threshold(**t) for t in results["threshold"]["values"]]
+    task = results["task"]
+    positive = results["config"]["eval"]["positive_class"]
+    kept: dict[str, list] = {"correct": [], "wrong": []}  # (margin, image, label, pred, score)
+    scanned = 0
+    for x, y in pipe:
+        if scanned >= scan_limit:
+            break
+        scores = np.asarray(model.predict_on_batch(x))
+        pred = clinical.predict_labels(scores, task, thresholds, positive)
+        margin = clinical.prediction_margin(scores, task, thresholds, positive)
+        picks = gradcam.pick_examples(y.numpy(), pred, per_group, margin)
+        for group, idx in picks.items():
+            kept[group] += [(margin[i], x.numpy()[i], y.numpy()[i], pred[i], scores[i])
+                            for i in idx]  # fmt: skip
+            kept[group] = sorted(kept[group], key=lambda item: -item[0])[:per_group]
+        scanned += len(pred)
+    items = [(g, *item[1:]) for g in ("correct", "wrong") for item in kept[g]]
+    if not items:
+        return None
+    images = np.stack([it[1] for it in items])
+    explain = [int(np.argmax(it[4])) if task == "multilabel" else int(np.argmax(it[4])
+               if task == "multiclass" else it[3]) for it in items]
+    heat = gradcam.gradcam(model, images, explain)
+    names = results["data"]["class_names"]
+    titles = [f"{g}: true {_name(t, names)} / pred {_name(p, names)}"
+              + _score_text(score, task, thresholds, positive)
+              for g, _, t, p, score in items]  # fmt: skip
+    return gradcam.save_overlays(path, images, heat, titles)
+
+
+def _score_text(score: np.ndarray, task: str, thresholds, positive: int) -> str:
+    """The score behind a prediction, for a figure title: the top class probability
+    (multiclass) or the positive score against the operating threshold (binary)."""
+    score = np.asarray(score, dtype=np.float64).ravel()
+    if task == "multiclass":
+        return f"\np={score.max():.2f}"
+    if task == "binary":
+        p_positive = score[positive] if score.size > 1 else score[0]
+        return f"\nscore {p_positive:.2f}, threshold {thresholds[0].value:.2f}"
+    return ""
+
+
+def _name(label, names) -> str:
+    label = np.asarray(label)
+    if label.ndim == 0:
+        return names[int(label)]
+    on = [names[k] for k in np.flatnonzero(label > 0.5)]
+    return "+".join(on[:2]) + ("..." if len(on) > 2 else "") if on else "none"
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    _plt().close(fig)
+    return path
+
+
+def _ci(metrics: dict, key: str) -> str:
+    low, high = metrics[f"{key}_ci"]
+    return f"{metrics[key]:.4f} ({low:.4f}-{high:.4f})"
+
+
+def metrics_table(results: dict) -> str:
+    """Markdown table of the headline metrics on the test split (with 95% CIs)."""
+    t = results["test"]
+    conf = int(round(100 * t["bootstrap"]["confidence"]))
+    rows = [f"| metric | value ({conf}% bootstrap CI) |", "|---|---|",
+            f"| ROC-AUC{' (macro)' if results['task'] != 'binary' else ''} | {_ci(t, 'auc')} |",
+            f"| accuracy | {_ci(t, 'accuracy')} |",
+            *([f"| accuracy at p=0.5 | {_ci(results['test_at_0.5'], 'accuracy')} |"]
+              if "test_at_0.5" in results else []),
+            f"| balanced accuracy | {t['balanced_accuracy']:.4f} |"]
+    if results["task"] == "binary":
+        rows += [f"| sensitivity ({t['positive_class']}) | {t['sensitivity']:.4f} |",
+                 f"| specificity | {t['specificity']:.4f} |",
+                 f"| threshold on P({t['positive_class']}) | {t['threshold']:.4f} |"]
+    return "\n".join(rows)
+
+
+def _per_class_table(results: dict) -> str:
+    per = results["test"].get("per_label") or results["test"]["per_class"]
+    rows = ["| class/label | AUC | sensitivity | specificity |", "|---|---|---|---|"]
+    rows += [f"| {name} | {v['auc']:.4f} | {v['sensitivity']:.4f} | {v['specificity']:.4f} |"
+             for name, v in per.items()]
+    return "\n".join(rows)
+
+
+def report_text(results: dict, plot_names: list[str]) -> str:
+    """report.md: metrics with intervals, threshold, per-class table, plots, notes."""
+    th = results["threshold"]
+    n_b = results["test"]["bootstrap"]["n_resamples"]
+    lines = [
+        f"# Fine-tuning report: {results['config']['name']}", "",
+        f"Data `{results['data']['source']}`, task {results['task']}, split sizes "
+        f"{results['data']['sizes']}, input {results['data']['resolution']} px. Metrics on the "
+        f"{results['test_split']} split ({results['test']['n']} images); intervals from "
+        f"{n_b} bootstrap resamples.", "",
+        metrics_table(results), "",
+        f"Operating threshold: {th['method']}, chosen on the **{th['chosen_on']}** split "
+        f"(best validation AUC {results['best_val_auc']:.4f} at epoch {results['best_epoch']}).",
+        "", _per_class_table(results), "",
+    ]
+    if results["task"] != "multilabel":
+        lines += ["Confusion matrix (rows true, columns predicted): "
+                  f"`{results['test']['confusion_matrix']}`", ""]
+    lines += [f"![{name}](plots/{name})" for name in plot_names]
+    lines += ["", *[f"- note: {n}" for n in results["notes"]], "", DISCLAIMER, ""]
+    return "\n".join(lines)
+
+
+def _recipe(t: dict) -> str:
+    parts = []
+    if t["head_epochs"]:
+        parts.append(f"Phase 1: the new head trained up to {t['head_epochs']} epochs (Adam "
+                     f"{t['head_learning_rate']:g}) with the backbone frozen.")
+    if t["finetune_epochs"]:
+        what = ("the whole network" if t["unfreeze_blocks"] == -1
+                else f"the top {t['unfreeze_blocks']} stages, top_ layers and head")
+        bn = "kept in inference mode" if t["bn_inference"] else "trained"
+        parts.append(f"Phase 2: {what} trained up to {t['finetune_epochs']} epochs (Adam "
+                     f"{t['finetune_learning_rate']:g}), BatchNorm {bn}.")
+    parts.append(f"Early stopping on validation ROC-AUC (patience {t['patience']}), best "
+                 f"weights kept; imbalance: {t['imbalance']}.")
+    return " ".join(parts)
+
+
+def model_card_text(results: dict) -> str:
+    """model_card.md: details, intended use, data, metrics with intervals, limitations."""
+    cfg: dict[str, Any] = results["config"]
+    m = cfg["model"]
+    start = {"random": "random initialization (no pretrained weights)",
+             "reference": f"reference Keras weights from `{m['path']}`",
+             "keras": f"our model `{m['path']}`"}[m["init"]]
+    return "\n".join([
+        f"# Model card: {cfg['name']}", "", DISCLAIMER, "",
+        "## Model",
+        f"EfficientNet (variant {m['variant']}, width {m['width']}, depth {m['depth']}), "
+        f"{results['model']['params']:,} parameters, input {results['data']['resolution']} px, "
+        f"started from {start}. {_recipe(cfg['train'])}", "",
+        "## Intended use",
+        "Research on transfer learning and model evaluation for medical image classification. "
+        "Out of scope: any clinical decision, screening or triage.", "",
+        "## Data and splits",
+        f"Source `{results['data']['source']}`; classes {results['data']['class_names']}; "
+        f"sizes {results['data']['sizes']}. The threshold and the best epoch were chosen on "
+        "validation only; the test split was used once, for the numbers below.", "",
+        "## Metrics (test split)", metrics_table(results), "",
+        "## Limitations",
+        "Small test sets give wide intervals; performance on other populations, devices and "
+        "prevalences is unknown; the threshold trades sensitivity for specificity and must be "
+        "re-chosen for a new setting. Grad-CAM maps are coarse and not proof of reasoning.",
+        *[f"- {n}" for n in results["notes"]], "",
+    ])

@@ -1,0 +1,100 @@
+"""Local worker processes for one grid: spawned, replaced when they exit, each given its GPUs."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from absl import logging
+
+from efficientnet_search import config as config_lib
+from efficientnet_search.search import rungs as rungs_lib
+from efficientnet_search.search import worker
+from efficientnet_search.search.config import GridConfig
+
+
+def run_local_workers(
+    config: GridConfig, ladder: rungs_lib.Ladder, run_dir: Path, storage: str | None,
+    workers: int, threads: int | None,
+) -> None:
+    """Keeps `workers` spawned worker processes busy, replacing each that exits while trials
+    remain (after `trials_per_process` trials, or a crash: its trial is retried)."""
+    context = multiprocessing.get_context("spawn")
+    args = (config_lib.to_dict(config), str(run_dir), storage, threads)
+    slots: list = [None] * workers
+    every = config.search.trials_per_process
+    logging.info("%d local worker processes, %s threads each%s", workers, threads or "all",
+                 f", a fresh process every {every} trial(s)" if every else "")  # fmt: skip
+    devices = gpu_assignments(workers, _local_gpu_ids())
+    if devices[0] is not None:
+        logging.info("local workers' GPUs: %s", "; ".join(
+            f"worker {i}: {ids}" for i, ids in enumerate(devices)))  # fmt: skip
+    while True:
+        for index, process in enumerate(slots):
+            if process is not None and process.exitcode is None:
+                continue
+            if process is not None and process.exitcode:
+                logging.warning("%s exited with code %s", process.name, process.exitcode)
+            slots[index] = None
+            if not ladder.finished() and (process is None or config.search.trials_per_process
+                                          or process.exitcode):  # fmt: skip
+                slots[index] = context.Process(target=worker.process_main, args=args,
+                                               name=f"grid-worker-{index}")  # fmt: skip
+                # A spawned child copies os.environ as it is at start().
+                with _gpu_environment(devices[index], shared=workers > len(set(devices))):
+                    slots[index].start()
+        if all(process is None for process in slots):
+            return
+        time.sleep(1.0)
+
+
+def gpu_assignments(workers: int, gpu_ids: list[str]) -> list[str | None]:
+    """The GPUs each local worker may see, as CUDA_VISIBLE_DEVICES values (None: no GPUs).
+
+    Each worker's trials run their own `tf.distribute` strategy, which by default takes every
+    visible GPU and nearly all its memory, so workers that saw the same GPUs would starve each
+    other. With at least as many GPUs as workers each worker gets its own contiguous share;
+    with more workers than GPUs they take turns on one GPU each and share it.
+    """
+    if not gpu_ids:
+        return [None] * workers
+    if workers <= len(gpu_ids):
+        bounds = [len(gpu_ids) * i // workers for i in range(workers + 1)]
+        return [",".join(gpu_ids[bounds[i]:bounds[i + 1]]) for i in range(workers)]
+    return [gpu_ids[i % len(gpu_ids)] for i in range(workers)]
+
+
+def _local_gpu_ids() -> list[str]:
+    """This host's GPUs as CUDA ids, respecting a CUDA_VISIBLE_DEVICES the user set."""
+    import tensorflow as tf
+
+    count = len(tf.config.list_physical_devices("GPU"))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible:
+        return [d.strip() for d in visible.split(",") if d.strip()][:count]
+    return [str(i) for i in range(count)]
+
+
+@contextlib.contextmanager
+def _gpu_environment(devices: str | None, *, shared: bool) -> Iterator[None]:
+    """Sets CUDA_VISIBLE_DEVICES (and, on shared GPUs, on-demand memory) while spawning."""
+    if devices is None:
+        yield
+        return
+    saved = {key: os.environ.get(key) for key in ("CUDA_VISIBLE_DEVICES",
+                                                  "TF_FORCE_GPU_ALLOW_GROWTH")}
+    os.environ["CUDA_VISIBLE_DEVICES"] = devices
+    if shared:  # workers sharing a GPU must not each reserve all of its memory up front
+        os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

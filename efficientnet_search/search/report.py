@@ -1,0 +1,271 @@
+"""report.md and plots of a grid run, from its results.json (regenerate any time).
+
+    efficientnet-search report --run_dir runs/fashion_mnist_quick
+
+Plots (matplotlib, Agg backend, so no display is needed): validation accuracy versus measured
+multiply-adds with seed error bars and the single-dimension points marked (the paper's
+Table 3 comparison), mean accuracy over the (beta, gamma) plane, and the learning curves.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+METHOD = (
+    "Seed noise is pooled over candidates (the within-candidate variances of validation "
+    "accuracy, which share one proxy recipe). A candidate ties with the best when the "
+    "difference of means is below the two-sided Student-t critical value times the standard "
+    "error of that difference; no multiple-comparison correction, so ties are favoured over "
+    "false winners. Only completed trials count; pruned and failed trials are listed apart."
+)
+KIND_MARKERS = {"compound": "o", "depth": "s", "width": "^", "resolution": "D"}
+
+
+def write_report(run_dir: str | Path, results: Mapping[str, Any],
+                 config: Mapping[str, Any] | None = None) -> Path:
+    """Writes `run_dir/report.md` and `run_dir/plots/*.png`; returns the report's path."""
+    run_dir = Path(run_dir)
+    plots = run_dir / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    names = [
+        _plot_accuracy_vs_macs(results, plots / "accuracy_vs_macs.png"),
+        _plot_plane(results, plots / "beta_gamma_plane.png"),
+        _plot_learning_curves(results, plots / "learning_curves.png"),
+    ]
+    path = run_dir / "report.md"
+    path.write_text(_markdown(results, config or {}, [n for n in names if n]))
+    return path
+
+
+def _markdown(results: Mapping[str, Any], config: Mapping[str, Any],
+              plots: Sequence[str]) -> str:
+    trials = results.get("trials", [])
+    best, best_set = results.get("best"), results.get("best_set")
+    lines = [f"# Grid search: {config.get('name', 'grid')}", "", f"**{results['verdict']}**", ""]
+    if best:
+        lines += [
+            f"Best by mean: alpha={best['alpha']}, beta={best['beta']}, gamma={best['gamma']} "
+            f"(val accuracy {best['val_accuracy_mean']:.4f} +- "
+            f"{_fmt(best['val_accuracy_std'])} over {best['seeds']} seed(s)).", "",
+        ]  # fmt: skip
+    lines += ["## Candidates", "", _candidate_table(results.get("candidates", []), best_set), ""]
+    lines += _rung_lines(results.get("rungs"))
+    lines += _compute_lines(trials, config)
+    failed = [t for t in trials if t["state"] == "FAIL" and t.get("error")]
+    if failed:
+        lines += ["## Failed trials", ""]
+        lines += [f"- trial {t['number']} {t['candidate']} seed {t['seed']}: {t['error']}"
+                  for t in failed]  # fmt: skip
+        lines.append("")
+    lines += ["## Method", "", METHOD, ""]
+    noise = results.get("noise", {})
+    if noise.get("pooled_std") is not None:
+        lines += [f"Pooled seed std: {100 * noise['pooled_std']:.2f} points "
+                  f"({noise['df']} degrees of freedom, {noise['confidence']:.0%}).", ""]
+    lines += ["Nominal cost is alpha*beta^2*gamma^2; the measured ratio counts the proxy's "
+              "multiply-adds against its baseline (channel rounding to multiples of 8, ceil "
+              "of repeats and integer resolution make them differ).", ""]
+    lines += ["## Plots", ""] + [f"![{name}](plots/{name})" for name in plots] + [""]
+    return "\n".join(lines)
+
+
+def _rung_lines(rungs: Sequence[Mapping[str, Any]] | None) -> list[str]:
+    """Candidate halving: each candidate's mean accuracy at every rung it reached."""
+    if not rungs:
+        return []
+    header = "| candidate | " + " | ".join(
+        f"rung {r['rung']} ({r['epochs']:.3g} epochs)" for r in rungs) + " |"
+    means: dict[str, dict[int, str]] = {}
+    for r in rungs:
+        for c in r["candidates"]:
+            moved = "**" if c["key"] in r["promoted"] else ""
+            means.setdefault(c["key"], {})[r["rung"]] = f"{moved}{c['mean']:.4f}{moved}"
+    order = sorted(means, key=lambda key: (-len(means[key]), key))
+    rows = [header, "|" + "---|" * (len(rungs) + 1)]
+    rows += ["| " + " | ".join([key] + [means[key].get(r["rung"], "") for r in rungs]) + " |"
+             for key in order]  # fmt: skip
+    return ["## Successive halving", "",
+            "The candidates above are those of the last rung reached. Each rung trained every "
+            "candidate that reached it, all seeds, from scratch; the best 1/"
+            f"{rungs[0]['reduction_factor']} by mean (bold) moved up. Mean validation "
+            "accuracy per rung:", "",
+            *rows, ""]  # fmt: skip
+
+
+def candidates_text(results: Mapping[str, Any]) -> str:
+    """The candidates as a terminal table, best first, with their tie to the best."""
+    from efficientnet_search.tables import format_table
+
+    best_set = results.get("best_set")
+    rows = []
+    for rank, c in enumerate(results.get("candidates", [])):
+        tie = "best" if rank == 0 else ("?" if best_set is None
+                                        else "tied" if c["key"] in best_set else "worse")
+        rows.append((c["key"], c["kind"], _fmt(c.get("macs_ratio"), 2), c["n"],
+                     f"{c['mean']:.4f}", _fmt(c.get("std")), tie))  # fmt: skip
+    return format_table(("candidate", "kind", "MACs x", "seeds", "val acc", "std", "vs best"),
+                        rows)  # fmt: skip
+
+
+def _candidate_table(candidates: Sequence[Mapping[str, Any]], best_set) -> str:
+    header = ("| candidate | kind | alpha | beta | gamma | nominal cost | measured MACs ratio "
+              "| params | seeds | mean val acc | std | ties best |")
+    rows = [header, "|" + "---|" * 12]
+    for c in candidates:
+        tie = "?" if best_set is None else ("yes" if c["key"] in best_set else "no")
+        rows.append(
+            f"| {c['key']} | {c['kind']} | {c['alpha']} | {c['beta']} | {c['gamma']} | "
+            f"{c['nominal_cost']:.3f} | {_fmt(c.get('macs_ratio'), 3)} | {c.get('params')} | "
+            f"{c['n']} | {c['mean']:.4f} | {_fmt(c.get('std'))} | {tie} |"
+        )
+    return "\n".join(rows)
+
+
+def _compute_lines(trials: Sequence[Mapping[str, Any]], config: Mapping[str, Any]) -> list[str]:
+    states: dict[str, int] = {}
+    for t in trials:
+        states[t["state"]] = states.get(t["state"], 0) + 1
+    epochs = sum(t.get("epochs") or 0 for t in trials)
+    seconds = sum(t.get("seconds") or 0 for t in trials)
+    rss = [t["rss_mb"] for t in trials if t.get("rss_mb")]
+    lines = ["## Compute", "",
+             f"Trials: {', '.join(f'{n} {s.lower()}' for s, n in sorted(states.items()))}; "
+             f"{epochs:.4g} training epochs, {seconds / 60:.1f} trial-minutes."]  # fmt: skip
+    if rss:
+        lines.append(f"Resident memory after each trial: {min(rss):.0f}-{max(rss):.0f} MiB.")
+    return lines + [""]
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _field(results: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]], str]:
+    """The candidates to draw side by side, and what budget they share.
+
+    An exhaustive run compares every candidate at the full budget. Candidate halving trains
+    only the first rung's budget for all of them, so that rung is the one fair comparison;
+    the survivors of later rungs are ringed.
+    """
+    rungs = results.get("rungs")
+    if rungs:
+        return list(rungs[0]["candidates"]), f"after {rungs[0]['epochs']:.3g} epochs (first rung)"
+    return list(results.get("candidates", [])), "at the full proxy budget"
+
+
+def _finalists(results: Mapping[str, Any]) -> set[str]:
+    """Keys of the candidates that reached the last rung (the best alone without halving)."""
+    rungs = results.get("rungs")
+    if rungs:
+        return {c["key"] for c in rungs[-1]["candidates"]}
+    return {results["best"]["key"]} if results.get("best") else set()
+
+
+def _ring(ax, points: Sequence[tuple[float, float]], label: str) -> None:
+    if points:
+        xs, ys = zip(*points, strict=True)
+        ax.scatter(xs, ys, s=260, facecolors="none", edgecolors="red", linewidths=1.5,
+                   label=label, zorder=3)  # fmt: skip
+
+
+def _plot_accuracy_vs_macs(results: Mapping[str, Any], path: Path) -> str | None:
+    field, budget = _field(results)
+    candidates = [c for c in field if c.get("macs_ratio")]
+    if not candidates:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for kind, marker in KIND_MARKERS.items():
+        chosen = [c for c in candidates if c["kind"] == kind]
+        if chosen:
+            ax.errorbar([c["macs_ratio"] for c in chosen], [c["mean"] for c in chosen],
+                        yerr=[c["std"] or 0.0 for c in chosen], fmt=marker, capsize=3,
+                        label=kind if kind == "compound" else f"{kind} only")  # fmt: skip
+    finalists = _finalists(results)
+    _ring(ax, [(c["macs_ratio"], c["mean"]) for c in candidates if c["key"] in finalists],
+          "last rung" if results.get("rungs") else "best by mean")  # fmt: skip
+    ax.set_xlabel("measured multiply-adds / proxy baseline")
+    ax.set_ylabel("validation accuracy (mean +- seed std)")
+    ax.set_title(f"Accuracy versus cost at phi = 1, {budget}")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path.name
+
+
+def _plot_plane(results: Mapping[str, Any], path: Path) -> str | None:
+    candidates, budget = _field(results)
+    if not candidates:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 5))
+    points = ax.scatter([c["beta"] for c in candidates], [c["gamma"] for c in candidates],
+                        c=[c["mean"] for c in candidates], cmap="viridis", s=120)  # fmt: skip
+    for c in candidates:
+        ax.annotate(f"a={c['alpha']:g}", (c["beta"], c["gamma"]), fontsize=7,
+                    textcoords="offset points", xytext=(5, 5))  # fmt: skip
+    finalists = _finalists(results)
+    _ring(ax, [(c["beta"], c["gamma"]) for c in candidates if c["key"] in finalists],
+          "last rung" if results.get("rungs") else "best by mean")  # fmt: skip
+    fig.colorbar(points, label="mean validation accuracy")
+    ax.set_xlabel("beta (width)")
+    ax.set_ylabel("gamma (resolution)")
+    ax.set_title(f"Accuracy over (beta, gamma), {budget}\nalpha from the budget", fontsize=10)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path.name
+
+
+def _plot_learning_curves(results: Mapping[str, Any], path: Path) -> str | None:
+    trials = [t for t in results.get("trials", []) if t.get("curve")]
+    if not trials:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for t in trials:
+        epochs = [point[0] for point in t["curve"]]  # (epochs trained, accuracy) a pass
+        accuracies = [point[1] for point in t["curve"]]
+        style = "-" if t["state"] == "COMPLETE" else ":"
+        ax.plot(epochs, accuracies, style, alpha=0.6, marker=".")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("Learning curves (dotted: pruned or failed)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path.name
+
+
+def main(args) -> None:
+    """CLI entry: regenerate report.md and plots from `args.run_dir/results.json`."""
+    run_dir = Path(args.run_dir)
+    results_path = run_dir / "results.json"
+    if not results_path.is_file():
+        raise FileNotFoundError(f"no results.json in {str(run_dir)!r}; run a grid search first")
+    results = json.loads(results_path.read_text())
+    config_path = run_dir / "config.yaml"
+    config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
+    path = write_report(run_dir, results, config)
+    print(f"report: {path}\nplots:  {run_dir / 'plots'}")

@@ -1,0 +1,1 @@
+"""Training one model: distribution strategy and precision, the recipe, the loop, evaluation."""

@@ -1,0 +1,57 @@
+"""Parameter and multiply-add counts: reference values, both routes agree with the reference."""
+
+from __future__ import annotations
+
+import pytest
+
+from efficientnet_search.arch.cost import model_cost, spec_cost
+from efficientnet_search.arch.model import build_model, resolve_spec
+from efficientnet_search.arch.scaling import PAPER_COSTS
+from tests.arch.parity_utils import REFERENCE, our_model, reference_model
+
+
+def test_b0_multiply_adds_equal_the_reference_figure():
+    assert spec_cost(resolve_spec("b0")).macs == 385_814_752
+    assert model_cost(REFERENCE["b0"](weights=None)).macs == 385_814_752
+
+
+@pytest.mark.parametrize("variant", list(REFERENCE))
+def test_every_variant_counts_like_keras_applications(variant):
+    reference = model_cost(reference_model(variant))
+    ours_built = model_cost(our_model(variant))
+    ours_spec = spec_cost(resolve_spec(variant))
+    assert ours_spec.macs == ours_built.macs == reference.macs
+    assert ours_spec.trainable_params == ours_built.trainable_params == reference.trainable_params
+    assert ours_spec.params == ours_built.params
+    assert [s.macs for s in ours_spec.stages] == [s.macs for s in ours_built.stages]
+    assert sum(s.params for s in ours_spec.stages) == ours_spec.params
+
+
+@pytest.mark.parametrize("variant", ["b0", "b1", "b2", "b3", "b6"])
+def test_agrees_with_paper_table(variant):
+    # Within 2%: the paper's two-digit figures (B1 0.70B is 0.687B, B2 9.2M is 9.11M).
+    cost = spec_cost(resolve_spec(variant))
+    paper_params, paper_macs = PAPER_COSTS[variant]
+    assert cost.trainable_params == pytest.approx(paper_params, rel=0.02)
+    assert cost.macs == pytest.approx(paper_macs, rel=0.02)
+
+
+def test_released_b4_b5_b7_exceed_the_paper_and_we_say_so():
+    measured = {v: spec_cost(resolve_spec(v)).macs / 1e9 for v in ("b4", "b5", "b7")}
+    assert measured["b4"] > 1.04 * PAPER_COSTS["b4"][1] / 1e9
+    assert measured["b4"] == pytest.approx(4.39, abs=0.01)
+    assert measured["b5"] == pytest.approx(10.27, abs=0.01)
+    assert measured["b7"] == pytest.approx(37.75, abs=0.01)
+
+
+def test_per_stage_breakdown_and_resolution():
+    cost = spec_cost(resolve_spec("b0"))
+    assert [s.name for s in cost.stages][:2] == ["stem", "stage1"]
+    assert [s.resolution for s in cost.stages] == [112, 112, 56, 28, 14, 14, 7, 7, 7]
+    assert cost.resolution == 224
+    assert spec_cost(resolve_spec("b0"), resolution=112).macs < cost.macs / 3
+
+
+def test_dynamic_input_size_is_refused():
+    with pytest.raises(ValueError, match="fixed input size"):
+        model_cost(build_model(width=0.25, include_top=False, input_shape=(None, None, 3)))

@@ -1,0 +1,71 @@
+"""Loading the reference weight files (the legacy .h5 layout Keras publishes)."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+from keras.src.legacy.saving import legacy_h5_format
+
+from efficientnet_search import build_model
+from efficientnet_search.arch.weights import load_reference_weights, variant_signatures
+from tests.arch.parity_utils import REFERENCE, images, randomize
+
+
+def _write_reference_file(model, path):
+    """Writes weights exactly as the published efficientnet*.h5 files are laid out."""
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, model)
+    return path
+
+
+@pytest.fixture(scope="module")
+def b0_reference():
+    return randomize(REFERENCE["b0"](weights=None))
+
+
+def test_build_with_weight_file_equals_reference(tmp_path, b0_reference):
+    path = _write_reference_file(b0_reference, tmp_path / "efficientnetb0.h5")
+    ours = build_model("b0", weights=str(path))
+    x = images(224)
+    np.testing.assert_allclose(ours(x, training=False), b0_reference(x, training=False),
+                               atol=1e-4)
+
+
+def test_notop_file_loads_into_headless_model(tmp_path):
+    shape = (64, 64, 3)
+    reference = randomize(REFERENCE["b0"](weights=None, include_top=False, input_shape=shape))
+    path = _write_reference_file(reference, tmp_path / "efficientnetb0_notop.h5")
+    ours = build_model("b0", include_top=False, input_shape=shape, weights=str(path))
+    x = images(64)
+    np.testing.assert_allclose(ours(x, training=False), reference(x, training=False), atol=1e-4)
+    with pytest.raises(ValueError, match="include_top=False"):
+        build_model("b0", input_shape=shape, weights=str(path))
+
+
+def test_file_of_another_variant_says_which_it_fits(tmp_path, b0_reference):
+    path = _write_reference_file(b0_reference, tmp_path / "weights.h5")
+    with pytest.raises(ValueError, match="fit EfficientNet-B0.*model is EfficientNet-B1"):
+        build_model("b1", weights=str(path))
+
+
+def test_classifier_with_other_class_count_is_explained(b0_reference):
+    with pytest.raises(ValueError, match="1000 classes, the model has 10"):
+        load_reference_weights(build_model("b0", num_classes=10), b0_reference)
+
+
+def test_missing_file_and_wrong_format(tmp_path):
+    with pytest.raises(FileNotFoundError, match="keras-applications"):
+        build_model("b0", weights=str(tmp_path / "nope.h5"))
+    bad = tmp_path / "plain.h5"
+    with h5py.File(bad, "w") as f:
+        f.create_dataset("x", data=[1])
+    with pytest.raises(ValueError, match="not a Keras HDF5 weight file"):
+        build_model("b0", weights=str(bad))
+
+
+def test_variant_signatures_are_distinct():
+    signatures = variant_signatures()
+    assert len(set(signatures.values())) == 8
+    assert signatures["b0"] == (32, 1280, 16)
+    assert signatures["b7"] == (64, 2560, 55)

@@ -1,0 +1,86 @@
+"""The build and scale commands as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import keras
+import pytest
+
+from efficientnet_search.cli.main import main, parse_args
+
+
+def run_cli(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "efficientnet_search.cli.main", *argv],
+                          capture_output=True, text=True, timeout=300)
+
+
+def _run(argv, capsys):
+    main(parse_args(["efficientnet-search", *argv]))
+    return capsys.readouterr().out
+
+
+def test_build_variant_prints_stage_table_and_totals(capsys):
+    out = _run(["build", "--variant", "b3"], capsys)
+    assert "stage7" in out and "head" in out
+    assert "input 300x300x3" in out and "1,827,141,392" in out and "(table)" in out
+
+
+def test_build_custom_coefficients(capsys):
+    out = _run(["build", "--width", "1.2", "--depth", "1.4", "--resolution", "300"], capsys)
+    assert "1,827,141,392" in out and "(custom)" in out
+
+
+def test_build_all_prints_paper_beside_ours(capsys):
+    out = _run(["build", "--all"], capsys)
+    assert out.count("\n   B") == 8 and "0.386B" in out and "37.746B" in out and "37B" in out
+
+
+def test_build_output_saves_model(tmp_path, capsys):
+    path = tmp_path / "m.keras"
+    _run(["build", "--width", "0.25", "--depth", "0.25", "--resolution", "32",
+          "--num_classes", "4", "--output", str(path)], capsys)
+    assert keras.models.load_model(path).output_shape == (None, 4)
+
+
+def test_scale_paper_preset_and_results_json(tmp_path, capsys):
+    out = _run(["scale", "--coefficients", "paper", "--phi", "0", "1", "2"], capsys)
+    assert "alpha 1.2, beta 1.1, gamma 1.15" in out and "1.92" in out and "3.69" in out
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"best": {"alpha": 1.4, "beta": 1.1, "gamma": 1.05}}))
+    out = _run(["scale", "--coefficients", str(results), "--phi", "1"], capsys)
+    assert "alpha 1.4" in out
+
+
+def test_scale_output_dir_saves_each_member(tmp_path, capsys):
+    _run(["scale", "--alpha", "1.2", "--beta", "1.1", "--gamma", "1.15", "--phi", "1",
+          "--base_resolution", "32", "--num_classes", "3", "--output_dir", str(tmp_path)], capsys)
+    assert keras.models.load_model(tmp_path / "phi1.keras").input_shape == (None, 37, 37, 3)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["build", "--variant", "b9"], "unknown variant 'b9'"),
+     (["build", "--widt", "2"], "unrecognized arguments: --widt"),
+     (["build", "--width", "-1"], "width must be > 0"),
+     (["scale", "--alpha", "1.2"], "all of --alpha --beta --gamma"),
+     (["scale", "--coefficients", "missing.json"], "coefficients not found")],
+)
+def test_bad_flags_exit_2_with_one_line(argv, message):
+    result = run_cli(*argv)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if "efficientnet-search" in line]
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_strategy_flag_accepts_every_strategy_name():
+    from efficientnet_search.cli import main as cli
+    from efficientnet_search.training import distribute
+
+    assert cli.STRATEGY_CHOICES == distribute.STRATEGY_NAMES
+    args = parse_args(["efficientnet-search", "train", "--config", "x.yaml",
+                       "--strategy", "mirrored"])
+    assert args.strategy == "mirrored"

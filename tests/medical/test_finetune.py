@@ -1,0 +1,130 @@
+"""Tests for medical.finetune: the transfer recipe end to end on generated data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from efficientnet_search.config import ConfigError, load_config
+from efficientnet_search.data.synthetic import synthetic_arrays, write_npz
+from efficientnet_search.medical import clinical, finetune
+from tests.paths import CONFIGS
+
+SMOKE = CONFIGS / "finetune" / "smoke.yaml"
+TINY = ["model.width=0.1", "model.depth=0.1", "model.resolution=32", "data.batch_size=32",
+        "eval.bootstrap_resamples=200", "eval.gradcam_images=2"]
+
+
+def _npz(path: Path, *, num_classes=2, multi_label=False, shift_test=False) -> Path:
+    def split(n, seed):
+        return synthetic_arrays(n, num_classes=num_classes, multi_label=multi_label, seed=seed)
+
+    test_images, test_labels = split(120, 3)
+    if shift_test:  # a different distribution: a threshold chosen on it would differ
+        test_images = np.clip(test_images.astype(int) + 60, 0, 255).astype(np.uint8)
+    return write_npz(path, {"train": split(320, 1), "val": split(96, 2),
+                            "test": (test_images, test_labels)})
+
+
+@pytest.fixture(scope="module")
+def binary_run(tmp_path_factory):
+    """One CLI run on a learnable binary npz whose test split is shifted; a spy records which
+    labels the operating threshold was chosen on."""
+    tmp = tmp_path_factory.mktemp("binary")
+    data = _npz(tmp / "binary.npz", shift_test=True)
+    seen = []
+    original = clinical.choose_thresholds
+
+    def spy(y, scores, *args, **kwargs):
+        seen.append(np.array(y))
+        return original(y, scores, *args, **kwargs)
+
+    keras.utils.set_random_seed(0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(clinical, "choose_thresholds", spy)
+        args = argparse.Namespace(
+            config=str(SMOKE), run_dir=str(tmp / "run"), seed=0,
+            set=[f"data.source=npz:{data}", "data.max_val=null", *TINY],
+        )
+        finetune.main(args)
+    return tmp / "run", data, seen
+
+
+def test_finetune_learns_and_reported_metrics_match_predictions(binary_run):
+    run_dir, _, _ = binary_run
+    results = json.loads((run_dir / "results.json").read_text())
+    test = results["test"]
+    assert results["task"] == "binary"
+    assert test["auc"] > 0.9
+    saved = np.load(run_dir / "predictions.npz")
+    y, scores = saved["y_test"], saved["s_test"]
+    assert test["auc"] == pytest.approx(clinical.roc_auc(y == 1, scores[:, 1]))
+    predicted = (scores[:, 1] >= test["threshold"]).astype(int)
+    assert test["accuracy"] == pytest.approx(np.mean(predicted == y))
+    assert test["sensitivity"] == pytest.approx(np.mean(predicted[y == 1] == 1))
+    assert test["auc_ci"][0] <= test["auc"] <= test["auc_ci"][1]
+    # The saved model reproduces the saved predictions.
+    model = keras.saving.load_model(run_dir / "model.keras")
+    assert model.output_shape == (None, 2)
+
+
+def test_threshold_is_chosen_on_validation_never_on_test(binary_run):
+    run_dir, data, seen = binary_run
+    arrays = np.load(data)
+    assert len(seen) == 1
+    np.testing.assert_array_equal(seen[0].ravel(), arrays["val_labels"].ravel())
+    results = json.loads((run_dir / "results.json").read_text())
+    saved = np.load(run_dir / "predictions.npz")
+    on_val = clinical.choose_threshold(saved["y_val"] == 1, saved["s_val"][:, 1])
+    assert results["threshold"]["chosen_on"] == "validation"
+    assert results["test"]["threshold"] == pytest.approx(on_val.value)
+
+
+def test_run_dir_holds_report_card_plots_and_resumes(binary_run):
+    run_dir, data, _ = binary_run
+    for name in ("config.yaml", "model.keras", "report.md", "model_card.md",
+                 "plots/roc.png", "plots/confusion_matrix.png", "plots/training_curves.png",
+                 "plots/gradcam.png"):
+        assert (run_dir / name).is_file(), name
+    card = (run_dir / "model_card.md").read_text()
+    assert "Not for clinical use" in card and "95% bootstrap CI" in card
+    before = (run_dir / "results.json").read_text()
+    config = load_config(finetune.FinetuneConfig, SMOKE, [
+        f"data.source=npz:{data}", "data.max_val=null", *TINY])
+    again = finetune.finetune(config, run_dir)  # finished: returned, not retrained
+    assert (run_dir / "results.json").read_text() == before
+    assert again.test["auc"] == json.loads(before)["test"]["auc"]
+
+
+def test_multilabel_end_to_end(tmp_path):
+    data = _npz(tmp_path / "multi.npz", num_classes=3, multi_label=True)
+    config = load_config(finetune.FinetuneConfig, SMOKE, [
+        f"data.source=npz:{data}", "train.finetune_epochs=3", *TINY])
+    result = finetune.finetune(config, tmp_path / "run", verbose=0)
+    assert result.results["task"] == "multilabel"
+    assert set(result.test["per_label"]) == {"0", "1", "2"} or len(result.test["per_label"]) == 3
+    assert len(result.results["threshold"]["values"]) == 3
+    assert result.test["auc"] > 0.8
+    model = keras.saving.load_model(result.model_path)
+    assert model.layers[-1].get_config()["activation"] == "sigmoid"
+
+
+def test_config_errors_are_one_clear_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown config key .*epochs.*accepted keys") as err:
+        load_config(finetune.FinetuneConfig, SMOKE, ["train.epochs=3"])
+    assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="model.path is required when model.init='keras'"):
+        load_config(finetune.FinetuneConfig, SMOKE, ["model.init=keras"])
+    with pytest.raises(ConfigError, match="eval.threshold must be one of"):
+        load_config(finetune.FinetuneConfig, SMOKE, ["eval.threshold=otsu"])
+    missing = tmp_path / "nope.npz"
+    config = load_config(finetune.FinetuneConfig, SMOKE, [f"data.source=npz:{missing}"])
+    with pytest.raises(FileNotFoundError, match="zenodo.org") as err:
+        finetune.finetune(config, tmp_path / "run")
+    assert str(missing) in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "run").exists()  # a typo leaves no half-made run behind

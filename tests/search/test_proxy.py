@@ -1,0 +1,95 @@
+"""The proxy trainer: validation passes inside an epoch, and stopping where a pruner says."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from efficientnet_search.data import splits as data
+from efficientnet_search.search import grid, proxy, results, worker
+from tests.paths import CONFIGS
+
+TINY_BLOCKS = ("r1_k3_s11_e1_i32_o16_se0.25", "r1_k3_s22_e6_i16_o24_se0.25")
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return data.synthetic_splits(num_classes=3, image_size=32, n_train=96, n_val=32, n_test=8,
+                                 seed=0)  # fmt: skip
+
+
+def _config(**overrides) -> proxy.ProxyConfig:
+    settings = dict(blocks=TINY_BLOCKS, batch_size=16, epochs=2, base_resolution=32)
+    return proxy.ProxyConfig(**{**settings, **overrides})
+
+
+def _train(config, splits, report=None) -> proxy.ProxyResult:
+    return proxy.train_proxy(config, splits, alpha=1.0, beta=1.0, gamma=1.0, seed=3,
+                             report=report)  # fmt: skip
+
+
+def test_passes_inside_an_epoch_are_reported_and_do_not_change_training(splits):
+    once = _train(_config(), splits)
+    seen: list[tuple[int, float]] = []
+    thrice = _train(_config(evals_per_epoch=3), splits,
+                    report=lambda step, acc: seen.append((step, acc)) and False)
+    # 96 images at batch 16: 6 steps an epoch, passes after steps 2, 4 and at the epoch end.
+    assert [epochs for epochs, _ in thrice.curve] == [0.3333, 0.6667, 1.0, 1.3333, 1.6667, 2.0]
+    assert [step for step, _ in seen] == [1, 2, 3, 4, 5, 6]
+    assert thrice.epoch_accuracies == once.epoch_accuracies
+    assert [acc for _, acc in thrice.curve][2::3] == list(once.epoch_accuracies)
+
+
+def test_a_report_that_says_stop_ends_training_inside_the_epoch(splits):
+    result = _train(_config(evals_per_epoch=3), splits, report=lambda step, acc: step == 2)
+    assert result.stopped_early
+    assert [epochs for epochs, _ in result.curve] == [0.3333, 0.6667]
+    assert result.epoch_accuracies == ()
+
+
+def test_unlisted_passes_inside_an_epoch_are_skipped(splits):
+    seen: list[int] = []
+    result = proxy.train_proxy(_config(evals_per_epoch=3), splits, alpha=1.0, beta=1.0,
+                               gamma=1.0, seed=3, passes={2},
+                               report=lambda step, acc: seen.append(step) and False)
+    assert seen == [2, 3, 6]  # pass 2 asked for, epoch ends always
+    assert [epochs for epochs, _ in result.curve] == [0.6667, 1.0, 2.0]
+
+
+def test_more_passes_than_steps_is_refused(splits):
+    with pytest.raises(ValueError, match=r"evals_per_epoch \(8\) exceeds the 6 training steps"):
+        _train(_config(evals_per_epoch=8), splits)
+
+
+class _PruneAtSecondPass(optuna.pruners.BasePruner):
+    def prune(self, study, trial) -> bool:
+        return trial.last_step == 2
+
+
+def test_a_pruned_grid_trial_records_its_curve_and_the_epochs_it_trained(splits, tmp_path):
+    config = grid.load_grid_config(str(CONFIGS / "grid" / "smoke.yaml"), [
+        f"proxy.blocks=[{', '.join(TINY_BLOCKS)}]", "proxy.batch_size=16", "proxy.epochs=2",
+        "proxy.evals_per_epoch=3", "search.pruner=successive_halving"], None)  # fmt: skip
+    study = optuna.create_study(direction="maximize", pruner=_PruneAtSecondPass())
+    study.enqueue_trial({"alpha": 1.0, "beta": 1.0, "gamma": 1.0, "seed": 0},
+                        {"candidate": "a1.00_b1.00_g1.00", "alpha": 1.0, "beta": 1.0,
+                         "gamma": 1.0, "seed": 0})  # fmt: skip
+    worker.train_trial(config, study, study.ask(), splits)
+    (frozen,) = study.get_trials()
+    record = results.trial_record(frozen)
+    assert record["state"] == TrialState.PRUNED.name
+    assert record["epochs"] == pytest.approx(2 / 3, abs=1e-3)
+    assert record["val_accuracy"] == record["curve"][-1][1]
+    assert sorted(frozen.intermediate_values) == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("min_epochs", "evals_per_epoch", "pruner", "expected"),
+    [(1.0, 1, "successive_halving", 1), (1 / 3, 3, "successive_halving", 1),
+     (1.0, 3, "hyperband", 3), (0.5, 4, "successive_halving", 2)],
+)
+def test_the_first_rung_is_given_in_epochs(min_epochs, evals_per_epoch, pruner, expected):
+    search = grid.SearchConfig(pruner=pruner, pruner_min_epochs=min_epochs)
+    made = grid.make_pruner(search, _config(evals_per_epoch=evals_per_epoch, epochs=3))
+    assert made._min_resource == expected
