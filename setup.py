@@ -22,7 +22,8 @@ setup(
         "h5py>=3.10",
     ],
     extras_require={
-        "test": ["pytest>=8.0", "pytest-timeout>=2.2", "psycopg2-binary>=2.9"],
+        "test": ["pytest>=8.0", "pytest-timeout>=2.2", "pytest-xdist>=3.5", "import-linter>=2.0",
+                 "psycopg2-binary>=2.9"],
         "lint": ["ruff>=0.5"],
         "postgres": ["psycopg2-binary>=2.9"],
     },

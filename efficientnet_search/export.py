@@ -144,7 +144,7 @@ def sample_images(model: keras.Model, data: str | None, n: int = 64, seed: int =
         rng = np.random.default_rng(seed)
         pixels = rng.uniform(0, 255, (n, size, size, 3)).astype(np.float32)
         return pixels, pixels
-    from efficientnet_search.data import splits as data_lib
+    from efficientnet_search import data as data_lib
 
     splits = data_lib.load_splits(data, seed=seed, max_train=max(n, 128))
 

@@ -184,7 +184,7 @@ def finetune(config: FinetuneConfig, run_dir: str | Path | None = None, *, split
 
 def load_data(cfg: DataConfig, seed: int):
     """data.load_splits with a pointed error when a local `.npz` file is missing."""
-    from efficientnet_search.data import splits as data
+    from efficientnet_search import data
 
     if cfg.source.startswith("npz:"):
         path = Path(cfg.source[4:])
@@ -208,7 +208,7 @@ def _rename_classes(splits, names: tuple[str, ...] | None):
 
 
 def _pipelines(config: FinetuneConfig, splits, resolution: int) -> dict[str, Any]:
-    from efficientnet_search.data import splits as data
+    from efficientnet_search import data
 
     c = config.data
     known = {name: _with_size(getattr(splits, name), splits.sizes.get(name))

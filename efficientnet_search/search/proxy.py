@@ -155,7 +155,7 @@ def train_proxy(
     Raises:
       NonFiniteLossError: when the loss becomes NaN or infinite.
     """
-    from efficientnet_search.data import splits as data
+    from efficientnet_search import data
     from efficientnet_search.training.distribute import make_strategy
 
     start = time.perf_counter()

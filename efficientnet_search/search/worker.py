@@ -92,7 +92,7 @@ def process_main(config_dict: dict, run_dir: str, storage: str | None,
 
 def load_data(config: GridConfig):
     """The proxy's train/val splits (the same seeded split for every candidate)."""
-    from efficientnet_search.data import splits as data
+    from efficientnet_search import data
 
     source, seed = config.data.source, config.search.seed
     if source.startswith("synthetic"):

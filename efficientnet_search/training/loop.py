@@ -122,7 +122,7 @@ class Loop:
         self._earlier_seconds = float(self.elapsed.numpy())
 
     def _pipeline(self, ds: tf.data.Dataset, *, training: bool, epoch: int = 0):
-        from efficientnet_search.data import splits as data_lib
+        from efficientnet_search import data as data_lib
 
         data = self.config.data
         ds = data_lib.make_pipeline(

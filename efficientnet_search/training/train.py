@@ -165,7 +165,7 @@ def _train(config: TrainConfig, run_dir: Path) -> TrainResult:
 
 
 def _load_data(data: DataConfig, seed: int):
-    from efficientnet_search.data import splits as data_lib
+    from efficientnet_search import data as data_lib
 
     splits = data_lib.load_splits(
         data.source, validation_fraction=data.validation_fraction, seed=seed,
@@ -236,7 +236,7 @@ def main(args: argparse.Namespace) -> None:
 
 def evaluate_main(args: argparse.Namespace) -> None:
     """`efficientnet-search evaluate`: top-1/top-5 of a saved model on a split of a source."""
-    from efficientnet_search.data import splits as data_lib
+    from efficientnet_search import data as data_lib
 
     path = Path(args.model)
     if not path.is_file():

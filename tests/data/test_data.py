@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from efficientnet_search.data import splits as data
+from efficientnet_search import data
 from efficientnet_search.data import synthetic as data_synthetic
 from efficientnet_search.data.sources import FASHION_MNIST_DIR
 from tests.paths import SHARED_DATA
@@ -324,9 +324,9 @@ def test_tfds_split_slice_and_stratified_max_train():
 
 
 def test_large_arrays_stream_through_a_generator(tmp_path, monkeypatch):
-    from efficientnet_search.data import sources as data_sources
+    from efficientnet_search.data import records
 
-    monkeypatch.setattr(data_sources, "_LARGE_ARRAY_BYTES", 0)
+    monkeypatch.setattr(records, "_LARGE_ARRAY_BYTES", 0)
     images, labels = _arrays(20)
     path = data.write_npz(tmp_path / "d.npz", {"train": (images, labels)})
     splits = data.load_splits(f"npz:{path}", validation_fraction=0.5)

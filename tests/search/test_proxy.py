@@ -6,7 +6,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from efficientnet_search.data import splits as data
+from efficientnet_search import data
 from efficientnet_search.search import grid, proxy, results, worker
 from tests.paths import CONFIGS
 
