@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from efficientnet_search import config as config_lib
 from efficientnet_search.cli import main as cli
-from efficientnet_search.search import grid
+from efficientnet_search.search import grid, local_workers, plan
 from efficientnet_search.search import rungs as rungs_lib
 from efficientnet_search.search import study as study_lib
 from tests.paths import CONFIGS
@@ -214,7 +214,7 @@ def test_rung_budgets_shrink_by_the_factor_down_to_the_first_rung():
     assert rungs_lib.budgets(9, 2, 3, halving=True) == (3, 9)
     assert rungs_lib.budgets(9, 1, 4, halving=True) == (2, 9)
     assert rungs_lib.budgets(9, 1, 3, halving=False) == (9,)
-    assert grid.budgets(_config(*HALVING)) == (1, 2, 4)
+    assert plan.budgets(_config(*HALVING)) == (1, 2, 4)
     # The quick grid: 7 candidates at 1/3 epoch, 3 at 1, 1 at 3 (of 3 epochs each).
     assert rungs_lib.planned_share(7, (1, 3, 9), 3) == pytest.approx((7 + 9 + 9) / 63)
 
@@ -255,11 +255,11 @@ def test_candidate_halving_with_two_workers_trains_the_best_candidates_longer(tm
 # ----------------------------------------------------------------------------- GPUs
 def test_local_workers_get_their_own_gpus_or_share_them_evenly():
     eight = [str(i) for i in range(8)]
-    assert grid.gpu_assignments(2, eight) == ["0,1,2,3", "4,5,6,7"]
-    assert grid.gpu_assignments(3, ["0", "1", "2"]) == ["0", "1", "2"]
-    assert grid.gpu_assignments(2, ["0", "1", "2"]) == ["0", "1,2"]
-    assert grid.gpu_assignments(3, ["5", "7"]) == ["5", "7", "5"]  # shared, in turn
-    assert grid.gpu_assignments(2, []) == [None, None]  # CPU host: nothing to split
+    assert local_workers.gpu_assignments(2, eight) == ["0,1,2,3", "4,5,6,7"]
+    assert local_workers.gpu_assignments(3, ["0", "1", "2"]) == ["0", "1", "2"]
+    assert local_workers.gpu_assignments(2, ["0", "1", "2"]) == ["0", "1,2"]
+    assert local_workers.gpu_assignments(3, ["5", "7"]) == ["5", "7", "5"]  # shared, in turn
+    assert local_workers.gpu_assignments(2, []) == [None, None]  # CPU host: nothing to split
 
 
 def test_gpu_environment_is_set_while_a_worker_starts_and_restored_after(monkeypatch):
@@ -267,13 +267,13 @@ def test_gpu_environment_is_set_while_a_worker_starts_and_restored_after(monkeyp
     monkeypatch.delenv("TF_FORCE_GPU_ALLOW_GROWTH", raising=False)
     # The user's CUDA_VISIBLE_DEVICES names the GPUs to split (none on this CPU host).
     monkeypatch.setattr("tensorflow.config.list_physical_devices", lambda kind: [kind] * 3)
-    assert grid._local_gpu_ids() == ["2", "3", "5"]
-    with grid._gpu_environment("5", shared=True):
+    assert local_workers._local_gpu_ids() == ["2", "3", "5"]
+    with local_workers._gpu_environment("5", shared=True):
         assert os.environ["CUDA_VISIBLE_DEVICES"] == "5"
         assert os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "2,3,5"
     assert "TF_FORCE_GPU_ALLOW_GROWTH" not in os.environ
-    with grid._gpu_environment("2,3", shared=False):
+    with local_workers._gpu_environment("2,3", shared=False):
         assert "TF_FORCE_GPU_ALLOW_GROWTH" not in os.environ  # its own GPUs: TF's default
 
 

@@ -7,7 +7,7 @@ import pytest
 from optuna.trial import TrialState
 
 from efficientnet_search import data
-from efficientnet_search.search import grid, proxy, results, worker
+from efficientnet_search.search import grid, plan, proxy, results, worker
 from tests.paths import CONFIGS
 
 TINY_BLOCKS = ("r1_k3_s11_e1_i32_o16_se0.25", "r1_k3_s22_e6_i16_o24_se0.25")
@@ -91,5 +91,5 @@ def test_a_pruned_grid_trial_records_its_curve_and_the_epochs_it_trained(splits,
 )
 def test_the_first_rung_is_given_in_epochs(min_epochs, evals_per_epoch, pruner, expected):
     search = grid.SearchConfig(pruner=pruner, pruner_min_epochs=min_epochs)
-    made = grid.make_pruner(search, _config(evals_per_epoch=evals_per_epoch, epochs=3))
+    made = plan.make_pruner(search, _config(evals_per_epoch=evals_per_epoch, epochs=3))
     assert made._min_resource == expected
