@@ -84,7 +84,7 @@ def reference(args, dist, jit: bool, pipeline: bool) -> list[float]:
     ds = ds.map(lambda x, y: (x, tf.one_hot(y, NUM_CLASSES)))
     model = keras.applications.EfficientNetB0(
         weights=None, input_shape=(args.resolution, args.resolution, 3), classes=NUM_CLASSES)
-    model.compile(optimizer=recipe.make_optimizer(loop.config.recipe, loop.schedule,
+    model.compile(optimizer=recipe.make_optimizer(loop.config.train, loop.schedule,
                                                   precision=dist.precision),
                   loss=recipe.classification_loss(0.1), jit_compile=jit)  # fmt: skip
     steps = args.jit_steps if jit else args.steps

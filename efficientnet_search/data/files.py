@@ -1,4 +1,4 @@
-"""`folder:PATH` and `csv:PATH`: image files as a `data_sources.Source`.
+"""`folder:PATH` and `csv:PATH`: image files as a `records.Source`.
 
 Files are listed and checked once at load time: every file is decoded in one parallel pass,
 so an unreadable or corrupt image fails at once with its path, instead of deep inside

@@ -37,11 +37,13 @@ import tensorflow as tf
 from absl import logging
 
 from efficientnet_search.config import ConfigError, load_config, save_config, to_dict
+from efficientnet_search.data import config as data_config
+from efficientnet_search.data.config import DataConfig
 from efficientnet_search.jsonio import write_json
 from efficientnet_search.medical import clinical
 from efficientnet_search.medical.transfer import (
     BestWeights,
-    ModelConfig,
+    FinetuneModelConfig,
     balanced_stream,
     build_finetune_model,
     class_weights,
@@ -52,32 +54,17 @@ from efficientnet_search.medical.transfer import (
     unfreeze_top_blocks,
 )
 
-_DATA_HINT = (
-    "the MedMNIST file (e.g. pneumoniamnist.npz) comes from https://zenodo.org/records/10519652 "
-    "or `pip install medmnist`; the balanced copy used by the quick config is described in "
-    "../shared/data/README.md; relative paths are resolved from the directory you run in "
-    "(the repo root for configs/finetune/*.yaml)"
-)
+# Fine-tuning's `data` defaults: the balanced PneumoniaMNIST copy (relative to the repo root,
+# see ../shared/data/README.md), batches of 64, the medical augmentation.
+FINETUNE_DATA = DataConfig(source="npz:../shared/data/pneumoniamnist_balanced.npz",
+                           batch_size=64, augment="medical")
 
 
 @dataclasses.dataclass(frozen=True)
-class DataConfig:
-    """Where the images come from and how they are fed (see data.load_splits)."""
-
-    source: str = "npz:../shared/data/pneumoniamnist_balanced.npz"
-    validation_fraction: float = 0.1
-    max_train: int | None = None
-    max_val: int | None = None
-    data_dir: str | None = None
-    manual_dir: str | None = None
-    augment: str = "medical"  # none | flip | medical | inception | randaugment
-    batch_size: int = 64
-    class_names: tuple[str, ...] | None = None  # names for reports when the source has none
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """The two phases. `unfreeze_blocks` is K top stages; -1 unfreezes the whole backbone."""
+class PhasesConfig:
+    """Fine-tuning's `train` section: the two phases (epochs, learning rates, early stopping,
+    imbalance). `unfreeze_blocks` is K top stages; -1 unfreezes the whole backbone. The batch
+    size is `data.batch_size`."""
 
     head_epochs: int = 3
     head_learning_rate: float = 1e-3
@@ -117,9 +104,9 @@ class FinetuneConfig:
 
     name: str = "finetune"
     seed: int = 0
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    data: DataConfig = dataclasses.field(default_factory=lambda: FINETUNE_DATA)
+    model: FinetuneModelConfig = dataclasses.field(default_factory=FinetuneModelConfig)
+    train: PhasesConfig = dataclasses.field(default_factory=PhasesConfig)
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
 
 
@@ -146,7 +133,7 @@ def finetune(config: FinetuneConfig, run_dir: str | Path | None = None, *, split
       config: the experiment.
       run_dir: output directory (default `runs/<config.name>`). A finished run there with the
         same config is returned as is; a different config there is refused.
-      splits: ready `data.DataSplits` to use instead of loading `config.data.source`.
+      splits: ready `data.DataSplits` to use instead of `data.load(config.data, seed)`.
       verbose: Keras progress output (0 silent, 1 progress bars, 2 one line per epoch).
     """
     run_dir = Path(run_dir or Path("runs") / config.name)
@@ -157,9 +144,8 @@ def finetune(config: FinetuneConfig, run_dir: str | Path | None = None, *, split
         results = json.loads(results_path.read_text())
         return FinetuneResult(run_dir, run_dir / "model.keras", results)
     keras.utils.set_random_seed(config.seed)
-    splits = splits if splits is not None else load_data(config.data, config.seed)
+    splits = splits if splits is not None else data_config.load(config.data, config.seed)
     save_config(config, run_dir)  # after the data loads, so a typo leaves no run behind
-    splits = _rename_classes(splits, config.data.class_names)
     task = "multilabel" if splits.multi_label else "binary" if splits.num_classes == 2 \
         else "multiclass"
     _check_eval(config.eval, task)
@@ -182,31 +168,6 @@ def finetune(config: FinetuneConfig, run_dir: str | Path | None = None, *, split
     return FinetuneResult(run_dir, run_dir / "model.keras", results)
 
 
-def load_data(cfg: DataConfig, seed: int):
-    """data.load_splits with a pointed error when a local `.npz` file is missing."""
-    from efficientnet_search import data
-
-    if cfg.source.startswith("npz:"):
-        path = Path(cfg.source[4:])
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"data.source {cfg.source!r}: no file at {str(path.resolve())!r}; {_DATA_HINT}")
-    return data.load_splits(
-        cfg.source, validation_fraction=cfg.validation_fraction, seed=seed,
-        max_train=cfg.max_train, max_val=cfg.max_val, data_dir=cfg.data_dir,
-        manual_dir=cfg.manual_dir,
-    )
-
-
-def _rename_classes(splits, names: tuple[str, ...] | None):
-    if names is None:
-        return splits
-    if len(names) != splits.num_classes:
-        raise ConfigError(f"data.class_names has {len(names)} names but the data has "
-                          f"{splits.num_classes} classes: {list(names)}")
-    return dataclasses.replace(splits, class_names=tuple(names))
-
-
 def _pipelines(config: FinetuneConfig, splits, resolution: int) -> dict[str, Any]:
     from efficientnet_search import data
 
@@ -223,7 +184,8 @@ def _pipelines(config: FinetuneConfig, splits, resolution: int) -> dict[str, Any
     def pipe(ds, training):
         return data.make_pipeline(
             ds, resolution=resolution, batch_size=c.batch_size, training=training,
-            augment=c.augment if training else "none", cache=not (training and balanced),
+            augment=c.augment if training else "none",
+            cache=c.cache and not (training and balanced), shuffle_buffer=c.shuffle_buffer,
             seed=config.seed,
         )
 

@@ -26,8 +26,12 @@ FEATURE_LAYER = "top_activation"
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    """The starting point. `path` is a `.h5` weight file (init reference) or `.keras` (keras)."""
+class FinetuneModelConfig:
+    """Fine-tuning's `model` section: the starting point and its new head.
+
+    `path` is a `.h5` weight file (init reference) or a `.keras` file (init keras). Unlike the
+    train command's `training.train.ModelConfig`, `dropout` is the new head's, always set.
+    """
 
     init: Literal["random", "reference", "keras"] = "random"
     path: str | None = None
@@ -47,7 +51,9 @@ class ModelConfig:
 
 
 
-def build_finetune_model(cfg: ModelConfig, num_classes: int, multi_label: bool) -> keras.Model:
+def build_finetune_model(
+    cfg: FinetuneModelConfig, num_classes: int, multi_label: bool
+) -> keras.Model:
     """The starting backbone with a new head named `head_*` (pooling, dropout, dense)."""
     if cfg.init == "keras":
         path = Path(cfg.path)
@@ -79,7 +85,7 @@ def build_finetune_model(cfg: ModelConfig, num_classes: int, multi_label: bool) 
     return keras.Model(inputs, outputs, name="finetune")
 
 
-def model_resolution(model: keras.Model, cfg: ModelConfig) -> int:
+def model_resolution(model: keras.Model, cfg: FinetuneModelConfig) -> int:
     """The input size the pipeline resizes to: the model's, else the config's / variant's."""
     size = model.inputs[0].shape[1]
     if size is not None:

@@ -1,13 +1,16 @@
-"""The grid search's config: candidates, data, search settings (the proxy's is in proxy.py)."""
+"""The grid search's config: candidates, data, search settings (the proxy's is in proxy.py).
+
+The `data` section is every command's `data.config.DataConfig`, with the proxy's defaults
+(`proxy.PROXY_DATA`: 10k training / 5k validation images, batches of 128).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Literal
 
-from efficientnet_search.search.proxy import ProxyConfig
-
-DATA_SCHEMES = ("npz", "folder", "csv", "tfds", "medmnist", "synthetic")
+from efficientnet_search.data.config import DataConfig
+from efficientnet_search.search.proxy import PROXY_DATA, ProxyConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,28 +28,6 @@ class CandidatesConfig:
     target: float = 2.0
     tolerance: float = 0.1
     single_dimension: bool = True
-
-
-@dataclasses.dataclass(frozen=True)
-class DataConfig:
-    """The data source (`fashion_mnist`, `npz:PATH`, `folder:PATH`, `csv:PATH`, `tfds:NAME`,
-    `medmnist:NAME`, or `synthetic[:CLASSES]` for tests) and the proxy's subset sizes."""
-
-    source: str = "fashion_mnist"
-    validation_fraction: float = 0.1
-    max_train: int | None = 10_000
-    max_val: int | None = 5_000
-    data_dir: str | None = None
-
-    def __post_init__(self) -> None:
-        scheme, sep, rest = self.source.partition(":")
-        if self.source in ("fashion_mnist", "synthetic") or (sep and rest and
-                                                              scheme in DATA_SCHEMES):
-            return
-        raise ValueError(
-            f"unknown data source {self.source!r}; accepted: fashion_mnist | npz:PATH | "
-            "folder:PATH | csv:PATH | tfds:NAME[:SPLIT] | medmnist:NAME | synthetic[:CLASSES]"
-        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,10 +92,10 @@ class SearchConfig:
 
 @dataclasses.dataclass(frozen=True)
 class GridConfig:
-    """A whole grid search: candidates, proxy, data and search settings."""
+    """A whole grid search: candidates, proxy (its model and training), data, search."""
 
     name: str = "grid"
     candidates: CandidatesConfig = dataclasses.field(default_factory=CandidatesConfig)
     proxy: ProxyConfig = dataclasses.field(default_factory=ProxyConfig)
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    data: DataConfig = dataclasses.field(default_factory=lambda: PROXY_DATA)
     search: SearchConfig = dataclasses.field(default_factory=SearchConfig)

@@ -26,14 +26,13 @@ from absl import logging
 
 from efficientnet_search import config as config_lib
 from efficientnet_search.jsonio import write_json
-from efficientnet_search.search import local_workers, plan, worker
+from efficientnet_search.search import local_workers, plan, proxy, worker
 from efficientnet_search.search import report as report_lib
 from efficientnet_search.search import results as results_lib
 from efficientnet_search.search import rungs as rungs_lib
 from efficientnet_search.search import study as study_lib
 from efficientnet_search.search.config import (  # noqa: F401  (re-exported: the grid's API)
     CandidatesConfig,
-    DataConfig,
     GridConfig,
     SearchConfig,
 )
@@ -76,6 +75,13 @@ def run_grid_search(
     workers = workers or config.search.workers
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers=}")
+    threads = config.search.threads or (max(1, (os.cpu_count() or 1) // workers)
+                                        if workers > 1 else None)
+    in_process = workers == 1 and not config.search.trials_per_process
+    if in_process:
+        proxy.configure_threads(threads)  # before the data's first TensorFlow op
+    # Read the data before writing anything: a bad source fails with one line, no run left.
+    splits = worker.load_data(config)
     config_lib.save_config(config, run_dir)
     ladder = open_ladder(config, run_dir, storage)
     points = len(ladder.points0)
@@ -90,11 +96,9 @@ def run_grid_search(
             ", ".join(f"{b / config.proxy.evals_per_epoch:.3g}" for b in ladder.budgets), factor,
             100 * rungs_lib.planned_share(points // config.search.repeats, ladder.budgets, factor),
         )  # fmt: skip
-    threads = config.search.threads or (max(1, (os.cpu_count() or 1) // workers)
-                                        if workers > 1 else None)
-    if workers == 1 and not config.search.trials_per_process:
-        worker.work(config, ladder, threads=threads)
-    else:
+    if in_process:
+        worker.work(config, ladder, threads=threads, splits=splits)
+    else:  # each worker process loads its own copy
         local_workers.run_local_workers(config, ladder, run_dir, storage, workers, threads)
     return write_outputs(config, ladder, run_dir)
 

@@ -18,7 +18,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Collection
-from typing import Literal
+from typing import ClassVar, Literal
 
 import keras
 import tensorflow as tf
@@ -26,8 +26,12 @@ import tensorflow as tf
 from efficientnet_search.arch.blocks import B0_BLOCK_STRINGS
 from efficientnet_search.arch.cost import spec_cost
 from efficientnet_search.arch.model import ModelSpec, build_model, resolve_spec
+from efficientnet_search.data.config import DataConfig
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
+# The grid's `data` defaults: 10k training / 5k validation images (5-10k validation keeps the
+# split's own noise under a point, DESIGN.md), batches of 128, no augmentation.
+PROXY_DATA = DataConfig(max_train=10_000, max_val=5_000, batch_size=128, augment="none")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,11 +43,11 @@ class ProxyConfig:
       base_width, base_depth, base_resolution: the proxy baseline (phi=0).
       dropout, drop_connect_rate: regularization (small proxies need little).
       bn_momentum: batch-norm momentum (0.9 suits short runs).
-      optimizer, learning_rate, batch_size: a constant-rate optimizer.
+      optimizer, learning_rate: a constant-rate optimizer (the batch size and augmentation
+        are the grid's `data.batch_size` and `data.augment`).
       epochs: training epochs; `steps_per_epoch` (optional) caps each epoch's steps.
       evals_per_epoch: validation passes per epoch (evenly spaced, the last at the epoch's
         end). A pruner decides at each, so more passes let it stop weak candidates sooner.
-      augment: training augmentation (see data.make_pipeline).
       strategy: tf.distribute strategy name per trial (cpu, gpu, mirrored, tpu; distribute.py).
     """
 
@@ -56,22 +60,21 @@ class ProxyConfig:
     bn_momentum: float = 0.9
     optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
     learning_rate: float = 2e-3
-    batch_size: int = 128
     epochs: int = 3
     steps_per_epoch: int | None = None
     evals_per_epoch: int = 1
-    augment: str = "none"
     strategy: str = "cpu"
+
+    MOVED_KEYS: ClassVar[dict[str, str]] = {
+        "batch_size": "data.batch_size", "augment": "data.augment",
+    }  # fmt: skip
 
     def __post_init__(self) -> None:
         for name in ("base_width", "base_depth", "learning_rate"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"proxy.{name} must be > 0, got {getattr(self, name)!r}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(
-                f"proxy.epochs and proxy.batch_size must be >= 1, got epochs={self.epochs}, "
-                f"batch_size={self.batch_size}"
-            )
+        if self.epochs < 1:
+            raise ValueError(f"proxy.epochs must be >= 1, got epochs={self.epochs}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise ValueError(f"proxy.steps_per_epoch must be >= 1, got {self.steps_per_epoch}")
         if self.evals_per_epoch < 1:
@@ -136,6 +139,7 @@ def train_proxy(
     beta: float,
     gamma: float,
     seed: int,
+    data: DataConfig = PROXY_DATA,
     report: EvalReport | None = None,
     passes: Collection[int] | None = None,
     verbose: int = 0,
@@ -147,6 +151,7 @@ def train_proxy(
       splits: a data.DataSplits (train and val are used, never test).
       alpha, beta, gamma: the candidate's depth, width and resolution coefficients.
       seed: seeds weights, dropout and shuffling.
+      data: the batch size, augmentation, cache and shuffle buffer (the grid's `data`).
       report: called after each validation pass with its number (pruning); returning True
         stops training.
       passes: the pass numbers inside epochs to run (default: all); epoch ends always run.
@@ -155,7 +160,7 @@ def train_proxy(
     Raises:
       NonFiniteLossError: when the loss becomes NaN or infinite.
     """
-    from efficientnet_search import data
+    from efficientnet_search import data as data_lib
     from efficientnet_search.training.distribute import make_strategy
 
     start = time.perf_counter()
@@ -166,18 +171,20 @@ def train_proxy(
     resolution = spec.scaling.resolution
     repeat = config.steps_per_epoch is not None
     # One batch shape: a smaller last batch would retrace the training step every epoch.
-    full_batches = splits.sizes["train"] >= config.batch_size
-    train = data.make_pipeline(
-        splits.train, resolution=resolution, batch_size=config.batch_size, training=True,
-        augment=config.augment, seed=seed, repeat=repeat, drop_remainder=full_batches,
+    batch = data.batch_size
+    full_batches = splits.sizes["train"] >= batch
+    train = data_lib.make_pipeline(
+        splits.train, resolution=resolution, batch_size=batch, training=True,
+        augment=data.augment, cache=data.cache, shuffle_buffer=data.shuffle_buffer, seed=seed,
+        repeat=repeat, drop_remainder=full_batches,
     )  # fmt: skip
-    val = data.make_pipeline(
-        splits.val, resolution=resolution, batch_size=max(config.batch_size, 256),
-        training=False,
+    val = data_lib.make_pipeline(
+        splits.val, resolution=resolution, batch_size=max(batch, 256), training=False,
+        cache=data.cache,
     )  # fmt: skip
     steps_per_epoch = config.steps_per_epoch or (
-        splits.sizes["train"] // config.batch_size if full_batches
-        else math.ceil(splits.sizes["train"] / config.batch_size))
+        splits.sizes["train"] // batch if full_batches
+        else math.ceil(splits.sizes["train"] / batch))
     if config.evals_per_epoch > steps_per_epoch:
         raise ValueError(
             f"proxy.evals_per_epoch ({config.evals_per_epoch}) exceeds the {steps_per_epoch} "

@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 
 from efficientnet_search import config as config_lib
 from efficientnet_search import quiet_start
+from efficientnet_search.data import config as data_config
 from efficientnet_search.search import plan, proxy
 from efficientnet_search.search import results as results_lib
 from efficientnet_search.search import rungs as rungs_lib
@@ -39,19 +40,20 @@ class _Progress:
 
 
 def work(config: GridConfig, ladder: rungs_lib.Ladder, *, threads: int | None,
-         verbose: int = 2, max_trials: int | None = None) -> int:
+         verbose: int = 2, max_trials: int | None = None, splits: Any = None) -> int:
     """Trains queued trials, rung after rung, until none is left; returns how many it trained.
 
-    With `max_trials` it returns after that many (a fresh process then takes over).
+    With `max_trials` it returns after that many (a fresh process then takes over). `splits`
+    are the loaded `data.load(config.data, ...)` splits, else loaded on the first trial.
     """
     proxy.configure_threads(threads)
     with quiet_start.expected_retracing():
-        return _work(config, ladder, verbose=verbose, max_trials=max_trials)
+        return _work(config, ladder, verbose=verbose, max_trials=max_trials, splits=splits)
 
 
 def _work(config: GridConfig, ladder: rungs_lib.Ladder, *, verbose: int,
-          max_trials: int | None) -> int:
-    splits: list[Any] = []  # loaded on the first trial this worker takes
+          max_trials: int | None, splits: Any) -> int:
+    loaded: list[Any] = [] if splits is None else [splits]
     progress = _Progress(time.monotonic())
     while max_trials is None or progress.trained < max_trials:
         rung = ladder.current()
@@ -59,9 +61,9 @@ def _work(config: GridConfig, ladder: rungs_lib.Ladder, *, verbose: int,
             break
 
         def train(trial: optuna.Trial, rung: rungs_lib.Rung = rung) -> None:
-            if not splits:
-                splits.append(load_data(config))
-            train_trial(config, rung.queue.study, trial, splits[0], budget=rung.budget,
+            if not loaded:
+                loaded.append(load_data(config))
+            train_trial(config, rung.queue.study, trial, loaded[0], budget=rung.budget,
                         verbose=verbose)  # fmt: skip
 
         def on_finished(frozen: optuna.trial.FrozenTrial, rung: rungs_lib.Rung = rung) -> None:
@@ -91,21 +93,8 @@ def process_main(config_dict: dict, run_dir: str, storage: str | None,
 
 
 def load_data(config: GridConfig):
-    """The proxy's train/val splits (the same seeded split for every candidate)."""
-    from efficientnet_search import data
-
-    source, seed = config.data.source, config.search.seed
-    if source.startswith("synthetic"):
-        classes = int(source.partition(":")[2] or 3)
-        return data.synthetic_splits(
-            num_classes=classes, image_size=32, n_train=config.data.max_train or 512,
-            n_val=config.data.max_val or 128, n_test=8, seed=seed,
-        )  # fmt: skip
-    return data.load_splits(
-        source, validation_fraction=config.data.validation_fraction, seed=seed,
-        max_train=config.data.max_train, max_val=config.data.max_val,
-        data_dir=config.data.data_dir,
-    )  # fmt: skip
+    """The proxy's train/val splits: the same seeded split (`search.seed`) for every trial."""
+    return data_config.load(config.data, config.search.seed)
 
 
 def train_trial(config: GridConfig, study: optuna.Study, trial: optuna.Trial, splits,
@@ -138,8 +127,8 @@ def train_trial(config: GridConfig, study: optuna.Study, trial: optuna.Trial, sp
         return step >= budget or (pruning and trial.should_prune())
 
     try:
-        result = proxy.train_proxy(proxy_config, splits, **values, seed=seed, report=report,
-                                   passes=passes, verbose=verbose)
+        result = proxy.train_proxy(proxy_config, splits, **values, seed=seed, data=config.data,
+                                   report=report, passes=passes, verbose=verbose)
     except Exception as err:  # a failing trial is recorded; the search goes on
         proxy.release_memory()
         message = f"{type(err).__name__}: {err}"

@@ -11,7 +11,7 @@ from efficientnet_search.medical import transfer
 
 
 def _tiny_model_and_data():
-    cfg = transfer.ModelConfig(width=0.1, depth=0.1, resolution=32, bn_momentum=0.5)
+    cfg = transfer.FinetuneModelConfig(width=0.1, depth=0.1, resolution=32, bn_momentum=0.5)
     model = transfer.build_finetune_model(cfg, num_classes=2, multi_label=False)
     images, labels = synthetic_arrays(64, seed=4)
     ds = tf.data.Dataset.from_tensor_slices(
@@ -74,15 +74,15 @@ def test_start_from_a_keras_file_or_reference_weights_keeps_the_backbone(tmp_pat
     source.save(tmp_path / "trained.keras")  # as `train`/`grid` leave it, with its own top
     kept = source.get_layer("top_conv").kernel.numpy()
     from_keras = transfer.build_finetune_model(
-        transfer.ModelConfig(init="keras", path=str(tmp_path / "trained.keras")), 3, True)
+        transfer.FinetuneModelConfig(init="keras", path=str(tmp_path / "trained.keras")), 3, True)
     np.testing.assert_array_equal(from_keras.get_layer("top_conv").kernel.numpy(), kept)
     assert from_keras.output_shape == (None, 3)
     assert from_keras.layers[-1].get_config()["activation"] == "sigmoid"
-    from_reference = transfer.build_finetune_model(transfer.ModelConfig(
+    from_reference = transfer.build_finetune_model(transfer.FinetuneModelConfig(
         init="reference", path=str(tmp_path / "trained.keras"), width=0.1, depth=0.1,
         resolution=32), 2, False)
     np.testing.assert_array_equal(from_reference.get_layer("top_conv").kernel.numpy(), kept)
-    assert transfer.model_resolution(from_reference, transfer.ModelConfig()) == 32
+    assert transfer.model_resolution(from_reference, transfer.FinetuneModelConfig()) == 32
 
 
 def test_best_weights_break_auc_ties_by_validation_loss(monkeypatch):
