@@ -25,9 +25,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from efficientnet_search import data, distribute, recipe  # noqa: E402
+from efficientnet_search import data  # noqa: E402
+from efficientnet_search.data.config import DataConfig  # noqa: E402
+from efficientnet_search.training import distribute, recipe  # noqa: E402
 from efficientnet_search.training.loop import Loop  # noqa: E402
-from efficientnet_search.training.train import DataConfig, ModelConfig, TrainConfig  # noqa: E402
+from efficientnet_search.training.recipe import RecipeConfig  # noqa: E402
+from efficientnet_search.training.train import ModelConfig, TrainConfig  # noqa: E402
 
 NUM_CLASSES = 10
 
@@ -35,8 +38,9 @@ NUM_CLASSES = 10
 def _config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         model=ModelConfig(variant="b0", resolution=args.resolution),
-        data=DataConfig(augment="inception", cache=True),
-        epochs=1, batch_size=args.batch, strategy="cpu", precision=args.precision, verbose=0,
+        data=DataConfig(source="synthetic", augment="inception", cache=True,
+                        batch_size=args.batch),
+        train=RecipeConfig(epochs=1), strategy="cpu", precision=args.precision, verbose=0,
     )
 
 

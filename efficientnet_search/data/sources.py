@@ -214,7 +214,9 @@ def _read_npz_arrays(file: Path) -> dict[str, np.ndarray]:
     if not zipfile.is_zipfile(file):
         with open(file, "rb") as f:
             head = f.read(8)
-        kind = "a single .npy array" if head.startswith(b"\x93NUMPY") else f"it starts {head!r}"
+        kind = ("a single .npy array" if head.startswith(b"\x93NUMPY")
+                else "a damaged or truncated zip file" if head.startswith(b"PK")
+                else f"it starts {head!r}")
         raise ValueError(
             f"{str(file)!r} is not an npz archive ({kind}); write one with "
             "numpy.savez(path, train_images=..., train_labels=...)"
