@@ -46,6 +46,7 @@ _LAZY = {
     "GridConfig": "efficientnet_search.search.grid",
     "TrainConfig": "efficientnet_search.training.train",
     "FinetuneConfig": "efficientnet_search.medical.finetune",
+    "DataConfig": "efficientnet_search.data.config",
     "load_splits": "efficientnet_search.data.splits",
     "make_pipeline": "efficientnet_search.data.splits",
     "model_cost": "efficientnet_search.arch.cost",
