@@ -205,6 +205,10 @@ def build_model(
             f"input_shape must be (height, width, 3), got {input_shape=}; repeat grayscale "
             "channels in the input pipeline"
         )
+    if weights is not None:
+        from efficientnet_search.arch.weights import load_reference_weights, resolve_weights
+
+        weights = resolve_weights(weights, variant, spec.include_top)
     default_name = f"efficientnet{variant.lower()}" if variant else "efficientnet"
     inputs = keras.Input(shape=input_shape, name="input_layer")
     x = _preprocess(inputs, spec.preprocessing) if include_preprocessing else inputs
@@ -212,9 +216,7 @@ def build_model(
     x = _top(x, spec, pooling, classifier_activation)
     model = keras.Model(inputs, x, name=name or default_name)
     if weights is not None:
-        from efficientnet_search.arch.weights import load_weights
-
-        load_weights(model, weights, variant, known=variant_signatures())
+        load_reference_weights(model, weights, known=variant_signatures())
     return model
 
 

@@ -49,38 +49,30 @@ _KERAS_FILE_HASHES = {
 }
 
 
-def load_weights(
-    model: keras.Model,
-    weights: str | Path,
-    variant: str | None = None,
-    known: Mapping[str, Signature] | None = None,
-) -> keras.Model:
-    """`build_model(weights=...)`: "imagenet" for `variant`, or a weight file's path.
+def resolve_weights(weights: Any, variant: str | None, include_top: bool) -> Any:
+    """What `build_model(weights=...)` loads: "imagenet" becomes a checked local file.
 
-    `known` maps published variant names to their signatures, so that a mismatch can say which
-    variant a file fits.
+    Called before the model is built, so a missing package or a damaged file fails at once.
+    Lite0/1/2 take the installed package's checkpoint; B0-B7 Keras' published `.h5` (with or
+    without top, as the model), downloaded once into Keras' cache. Anything else (a path, a
+    model) passes through unchanged.
     """
-    if str(weights) != "imagenet":
-        return load_reference_weights(model, weights, known)
+    if not isinstance(weights, str) or weights != "imagenet":
+        return weights
     if variant is None:
         raise ValueError('weights="imagenet" needs a published variant, such as "lite0" or "b0"')
     key = variant.lower().removeprefix("efficientnet").removeprefix("-")
     if key in pretrained.LITE_CHECKPOINTS:
-        return load_reference_weights(model, pretrained.installed_checkpoint(key), known)
+        return pretrained.installed_checkpoint(key)
     if key in KERAS_H5_MD5:
-        return load_reference_weights(model, _download_keras_h5(model, key), known)
+        name = f"efficientnet{key}{'' if include_top else '_notop'}.h5"
+        path = keras.utils.get_file(name, KERAS_WEIGHTS_URL + name, cache_subdir="models",
+                                    file_hash=_KERAS_FILE_HASHES[name])
+        return Path(path)
     raise ValueError(
         f'no ImageNet weights for {variant!r}: weights="imagenet" is available for '
         f"{', '.join([*pretrained.LITE_CHECKPOINTS, *KERAS_H5_MD5])}"
     )
-
-
-def _download_keras_h5(model: keras.Model, variant: str) -> Path:
-    """Keras' published file for `variant` (with or without top, as `model`), cached."""
-    top = any(layer.name == "predictions" for layer in model.layers)
-    name = f"efficientnet{variant}{'' if top else '_notop'}.h5"
-    return Path(keras.utils.get_file(name, KERAS_WEIGHTS_URL + name, cache_subdir="models",
-                                     file_hash=_KERAS_FILE_HASHES[name]))
 
 
 def load_reference_weights(

@@ -30,8 +30,9 @@ def _add_build(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolution", type=int, help="input resolution in pixels")
     parser.add_argument("--dropout", type=float, help="dropout before the classifier")
     parser.add_argument("--num_classes", type=int, default=1000)
-    parser.add_argument("--blocks", nargs="+", help="baseline block strings (default: B0)")
-    parser.add_argument("--all", action="store_true", help="print B0-B7 and Lite0-4 beside the published figures")
+    parser.add_argument("--blocks", nargs="+", help="baseline block strings (default: B0/Lite)")
+    parser.add_argument("--all", action="store_true",
+                        help="print B0-B7 and Lite0-4 beside the published figures")
     parser.add_argument("--output", help="save the built model to this .keras file")
 
 
