@@ -47,8 +47,8 @@ from efficientnet_search.arch.scaling import (
 # ImageNet statistics of RGB pixels in [0, 1] (what keras.applications normalizes with).
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STDDEV_RGB = (0.229, 0.224, 0.225)
-# EfficientNet-Lite's input statistics in pixel units, the same for R, G and B ("inception-style
-# MEAN and STDDEV for better post-quantization", efficientnet_lite_builder.py MEAN_RGB/STDDEV_RGB).
+# EfficientNet-Lite's input statistics in pixel units, the same for R, G and B (MEAN_RGB and
+# STDDEV_RGB of efficientnet_lite_builder.py, chosen there to suit post-training quantization).
 LITE_MEAN_PIXEL = 127.0
 LITE_STDDEV_PIXEL = 128.0
 PREPROCESSING = ("imagenet", "lite")
