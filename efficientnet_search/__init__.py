@@ -11,6 +11,7 @@ quiet_start.import_tensorflow()  # before anything loads it: its start-up chatte
 
 from efficientnet_search.arch.blocks import (  # noqa: E402
     B0_BLOCK_STRINGS,
+    LITE_BLOCK_STRINGS,
     BlockArgs,
     decode_block_string,
     encode_block_string,
@@ -24,9 +25,15 @@ from efficientnet_search.arch.model import (  # noqa: E402
     EfficientNetB5,
     EfficientNetB6,
     EfficientNetB7,
+    EfficientNetLite0,
+    EfficientNetLite1,
+    EfficientNetLite2,
+    EfficientNetLite3,
+    EfficientNetLite4,
     build_model,
 )
 from efficientnet_search.arch.scaling import (  # noqa: E402
+    LITE_VARIANTS,
     VARIANTS,
     ScalingParams,
     compound_scaling,
@@ -52,6 +59,7 @@ _LAZY = {
     "model_cost": "efficientnet_search.arch.cost",
     "spec_cost": "efficientnet_search.arch.cost",
     "load_reference_weights": "efficientnet_search.arch.weights",
+    "read_state_dict": "efficientnet_search.arch.torch_pickle",
     "scale_family": "efficientnet_search.arch.family",
     "load_config": "efficientnet_search.config",
 }
@@ -76,6 +84,13 @@ __all__ = [
     "EfficientNetB5",
     "EfficientNetB6",
     "EfficientNetB7",
+    "EfficientNetLite0",
+    "EfficientNetLite1",
+    "EfficientNetLite2",
+    "EfficientNetLite3",
+    "EfficientNetLite4",
+    "LITE_BLOCK_STRINGS",
+    "LITE_VARIANTS",
     "ScalingParams",
     "VARIANTS",
     "build_model",

@@ -63,6 +63,12 @@ B0_BLOCK_STRINGS: tuple[str, ...] = (
 STEM_FILTERS = 32
 HEAD_FILTERS = 1280
 
+# EfficientNet-Lite (tensorflow/tpu, models/official/efficientnet/lite/
+# efficientnet_lite_builder.py): the B0 stages without squeeze-excitation. The reference keeps
+# `se0.25` in its strings and switches SE off globally (`use_se=False`); here the strings say
+# it, so the data alone describes the architecture.
+LITE_BLOCK_STRINGS: tuple[str, ...] = tuple(s.removesuffix("_se0.25") for s in B0_BLOCK_STRINGS)
+
 
 def decode_block_string(block_string: str) -> BlockArgs:
     """Parses one block string (see the module docstring for the notation)."""
@@ -135,7 +141,6 @@ def decode_blocks(block_strings: Iterable[str | BlockArgs]) -> tuple[BlockArgs, 
     return blocks
 
 
-
 def _int(text: str, block_string: str) -> int:
     if "." in text:
         raise _bad(block_string, text, "needs an integer, not")
@@ -150,3 +155,4 @@ def _bad(block_string: str, token: str, problem: str) -> ValueError:
 
 
 B0_BLOCKS: tuple[BlockArgs, ...] = decode_blocks(B0_BLOCK_STRINGS)
+LITE_BLOCKS: tuple[BlockArgs, ...] = decode_blocks(LITE_BLOCK_STRINGS)

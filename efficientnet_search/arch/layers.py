@@ -1,5 +1,10 @@
 """Keras 3 building blocks of EfficientNet: the MBConv block, squeeze-excitation, stochastic depth.
 
+A block is assembled from interchangeable parts (`BlockParts`: activation, normalization,
+squeeze-excitation), as timm's blocks take `act_layer`, `norm_layer` and `se_layer`, so that a
+family that differs only in its parts (EfficientNet-Lite: ReLU6, no SE) is a choice of parts,
+not a copy of the block.
+
 Layers are named as in keras.applications (`block2b_expand_conv`, `block2b_se_reduce`, ...) so
 reference weights map by name. One deliberate difference: strided depthwise convolutions use
 `padding="same"` instead of an explicit ZeroPadding2D + "valid" pair. For inputs of known size
@@ -8,6 +13,9 @@ the reference's `correct_pad` pads (k//2 - 1 + n%2, k//2) on each axis, which is
 """
 
 from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
 
 import keras
 from keras import layers
@@ -58,6 +66,19 @@ class StochasticDepth(layers.Layer):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
 
+NormFactory = Callable[[str], layers.Layer]
+"""Makes the normalization layer of a given name (it follows each convolution)."""
+
+
+def batch_norm(momentum: float = 0.99, epsilon: float = 1e-3) -> NormFactory:
+    """Batch norm with the reference's settings (momentum 0.99, epsilon 1e-3) by default."""
+
+    def make(name: str) -> layers.Layer:
+        return layers.BatchNormalization(momentum=momentum, epsilon=epsilon, name=name)
+
+    return make
+
+
 def conv_bn_act(
     x,
     filters: int,
@@ -70,8 +91,13 @@ def conv_bn_act(
     conv_name: str,
     bn_name: str,
     act_name: str | None = None,
+    norm: NormFactory | None = None,
 ):
-    """A bias-free convolution, batch norm and (optionally) the activation."""
+    """A bias-free convolution, normalization and (optionally) the activation.
+
+    `norm` makes the normalization layer; without it, batch norm with `bn_momentum` and
+    `bn_epsilon`.
+    """
     x = layers.Conv2D(
         filters,
         kernel_size,
@@ -81,7 +107,7 @@ def conv_bn_act(
         kernel_initializer=CONV_KERNEL_INITIALIZER,
         name=conv_name,
     )(x)
-    x = layers.BatchNormalization(momentum=bn_momentum, epsilon=bn_epsilon, name=bn_name)(x)
+    x = (norm or batch_norm(bn_momentum, bn_epsilon))(bn_name)(x)
     if activation is not None:
         x = layers.Activation(activation, name=act_name)(x)
     return x
@@ -107,29 +133,49 @@ def squeeze_excite(x, filters_in: int, se_ratio: float, activation: str, name: s
     return layers.Multiply(name=f"{name}se_excite")([x, se])
 
 
+SqueezeExcite = Callable[..., object]
+"""`(x, filters_in, se_ratio, activation, name) -> x`, like `squeeze_excite`."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockParts:
+    """The parts a block is assembled from.
+
+    Attributes:
+      activation: any Keras activation name ("swish" for EfficientNet, "relu6" for Lite).
+      norm: makes the normalization layer after each convolution.
+      squeeze_excite: the channel-attention part, used where a block's `se_ratio` is above 0;
+        None refuses block strings that ask for it (a model without SE support).
+    """
+
+    activation: str = "swish"
+    norm: NormFactory = dataclasses.field(default_factory=batch_norm)
+    squeeze_excite: SqueezeExcite | None = squeeze_excite
+
+
 def mbconv_block(
     inputs,
     args: BlockArgs,
     *,
     name: str,
     drop_rate: float = 0.0,
-    activation: str = "swish",
-    bn_momentum: float = 0.99,
-    bn_epsilon: float = 1e-3,
+    parts: BlockParts | None = None,
 ):
-    """One inverted-residual block (Sandler et al. 2018) with squeeze-excitation.
+    """One inverted-residual block (Sandler et al. 2018), optionally with squeeze-excitation.
 
     `args` describes a single, already width-scaled block (repeats=1). The identity skip, and
     with it stochastic depth, applies only when the block keeps its shape (stride 1 and equal
-    channels) and the stage does not say `noskip`.
+    channels) and the stage does not say `noskip`. `parts` chooses the activation, the
+    normalization and the SE part (default: EfficientNet's swish, batch norm and SE).
     """
-    bn = {"bn_momentum": bn_momentum, "bn_epsilon": bn_epsilon}
+    parts = parts or BlockParts()
+    act = parts.activation
     x = inputs
     expanded = args.filters_in * args.expand_ratio
     if args.expand_ratio != 1:
         x = conv_bn_act(
-            x, expanded, 1, activation=activation, conv_name=f"{name}expand_conv",
-            bn_name=f"{name}expand_bn", act_name=f"{name}expand_activation", **bn,
+            x, expanded, 1, activation=act, conv_name=f"{name}expand_conv",
+            bn_name=f"{name}expand_bn", act_name=f"{name}expand_activation", norm=parts.norm,
         )
     x = layers.DepthwiseConv2D(
         args.kernel_size,
@@ -139,13 +185,18 @@ def mbconv_block(
         depthwise_initializer=CONV_KERNEL_INITIALIZER,
         name=f"{name}dwconv",
     )(x)
-    x = layers.BatchNormalization(momentum=bn_momentum, epsilon=bn_epsilon, name=f"{name}bn")(x)
-    x = layers.Activation(activation, name=f"{name}activation")(x)
+    x = parts.norm(f"{name}bn")(x)
+    x = layers.Activation(act, name=f"{name}activation")(x)
     if 0 < args.se_ratio <= 1:
-        x = squeeze_excite(x, args.filters_in, args.se_ratio, activation, name)
+        if parts.squeeze_excite is None:
+            raise ValueError(
+                f"block {name!r} asks for squeeze-excitation (se_ratio={args.se_ratio}) but "
+                "these block parts have none; drop the se token from the block string"
+            )
+        x = parts.squeeze_excite(x, args.filters_in, args.se_ratio, act, name)
     x = conv_bn_act(
         x, args.filters_out, 1, activation=None, conv_name=f"{name}project_conv",
-        bn_name=f"{name}project_bn", **bn,
+        bn_name=f"{name}project_bn", norm=parts.norm,
     )
     if args.id_skip and args.strides == 1 and args.filters_in == args.filters_out:
         if drop_rate > 0:

@@ -64,6 +64,20 @@ VARIANTS: dict[str, ScalingParams] = {
     }.items()
 }
 
+# EfficientNet-Lite (width, depth, resolution, dropout): `efficientnet_lite_params` in
+# tensorflow/tpu models/official/efficientnet/lite/efficientnet_lite_builder.py. Lite3 and Lite4
+# run at lower resolutions than B3 and B4 and Lite4 keeps B3's dropout.
+LITE_VARIANTS: dict[str, ScalingParams] = {
+    name: ScalingParams(width, depth, resolution, dropout, source="table")
+    for name, (width, depth, resolution, dropout) in {
+        "lite0": (1.0, 1.0, 224, 0.2),
+        "lite1": (1.0, 1.1, 240, 0.2),
+        "lite2": (1.1, 1.2, 260, 0.3),
+        "lite3": (1.2, 1.4, 280, 0.3),
+        "lite4": (1.4, 1.8, 300, 0.3),
+    }.items()
+}
+
 # The coefficients the paper found by grid search at phi=1 (Section 3.3, step 1).
 PAPER_COEFFICIENTS = {"alpha": 1.2, "beta": 1.1, "gamma": 1.15}
 
@@ -79,13 +93,30 @@ PAPER_COSTS: dict[str, tuple[float, float]] = {
     "b7": (66e6, 37e9),
 }
 
+# Parameters and multiply-adds as the Lite README prints them (tensorflow/tpu
+# models/official/efficientnet/lite/README.md, checkpoint table).
+LITE_PUBLISHED_COSTS: dict[str, tuple[float, float]] = {
+    "lite0": (4.7e6, 407e6),
+    "lite1": (5.4e6, 631e6),
+    "lite2": (6.1e6, 899e6),
+    "lite3": (8.2e6, 1.44e9),
+    "lite4": (13.0e6, 2.64e9),
+}
+
+
+def variant_key(name: str) -> str:
+    """The canonical key of a variant name: "EfficientNet-Lite0" -> "lite0", "B3" -> "b3"."""
+    key = str(name).lower().removeprefix("efficientnet").removeprefix("-")
+    if key not in VARIANTS and key not in LITE_VARIANTS:
+        valid = ", ".join([*VARIANTS, *LITE_VARIANTS])
+        raise ValueError(f"unknown variant {name!r}; valid variants: {valid}")
+    return key
+
 
 def get_variant(name: str) -> ScalingParams:
-    """Returns the published scaling of `name` ("b0" ... "b7", any case)."""
-    key = str(name).lower().removeprefix("efficientnet").removeprefix("-")
-    if key not in VARIANTS:
-        raise ValueError(f"unknown variant {name!r}; valid variants: {', '.join(VARIANTS)}")
-    return VARIANTS[key]
+    """Returns the published scaling of `name` ("b0" ... "b7", "lite0" ... "lite4", any case)."""
+    key = variant_key(name)
+    return VARIANTS[key] if key in VARIANTS else LITE_VARIANTS[key]
 
 
 def round_filters(filters: int, width: float, divisor: int = DEPTH_DIVISOR) -> int:
@@ -228,7 +259,12 @@ class PlannedBlock:
 
 
 def plan_blocks(
-    blocks: Sequence[BlockArgs], width: float, depth: float, drop_connect_rate: float = 0.2
+    blocks: Sequence[BlockArgs],
+    width: float,
+    depth: float,
+    drop_connect_rate: float = 0.2,
+    *,
+    stem_channels: int | None = None,
 ) -> tuple[PlannedBlock, ...]:
     """Expands stages into individual blocks, scaled by `width` and `depth`.
 
@@ -236,15 +272,27 @@ def plan_blocks(
     only the first block of a stage strides and changes the channel count; the stochastic
     depth rate grows linearly with the block index, `drop_connect_rate * index / total`.
     Names follow keras.applications: `block<stage><letter>_`, letters a, b, c, ...
+
+    `stem_channels` given means a fixed (unscaled) stem and head, the Lite rule
+    (`fix_head_stem` in the reference's efficientnet_model.py): the first and last stages then
+    keep their repeats, and the first block takes the stem's channels as its input.
     """
     if not 0.0 <= drop_connect_rate < 1.0:
         raise ValueError(f"drop_connect_rate must be in [0, 1), got {drop_connect_rate!r}")
-    total = sum(round_repeats(b.repeats, depth) for b in blocks)
+    last = len(blocks)
+
+    def repeats(stage: int, args: BlockArgs) -> int:
+        fixed = stem_channels is not None and stage in (1, last)
+        return args.repeats if fixed else round_repeats(args.repeats, depth)
+
+    total = sum(repeats(stage, b) for stage, b in enumerate(blocks, start=1))
     planned: list[PlannedBlock] = []
     for stage, stage_args in enumerate(blocks, start=1):
         filters_in = round_filters(stage_args.filters_in, width)
+        if stage == 1 and stem_channels is not None:
+            filters_in = stem_channels
         filters_out = round_filters(stage_args.filters_out, width)
-        for j in range(round_repeats(stage_args.repeats, depth)):
+        for j in range(repeats(stage, stage_args)):
             args = dataclasses.replace(
                 stage_args,
                 repeats=1,

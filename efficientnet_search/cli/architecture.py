@@ -10,7 +10,12 @@ from absl import logging
 from efficientnet_search.arch.cost import ModelCost, spec_cost
 from efficientnet_search.arch.family import Coefficients, read_coefficients, scale_family
 from efficientnet_search.arch.model import ModelSpec, build_model, resolve_spec
-from efficientnet_search.arch.scaling import PAPER_COSTS, VARIANTS
+from efficientnet_search.arch.scaling import (
+    LITE_PUBLISHED_COSTS,
+    LITE_VARIANTS,
+    PAPER_COSTS,
+    VARIANTS,
+)
 from efficientnet_search.tables import format_table
 
 
@@ -34,29 +39,40 @@ def describe_spec(spec: ModelSpec, cost: ModelCost) -> str:
 
 
 def variants_table() -> str:
-    """B0-B7: our counts beside the paper's Table 2."""
-    rows = []
-    for name, scaling in VARIANTS.items():
-        cost = spec_cost(resolve_spec(name))
-        paper_params, paper_macs = PAPER_COSTS[name]
-        rows.append((
-            name.upper(), f"{scaling.width:g}", f"{scaling.depth:g}", scaling.resolution,
-            f"{cost.trainable_params / 1e6:.2f}M", f"{paper_params / 1e6:g}M",
-            f"{cost.macs / 1e9:.3f}B", f"{paper_macs / 1e9:g}B",
-        ))
-    table = format_table(("model", "width", "depth", "res", "params", "paper", "mult-adds",
-                          "paper"), rows)
+    """B0-B7 beside the paper's Table 2, Lite0-4 beside the Lite README's table."""
+    b_table = _cost_table(VARIANTS, PAPER_COSTS, "paper", str.upper)
+    lite_table = _cost_table(LITE_VARIANTS, LITE_PUBLISHED_COSTS, "README", str.title)
     note = ("params are trainable parameters (as the paper counts); mult-adds per image. "
             "B4, B5 and B7 as released count more multiply-adds than the paper prints "
             "(4.39B, 10.3B, 37.7B vs 4.2B, 9.9B, 37B).")
-    return f"{table}\n{note}"
+    lite_note = ("Lite: ReLU6, no squeeze-excitation, stem and head not scaled; published "
+                 "figures from tensorflow/tpu models/official/efficientnet/lite/README.md. "
+                 "Its MAdds run 3-6% above our count (conv, depthwise and classifier "
+                 "multiply-adds only); its params match ours.")
+    return f"{b_table}\n{note}\n\n{lite_table}\n{lite_note}"
+
+
+def _cost_table(variants, published, source: str, title) -> str:
+    rows = []
+    for name, scaling in variants.items():
+        cost = spec_cost(resolve_spec(name))
+        params, macs = published[name]
+        rows.append((
+            title(name), f"{scaling.width:g}", f"{scaling.depth:g}", scaling.resolution,
+            f"{cost.trainable_params / 1e6:.2f}M", f"{params / 1e6:g}M",
+            f"{cost.macs / 1e9:.3f}B", f"{macs / 1e9:g}B",
+        ))
+    return format_table(("model", "width", "depth", "res", "params", source, "mult-adds",
+                         source), rows)
 
 
 def build(args: argparse.Namespace) -> None:
     """`efficientnet-search build`: describe (and optionally save) one model or all variants."""
     if args.all:
         if any(getattr(args, k) is not None for k in ("variant", "width", "depth", "resolution")):
-            raise ValueError("--all prints B0-B7; drop --variant/--width/--depth/--resolution")
+            raise ValueError(
+                "--all prints B0-B7 and Lite0-4; drop --variant/--width/--depth/--resolution"
+            )
         print(variants_table())
         return
     spec = resolve_spec(

@@ -24,14 +24,15 @@ STRATEGY_CHOICES = ("auto", "cpu", "gpu", "mirrored", "multi_worker", "tpu")
 
 # ----------------------------------------------------------------------------- build
 def _add_build(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--variant", help="b0 ... b7")
+    parser.add_argument("--variant", help="b0 ... b7, lite0 ... lite4")
     parser.add_argument("--width", type=float, help="width coefficient (channels multiplier)")
     parser.add_argument("--depth", type=float, help="depth coefficient (repeats multiplier)")
     parser.add_argument("--resolution", type=int, help="input resolution in pixels")
     parser.add_argument("--dropout", type=float, help="dropout before the classifier")
     parser.add_argument("--num_classes", type=int, default=1000)
-    parser.add_argument("--blocks", nargs="+", help="baseline block strings (default: B0)")
-    parser.add_argument("--all", action="store_true", help="print B0-B7 beside the paper")
+    parser.add_argument("--blocks", nargs="+", help="baseline block strings (default: B0/Lite)")
+    parser.add_argument("--all", action="store_true",
+                        help="print B0-B7 and Lite0-4 beside the published figures")
     parser.add_argument("--output", help="save the built model to this .keras file")
 
 
