@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from efficientnet_search import config as config_lib
@@ -73,6 +74,7 @@ class NasPlan:
     config: NasConfig
     objective: Objective
     url: str
+    storage: optuna.storages.BaseStorage  # opened once: each opening checks the schema
     name: str
     searches: tuple[Search, ...]
 
@@ -90,8 +92,9 @@ class NasPlan:
     def _open(self, name: str, points: Sequence[study_lib.Point], sampler,
               directions: Sequence[str]) -> study_lib.TrialQueue:
         search = self.config.search
-        return study_lib.open_queue(
-            self.url, name, points, sampler=sampler, directions=directions,
+        return study_lib.open_study(
+            self.storage, name, points, sampler=sampler, directions=directions,
+            claim_lock=study_lib.sqlite_claim_lock(self.url),
             heartbeat_interval=search.heartbeat_interval, grace_period=search.grace_period)
 
 
@@ -99,7 +102,9 @@ def open_plan(config: NasConfig, run_dir: Path, storage: str | None) -> NasPlan:
     """Opens (or joins) every search study of `config`, each with its budget slots queued."""
     objective = resolve_objective(config)
     url = study_lib.storage_url(storage, run_dir)
-    plan = NasPlan(config, objective, url, study_name(config), ())
+    opened = study_lib.open_storage(url, heartbeat_interval=config.search.heartbeat_interval,
+                                    grace_period=config.search.grace_period)
+    plan = NasPlan(config, objective, url, opened, study_name(config), ())
     searches = []
     for algorithm in config.search.algorithms:
         for seed in config.search.search_seeds:

@@ -81,7 +81,8 @@ def _markdown(results: Mapping[str, Any], config: Mapping[str, Any],
     lines += ["## Method", "",
               f"Objective: {objective['kind']}; cost: {objective['measure']} of the proxy; "
               f"T = {objective['target']:,.0f} "
-              f"({objective['target'] / objective['baseline_cost']:.3g}x the baseline), w = {objective['exponent']} (MnasNet, Tan et al. 2019; "
+              f"({objective['target'] / objective['baseline_cost']:.3g}x the baseline), "
+              f"w = {objective['exponent']} (MnasNet, Tan et al. 2019; "
               "EfficientNet's B0 search used FLOPs with T = 400M). Space: "
               f"{results['space']['architectures']:.3g} block lists.", ""]
     noise = results.get("noise", {})
