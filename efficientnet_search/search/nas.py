@@ -30,13 +30,12 @@ from efficientnet_search.jsonio import write_json
 from efficientnet_search.search import local_workers, nas_plan, nas_worker
 from efficientnet_search.search import nas_report as report_lib
 from efficientnet_search.search import nas_results as results_lib
-from efficientnet_search.search import study as study_lib
-from efficientnet_search.search.nas_config import NasConfig
+from efficientnet_search.search.nas_config import NasConfig  # noqa: F401  (the API)
 from efficientnet_search.search.nas_objective import resolve_objective
 
 CSV_FIELDS = ("algorithm", "search_seed", "number", "slot", "candidate", "seed", "state",
-              "val_accuracy", "score", "macs", "params", "duplicate_of", "seconds", "worker",
-              "blocks", "error")  # fmt: skip
+              "val_accuracy", "score", "macs", "activations", "params", "duplicate_of",
+              "seconds", "worker", "blocks", "error")  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,5 +163,3 @@ def main(args) -> None:
     run_nas(config, run_dir=args.run_dir or str(Path("runs") / config.name),
             storage=getattr(args, "storage", None), workers=getattr(args, "workers", None))
 
-
-__all__ = ["NasConfig", "NasResult", "load_nas_config", "run_nas", "study_lib"]

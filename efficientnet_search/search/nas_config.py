@@ -26,14 +26,17 @@ class ObjectiveConfig:
     Attributes:
       kind: `reward`, MnasNet's ACC(m) x [cost(m)/T]^w, one objective; or `pareto`, two
         objectives (maximize validation accuracy, minimize cost).
-      cost: the cost measure (`macs`: multiply-adds per image of the proxy; `params`).
+      cost: the cost measure of the proxy (`macs`: multiply-adds per image; `activations`:
+        convolution output elements per image, Dollar et al. 2021; `params`). Every trial
+        records all three whatever is chosen. (Latency, `training/latency.py`, is not an
+        objective yet: T would need one agreed measurement of the baseline per run.)
       target_ratio: T as a multiple of the B0-shaped proxy's measured cost (EfficientNet's
         T = 400M FLOPs sits at B0's ~390M multiply-adds, so 1.0 is the same choice).
       exponent: w (MNAS_EXPONENT by default); 0 ignores the cost.
     """
 
     kind: Literal["reward", "pareto"] = "reward"
-    cost: Literal["macs", "params"] = "macs"
+    cost: Literal["macs", "activations", "params"] = "macs"
     target_ratio: float = 1.0
     exponent: float = MNAS_EXPONENT
 

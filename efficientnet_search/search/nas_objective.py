@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from efficientnet_search import config as config_lib
-from efficientnet_search.arch.cost import spec_cost
+from efficientnet_search.arch.cost import COST_MEASURES, measure_cost
 from efficientnet_search.arch.model import ModelSpec
 from efficientnet_search.search.nas_config import NasConfig
 from efficientnet_search.search.nas_space import SearchSpace, build_space
@@ -32,9 +32,10 @@ COST_CLASSES = 10
 
 
 def cost_measures(proxy: ProxyConfig, blocks: Sequence[str]) -> dict[str, int]:
-    """Every cost measure of the proxy of `blocks`: multiply-adds per image, parameters."""
-    cost = spec_cost(proxy_spec(proxy, blocks, COST_CLASSES))
-    return {"macs": cost.macs, "params": cost.trainable_params}
+    """Every counted cost measure of the proxy of `blocks` (`arch.cost.COST_MEASURES`:
+    multiply-adds and activations per image, parameters)."""
+    spec = proxy_spec(proxy, blocks, COST_CLASSES)
+    return {measure: measure_cost(spec, measure) for measure in COST_MEASURES}
 
 
 def trained_key(spec: ModelSpec) -> str:

@@ -35,7 +35,8 @@ def retrained_summaries(records: Sequence[Mapping[str, Any]], measure: str,
             "candidate": key, "roles": list(first.get("roles") or []),
             "blocks": list(first["blocks"]), "accuracies": accuracies, "n": stats.n,
             "val_accuracy_mean": stats.mean, "val_accuracy_std": _none(stats.std),
-            "macs": first.get("macs"), "params": first.get("params"),
+            "macs": first.get("macs"), "activations": first.get("activations"),
+            "params": first.get("params"),
             "cost_ratio": first[measure] / base_cost,
             "score_mean": sum(g["score"] for g in group) / len(group),
         })  # fmt: skip
@@ -118,7 +119,8 @@ def search_summaries(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any
 def front_json(records: Sequence[Mapping[str, Any]], measure: str) -> list[dict[str, Any]]:
     """The Pareto front (search accuracy vs cost) of every search, cheapest first."""
     return [{k: r.get(k) for k in ("algorithm", "search_seed", "number", "blocks",
-                                   "val_accuracy", "score", "macs", "params")}
+                                   "val_accuracy", "score", "macs", "activations",
+                                   "params")}
             for r in pareto_front(records, measure)]  # fmt: skip
 
 
