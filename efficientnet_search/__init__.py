@@ -51,6 +51,12 @@ __version__ = "0.1.0"
 _LAZY = {
     "run_grid_search": "efficientnet_search.search.grid",
     "GridConfig": "efficientnet_search.search.grid",
+    "run_nas": "efficientnet_search.search.nas",
+    "load_nas_config": "efficientnet_search.search.nas",
+    "NasConfig": "efficientnet_search.search.nas_config",
+    "run_pipeline": "efficientnet_search.search.pipeline",
+    "PipelineConfig": "efficientnet_search.search.pipeline",
+    "read_baseline": "efficientnet_search.arch.family",
     "TrainConfig": "efficientnet_search.training.train",
     "FinetuneConfig": "efficientnet_search.medical.finetune",
     "DataConfig": "efficientnet_search.data.config",

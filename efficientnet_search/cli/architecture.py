@@ -7,8 +7,14 @@ from pathlib import Path
 
 from absl import logging
 
+from efficientnet_search.arch.blocks import B0_BLOCKS, decode_blocks
 from efficientnet_search.arch.cost import ModelCost, spec_cost
-from efficientnet_search.arch.family import Coefficients, read_coefficients, scale_family
+from efficientnet_search.arch.family import (
+    Coefficients,
+    read_baseline,
+    read_coefficients,
+    scale_family,
+)
 from efficientnet_search.arch.model import ModelSpec, build_model, resolve_spec
 from efficientnet_search.arch.scaling import (
     LITE_PUBLISHED_COSTS,
@@ -87,8 +93,10 @@ def build(args: argparse.Namespace) -> None:
 def scale(args: argparse.Namespace) -> None:
     """`efficientnet-search scale`: the phi family from coefficients, as a table."""
     coefficients = _coefficients(args)
+    blocks_from = getattr(args, "blocks_from", None)
+    blocks = decode_blocks(read_baseline(blocks_from)) if blocks_from else B0_BLOCKS
     members = scale_family(coefficients, args.phi, base_resolution=args.base_resolution,
-                           num_classes=args.num_classes)
+                           blocks=blocks, num_classes=args.num_classes)
     rows = [
         (m.phi, f"{m.spec.scaling.depth:.3f}", f"{m.spec.scaling.width:.3f}",
          m.spec.scaling.resolution, f"{m.cost.trainable_params / 1e6:.2f}M",
@@ -98,7 +106,7 @@ def scale(args: argparse.Namespace) -> None:
     print(
         f"alpha {coefficients.alpha:g}, beta {coefficients.beta:g}, gamma {coefficients.gamma:g}"
         f" (alpha*beta^2*gamma^2 = {coefficients.cost_ratio:.3f}); base resolution "
-        f"{args.base_resolution}"
+        f"{args.base_resolution}; baseline {'from ' + blocks_from if blocks_from else 'B0'}"
     )
     print(format_table(("phi", "depth", "width", "res", "params", "mult-adds", "ratio",
                         "nominal"), rows))

@@ -45,6 +45,7 @@ def _run_build(args: argparse.Namespace) -> None:
 # ----------------------------------------------------------------------------- scale
 def _add_scale(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--coefficients", help="results.json of a grid run, or a preset: paper")
+    parser.add_argument("--blocks_from", help="baseline from a NAS or grid results.json")
     parser.add_argument("--alpha", type=float, help="depth coefficient per phi")
     parser.add_argument("--beta", type=float, help="width coefficient per phi")
     parser.add_argument("--gamma", type=float, help="resolution coefficient per phi")
@@ -74,6 +75,35 @@ def _run_grid(args: argparse.Namespace) -> None:
     from efficientnet_search.search import grid
 
     grid.main(args)
+
+
+# ----------------------------------------------------------------------------- nas
+def _add_nas(parser: argparse.ArgumentParser) -> None:
+    _add_config_flags(parser)
+    parser.add_argument("--storage", help="Optuna storage URL shared by workers")
+    parser.add_argument(
+        "--workers", type=int, help="local worker processes (default: the config's)"
+    )
+    parser.add_argument("--seed", type=int, help="training seed of the search trials")
+
+
+def _run_nas(args: argparse.Namespace) -> None:
+    from efficientnet_search.search import nas
+
+    nas.main(args)
+
+
+# ----------------------------------------------------------------------------- pipeline
+def _add_pipeline(parser: argparse.ArgumentParser) -> None:
+    _add_config_flags(parser)
+    parser.add_argument("--storage", help="Optuna storage URL shared by workers")
+    parser.add_argument("--workers", type=int, help="local worker processes per stage")
+
+
+def _run_pipeline(args: argparse.Namespace) -> None:
+    from efficientnet_search.search import pipeline
+
+    pipeline.main(args)
 
 
 # ----------------------------------------------------------------------------- train
@@ -159,6 +189,8 @@ COMMANDS: dict[str, Handler] = {
     "build": (_add_build, _run_build),
     "scale": (_add_scale, _run_scale),
     "grid": (_add_grid, _run_grid),
+    "nas": (_add_nas, _run_nas),
+    "pipeline": (_add_pipeline, _run_pipeline),
     "train": (_add_train, _run_train),
     "evaluate": (_add_evaluate, _run_evaluate),
     "finetune": (_add_finetune, _run_finetune),

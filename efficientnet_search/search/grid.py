@@ -118,6 +118,7 @@ def write_outputs(config: GridConfig, ladder: rungs_lib.Ladder, run_dir: Path) -
     summary = results_lib.summarize(by_rung.get(top, []), config.search.confidence)
     payload = results_lib.to_json(summary, records)
     payload["study"] = {"name": study_name(config), "points": len(ladder.points0)}
+    payload["blocks"] = list(config.proxy.blocks)  # the baseline scaled (scale --blocks_from)
     if len(ladder.budgets) > 1:
         payload["rungs"] = rungs_lib.rung_summaries(
             ladder, by_rung, config.proxy.evals_per_epoch, config.search.confidence)

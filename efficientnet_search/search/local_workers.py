@@ -6,7 +6,7 @@ import contextlib
 import multiprocessing
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from absl import logging
@@ -23,12 +23,22 @@ def run_local_workers(
 ) -> None:
     """Keeps `workers` spawned worker processes busy, replacing each that exits while trials
     remain (after `trials_per_process` trials, or a crash: its trial is retried)."""
-    context = multiprocessing.get_context("spawn")
     args = (config_lib.to_dict(config), str(run_dir), storage, threads)
+    run_processes(worker.process_main, args, workers=workers, threads=threads,
+                  finished=ladder.finished, restart=config.search.trials_per_process,
+                  name="grid-worker")  # fmt: skip
+
+
+def run_processes(target: Callable[..., None], args: tuple, *, workers: int,
+                  threads: int | None, finished: Callable[[], bool], restart: int,
+                  name: str) -> None:
+    """Keeps `workers` processes running `target(*args)` until `finished()`; a process that
+    exits is replaced while work remains when `restart` (a fresh process every `restart`
+    trials; 0: never) or when it crashed (its trial is retried)."""
+    context = multiprocessing.get_context("spawn")
     slots: list = [None] * workers
-    every = config.search.trials_per_process
     logging.info("%d local worker processes, %s threads each%s", workers, threads or "all",
-                 f", a fresh process every {every} trial(s)" if every else "")  # fmt: skip
+                 f", a fresh process every {restart} trial(s)" if restart else "")  # fmt: skip
     devices = gpu_assignments(workers, _local_gpu_ids())
     if devices[0] is not None:
         logging.info("local workers' GPUs: %s", "; ".join(
@@ -40,10 +50,9 @@ def run_local_workers(
             if process is not None and process.exitcode:
                 logging.warning("%s exited with code %s", process.name, process.exitcode)
             slots[index] = None
-            if not ladder.finished() and (process is None or config.search.trials_per_process
-                                          or process.exitcode):  # fmt: skip
-                slots[index] = context.Process(target=worker.process_main, args=args,
-                                               name=f"grid-worker-{index}")  # fmt: skip
+            if not finished() and (process is None or restart or process.exitcode):
+                slots[index] = context.Process(target=target, args=args,
+                                               name=f"{name}-{index}")  # fmt: skip
                 # A spawned child copies os.environ as it is at start().
                 with _gpu_environment(devices[index], shared=workers > len(set(devices))):
                     slots[index].start()

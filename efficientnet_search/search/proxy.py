@@ -40,6 +40,8 @@ class ProxyConfig:
 
     Attributes:
       blocks: baseline block strings (default: B0).
+      blocks_from: a NAS or grid run's results.json (or run directory) whose baseline
+        replaces `blocks` (`--set proxy.blocks_from=runs/nas/results.json`).
       base_width, base_depth, base_resolution: the proxy baseline (phi=0).
       dropout, drop_connect_rate: regularization (small proxies need little).
       bn_momentum: batch-norm momentum (0.9 suits short runs).
@@ -52,6 +54,7 @@ class ProxyConfig:
     """
 
     blocks: tuple[str, ...] = B0_BLOCK_STRINGS
+    blocks_from: str | None = None
     base_width: float = 0.25
     base_depth: float = 0.25
     base_resolution: int = 32
@@ -70,6 +73,15 @@ class ProxyConfig:
     }  # fmt: skip
 
     def __post_init__(self) -> None:
+        if self.blocks_from:
+            from efficientnet_search.arch.family import read_baseline
+
+            found = read_baseline(self.blocks_from)
+            if tuple(self.blocks) not in (B0_BLOCK_STRINGS, found):
+                raise ValueError(
+                    f"proxy.blocks and proxy.blocks_from={self.blocks_from!r} disagree; "
+                    "give one of them")
+            object.__setattr__(self, "blocks", found)  # the resolved config records both
         for name in ("base_width", "base_depth", "learning_rate"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"proxy.{name} must be > 0, got {getattr(self, name)!r}")

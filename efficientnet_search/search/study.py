@@ -157,14 +157,19 @@ def open_study(
     points: Sequence[Point],
     *,
     pruner: optuna.pruners.BasePruner | None = None,
+    sampler: optuna.samplers.BaseSampler | None = None,
+    directions: Sequence[str] = ("maximize",),
     wait_seconds: float = 60.0,
     claim_lock: Path | None = None,
     heartbeat_interval: int = 20,
     grace_period: int = 60,
 ) -> TrialQueue:
-    """Creates or joins study `name` (maximizing) with every point queued exactly once.
+    """Creates or joins study `name` with every point queued exactly once.
 
-    With SQLite pass `claim_lock=sqlite_claim_lock(url)` (`open_queue` does). The heartbeat
+    `directions` are the study's objectives (one "maximize" by default); `sampler` proposes
+    the parameters a point leaves open (the architecture search queues budget slots whose
+    architecture is sampled when a worker claims them). With SQLite pass
+    `claim_lock=sqlite_claim_lock(url)` (`open_queue` does). The heartbeat
     settings apply to storages without Optuna's own heartbeat (journal files).
     """
     keys = [p.key for p in points]
@@ -172,14 +177,14 @@ def open_study(
         raise ValueError(f"point keys must be unique, got {len(keys) - len(set(keys))} repeats")
     pruner = pruner or optuna.pruners.NopPruner()
     try:
-        study = optuna.create_study(
-            storage=storage, study_name=name, direction="maximize", pruner=pruner
-        )
+        study = optuna.create_study(storage=storage, study_name=name, directions=directions,
+                                    pruner=pruner, sampler=sampler)
         _enqueue_missing(study, points)
         return TrialQueue(study, storage, len(points), claim_lock, heartbeat_interval,
                           grace_period)  # fmt: skip
     except optuna.exceptions.DuplicatedStudyError:
-        study = optuna.load_study(study_name=name, storage=storage, pruner=pruner)
+        study = optuna.load_study(study_name=name, storage=storage, pruner=pruner,
+                                  sampler=sampler)
     deadline = time.monotonic() + wait_seconds
     while ENQUEUED_ATTR not in study.user_attrs and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -200,12 +205,15 @@ def open_queue(
     points: Sequence[Point],
     *,
     pruner: optuna.pruners.BasePruner | None = None,
+    sampler: optuna.samplers.BaseSampler | None = None,
+    directions: Sequence[str] = ("maximize",),
     heartbeat_interval: int = 20,
     grace_period: int = 60,
 ) -> TrialQueue:
     """Opens the storage at `url` and creates or joins study `name` with `points` queued."""
     storage = open_storage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
-    return open_study(storage, name, points, pruner=pruner, claim_lock=sqlite_claim_lock(url),
+    return open_study(storage, name, points, pruner=pruner, sampler=sampler,
+                      directions=directions, claim_lock=sqlite_claim_lock(url),
                       heartbeat_interval=heartbeat_interval, grace_period=grace_period)
 
 
