@@ -9,7 +9,8 @@ so every source gets the same seeded, stratified selection.
 In-memory sources (`fashion_mnist`, `npz:`, `medmnist:`) hold numpy arrays; file sources
 (`folder:`, `csv:`) hold paths and decode in the pipeline after one checking pass at load time
 (so a corrupt file fails at once with its name, not deep inside training) and live in
-`files.py`; `tfds:` lives in `tfds_reader.py`. `synthetic[:CLASSES]` (generated, learnable
+`files.py`; `dicom:` (a folder or CSV of DICOM files, via pydicom) in `dicom_reader.py`;
+`tfds:` lives in `tfds_reader.py`. `synthetic[:CLASSES]` (generated, learnable
 squares for tests and smoke runs) is made by `splits.load_splits` at the sizes it is asked for.
 """
 
@@ -27,13 +28,14 @@ from absl import logging
 
 from efficientnet_search.data import files as data_files
 from efficientnet_search.data import tfds_reader as data_tfds
+from efficientnet_search.data.dicom_reader import read_dicom_source
 from efficientnet_search.data.records import Source, array_table
 
 # The one list of data source URIs; `config.DataConfig` checks a source against it.
-SCHEMES = ("npz", "folder", "csv", "tfds", "medmnist", "synthetic")
+SCHEMES = ("npz", "folder", "csv", "dicom", "tfds", "medmnist", "synthetic")
 ACCEPTED_URIS = (
-    "fashion_mnist | npz:PATH | folder:PATH | csv:PATH | tfds:NAME[:SPLIT] | medmnist:NAME"
-    " | synthetic[:CLASSES]"
+    "fashion_mnist | npz:PATH | folder:PATH | csv:PATH | dicom:PATH | tfds:NAME[:SPLIT] | "
+    "medmnist:NAME | synthetic[:CLASSES]"
 )
 SYNTHETIC_CLASSES = 3  # `synthetic` alone; generated squares (synthetic.py), 2 to 16 classes
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -98,6 +100,8 @@ def read_source(
     if scheme in ("folder", "csv"):
         reader = data_files.read_folder if scheme == "folder" else data_files.read_csv
         return reader(rest)
+    if scheme == "dicom":
+        return read_dicom_source(rest)
     if scheme == "tfds":
         return data_tfds.read_tfds(
             rest,
