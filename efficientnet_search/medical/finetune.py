@@ -46,11 +46,15 @@ from efficientnet_search.medical.transfer import (
     FinetuneModelConfig,
     balanced_stream,
     build_finetune_model,
+    class_counts,
     class_weights,
     freeze_backbone,
+    head_model,
     model_resolution,
+    pooled_features,
     predict_split,
     run_phase,
+    shift_class_prior,
     unfreeze_top_blocks,
 )
 
@@ -75,6 +79,9 @@ class PhasesConfig:
     patience: int = 3  # epochs without a better validation AUC before a phase stops
     imbalance: Literal["none", "class_weight", "balanced_sampling"] = "class_weight"
     steps_per_epoch: int | None = None
+    # Phase 1 on augmented images (a backbone pass per epoch) instead of on the pooled
+    # features of the frozen backbone, computed once (a linear probe, Kornblith et al. 2019).
+    head_augment: bool = False
 
     def __post_init__(self):
         if self.head_epochs < 0 or self.finetune_epochs < 0:
@@ -96,6 +103,11 @@ class EvalConfig:
     bootstrap_resamples: int = 1000
     confidence: float = 0.95
     gradcam_images: int = 4  # correct and wrong test images each
+    # The class frequencies the saved probabilities refer to; multi-class decides by their
+    # argmax. "data": the training set's (argmax maximizes accuracy); "balanced": all classes
+    # equally frequent (argmax favours balanced accuracy). See transfer.shift_class_prior.
+    class_prior: Literal["data", "balanced"] = "data"
+    ordinal: bool = False  # classes are ordered grades: add the quadratic-weighted kappa
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,15 +216,16 @@ def _with_size(ds: tf.data.Dataset | None, size: int | None) -> tf.data.Dataset 
 def _train(model, config, splits, pipes, task, verbose):
     t = config.train
     notes = []
+    counts = None if splits.multi_label else class_counts(splits.train, splits.num_classes)
     weights = None
     if t.imbalance == "class_weight":
         if splits.multi_label:
             notes.append("class weights are not applied to multi-label targets")
         else:
-            weights = class_weights(splits.train, splits.num_classes)
+            weights = class_weights(counts)
     tracker = BestWeights(pipes["val"], task, config.eval.positive_class)
     common = dict(task=task, tracker=tracker, patience=t.patience, class_weight=weights,
-                  steps_per_epoch=pipes["steps"], verbose=verbose)
+                  verbose=verbose)
     history = {"phase": []}
     phases = [("head", t.head_epochs, t.head_learning_rate),
               ("finetune", t.finetune_epochs, t.finetune_learning_rate)]
@@ -225,13 +238,74 @@ def _train(model, config, splits, pipes, task, verbose):
             unfreeze_top_blocks(model, t.unfreeze_blocks, t.bn_inference)
         logging.info("phase %s: %d epochs at lr %g, %d trainable weights", name, epochs, lr,
                      len(model.trainable_weights))
-        phase = run_phase(model, pipes["train"], pipes["val"], epochs=epochs,
-                          learning_rate=lr, **common)
+        if name == "head" and _caches_features(config):
+            phase = _cached_head_phase(model, config, splits, pipes, epochs, lr, common)
+        else:
+            phase = run_phase(model, pipes["train"], pipes["val"], epochs=epochs,
+                              learning_rate=lr, steps_per_epoch=pipes["steps"], **common)
         for key, values in phase.items():
             history.setdefault(key, []).extend(values)
         history["phase"].extend([name] * len(phase["loss"]))
     tracker.restore(model)
+    if counts is not None:
+        notes += _set_class_prior(model, config, counts)
     return history, tracker, notes
+
+
+def _caches_features(config: FinetuneConfig) -> bool:
+    """Phase 1 sees fixed backbone features unless augmentation must change its input."""
+    return not config.train.head_augment or config.data.augment == "none"
+
+
+def _cached_head_phase(model, config, splits, pipes, epochs, lr, common):
+    """Phase 1 on pooled features computed once (the backbone is frozen, BN in inference
+    mode, the input unaugmented), instead of one backbone pass per epoch."""
+    from efficientnet_search.data import splits as data
+
+    started = time.perf_counter()
+    plain = data.make_pipeline(splits.train, resolution=pipes["resolution"],
+                               batch_size=config.data.batch_size, training=False,
+                               augment="none", seed=config.seed)
+    x_train, y_train = pooled_features(model, plain)
+    x_val, y_val = pooled_features(model, pipes["val"])
+    logging.info("phase head: backbone features of %d + %d images in %.1f s (computed once)",
+                 len(x_train), len(x_val), time.perf_counter() - started)
+    head = head_model(model, x_train.shape[1])
+    train = tf.data.Dataset.from_tensor_slices((x_train, y_train))
+    steps = None
+    if config.train.imbalance == "balanced_sampling" and not splits.multi_label:
+        train = balanced_stream(train, splits.num_classes, config.seed)
+        steps = pipes["steps"]
+    else:
+        train = train.shuffle(len(x_train), seed=config.seed, reshuffle_each_iteration=True)
+    batch = config.data.batch_size
+    val = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(batch)
+    tracker = common["tracker"]
+    tracker.watch(val, snapshot_of=model)
+    try:
+        return run_phase(head, train.batch(batch), val, epochs=epochs, learning_rate=lr,
+                         steps_per_epoch=steps, **common)
+    finally:
+        tracker.watch(pipes["val"])
+
+
+def _set_class_prior(model, config, counts: np.ndarray) -> list[str]:
+    """Makes the saved model's probabilities refer to `eval.class_prior` (see
+    transfer.shift_class_prior); returns a note for the report when it changed anything."""
+    balanced = np.ones_like(counts)
+    trained = counts if config.train.imbalance == "none" else balanced
+    target = counts if config.eval.class_prior == "data" else balanced
+    if np.allclose(trained / trained.sum(), target / target.sum()):
+        return []
+    shift_class_prior(model, trained, target)
+    if config.eval.class_prior == "data":
+        return [f"{config.train.imbalance} trained the head for equally frequent classes; its "
+                "bias was shifted by log(class share x number of classes) so that the saved "
+                "model's probabilities refer to the training data's class frequencies and "
+                "argmax maximizes accuracy (eval.class_prior=balanced keeps balanced "
+                "probabilities, whose argmax favours balanced accuracy)"]
+    return ["the head's bias was shifted so that its probabilities assume equally frequent "
+            "classes (eval.class_prior=balanced): argmax favours balanced accuracy"]
 
 
 def _evaluate(model, config, splits, pipes, task, tracker, history, notes):
@@ -247,7 +321,7 @@ def _evaluate(model, config, splits, pipes, task, tracker, history, notes):
                      "chose the threshold and the epoch, so they are optimistic")
     y_test, s_test = predict_split(model, pipes["test"] or pipes["val"])
     kwargs = dict(positive_class=e.positive_class, class_names=splits.class_names,
-                  confidence=e.confidence, seed=config.seed)
+                  confidence=e.confidence, seed=config.seed, ordinal=e.ordinal)
     predictions = {"y_val": y_val, "s_val": s_val, "y_test": y_test, "s_test": s_test}
     extra = {}
     if task == "binary":  # the usual 0.5 cut (MedMNIST's ACC), beside the chosen threshold
@@ -264,6 +338,7 @@ def _evaluate(model, config, splits, pipes, task, tracker, history, notes):
         "model": {"params": int(model.count_params()),
                   "trainable_params_last_phase": int(sum(np.prod(w.shape)
                                                          for w in model.trainable_weights))},
+        "class_prior": e.class_prior,
         "threshold": {"method": e.threshold, "chosen_on": "validation",
                       "target_sensitivity": e.target_sensitivity,
                       "values": [dataclasses.asdict(t) for t in thresholds]},
@@ -283,6 +358,9 @@ def _check_eval(cfg: EvalConfig, task: str) -> None:
     if not 0.0 < cfg.target_sensitivity <= 1.0:
         raise ConfigError(f"eval.target_sensitivity must be in (0, 1], got "
                           f"{cfg.target_sensitivity}")
+    if cfg.ordinal and task != "multiclass":
+        raise ConfigError(f"eval.ordinal=true needs ordered classes of a multiclass task; this "
+                          f"data is {task}")
 
 
 def main(args: argparse.Namespace) -> None:
@@ -293,7 +371,10 @@ def main(args: argparse.Namespace) -> None:
     run_dir = Path(args.run_dir or Path("runs") / Path(args.config).stem)
     result = finetune(config, run_dir)
     test = result.test
-    print(f"test ROC-AUC {test['auc']:.4f} (95% CI {test['auc_ci'][0]:.4f}-"
-          f"{test['auc_ci'][1]:.4f}), accuracy {test['accuracy']:.4f} "
-          f"({test['accuracy_ci'][0]:.4f}-{test['accuracy_ci'][1]:.4f})")
+    parts = [f"{label} {test[key]:.4f} ({test[key + '_ci'][0]:.4f}-{test[key + '_ci'][1]:.4f})"
+             for key, label in (("auc", "ROC-AUC"), ("accuracy", "accuracy"),
+                                ("balanced_accuracy", "balanced accuracy"),
+                                ("quadratic_weighted_kappa", "quadratic-weighted kappa"))
+             if key in test]
+    print(f"test {', '.join(parts)} (95% CIs)")
     print(f"results, report.md, model_card.md, plots/ and model.keras in {result.run_dir}")

