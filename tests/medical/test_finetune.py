@@ -146,6 +146,7 @@ def test_phase1_computes_backbone_features_once_and_keeps_the_backbone(tmp_path,
     monkeypatch.setattr(finetune, "pooled_features", spy)
     config = load_config(finetune.FinetuneConfig, SMOKE, [
         f"data.source=npz:{data}", "train.head_epochs=4", "train.head_learning_rate=0.03",
+        "train.head_augment=false",
         "train.finetune_epochs=0", "train.patience=4", *TINY, "eval.gradcam_images=0"])
     result = finetune.finetune(config, tmp_path / "run", verbose=0)
     assert len(calls) == 2  # train and validation, once for all 4 epochs
@@ -179,3 +180,34 @@ def test_pretrained_lite0_finetunes_end_to_end(tmp_path):
         np.testing.assert_array_equal(model.get_layer(name).get_weights()[0],
                                       imagenet.get_layer(name).get_weights()[0], err_msg=name)
     assert result.test["auc"] > 0.7
+
+
+def test_class_weighting_does_not_cost_multiclass_accuracy(tmp_path):
+    """Imbalanced 5 classes (majority 43.5%) that no model separates well: with class weights
+    the saved probabilities still refer to the data's class frequencies, so argmax keeps
+    the accuracy that balanced probabilities (what class weighting trains) give away."""
+    shares = [0.435, 0.25, 0.15, 0.1, 0.065]
+
+    def split(n, seed):
+        return synthetic_arrays(n, num_classes=5, class_shares=shares, label_noise=0.6,
+                                seed=seed)
+
+    data = write_npz(tmp_path / "imbalanced.npz", {
+        "train": split(400, 1), "val": split(100, 2), "test": split(400, 3)})
+    config = load_config(finetune.FinetuneConfig, SMOKE, [
+        f"data.source=npz:{data}", *TINY, "eval.gradcam_images=0", "eval.ordinal=true"])
+    result = finetune.finetune(config, tmp_path / "run", verbose=0)
+    test = result.test
+    saved = np.load(result.run_dir / "predictions.npz")
+    y, scores = saved["y_test"].ravel(), saved["s_test"]
+    balanced = scores / np.bincount(np.load(data)["train_labels"].ravel(), minlength=5)
+    assert test["accuracy"] == pytest.approx(np.mean(scores.argmax(1) == y))
+    assert test["accuracy"] >= np.mean(balanced.argmax(1) == y)
+    assert test["accuracy"] >= test["majority_class_share"] - 0.02
+    assert test["balanced_accuracy"] == pytest.approx(
+        clinical.balanced_accuracy(y, scores.argmax(1), 5))
+    assert "quadratic_weighted_kappa" in test and any(
+        "refer to the training data's class frequencies" in n for n in result.results["notes"])
+    report = (result.run_dir / "report.md").read_text()
+    assert "majority-class share" in report and "quadratic-weighted kappa" in report
+    assert "Decision: argmax" in report
