@@ -103,7 +103,7 @@ def list_folder(
     if not files["train"][0]:
         shown = "/".join(e or "(no suffix)" for e in extensions)
         raise ValueError(
-            f"no files ({shown}) under {str(split_dirs['train'])!r}; "
+            f"no images ({shown}) under {str(split_dirs['train'])!r}; "
             "expected PATH/<class>/FILE or PATH/train/<class>/FILE"
         )
     empty = [c for i, c in enumerate(class_names) if i not in set(files["train"][1].tolist())]
