@@ -33,7 +33,7 @@ DATA = "npz:" + str(ROOT.parent / "shared" / "data" / "pneumoniamnist_balanced.n
 def measure(resolution: int, splits, seed: int = 0) -> dict:
     """Linear-probe AUCs, feature time and phase-2 step time at one resolution."""
     keras.utils.set_random_seed(seed)
-    cfg = transfer.ModelConfig(init="imagenet", variant="lite0", resolution=resolution)
+    cfg = transfer.FinetuneModelConfig(init="imagenet", variant="lite0", resolution=resolution)
     model = transfer.build_finetune_model(cfg, splits.num_classes, False)
     transfer.freeze_backbone(model)
     pipes = {name: data.make_pipeline(getattr(splits, name), resolution=resolution,
