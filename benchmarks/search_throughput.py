@@ -61,7 +61,7 @@ PRUNED = ["search.pruner=candidate_halving", "proxy.evals_per_epoch=3",
 # The smoke grid on generated data: a tiny proxy, two seeds so that models can be reused.
 SMOKE = [
     "proxy.blocks=[r1_k3_s11_e1_i32_o16_se0.25, r1_k3_s22_e6_i16_o24_se0.25]",
-    "proxy.steps_per_epoch=3", "proxy.batch_size=16", "data.source=synthetic",
+    "proxy.steps_per_epoch=3", "data.batch_size=16", "data.source=synthetic",
     "data.max_train=96", "data.max_val=48", "search.repeats=2",
 ]  # fmt: skip
 SHORT_NAMES = {"time_start_s": "start", "time_data_s": "data", "time_build_s": "build",

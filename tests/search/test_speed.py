@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from efficientnet_search import data
+from efficientnet_search.data.config import DataConfig
 from efficientnet_search.search import data_cache, grid, plan, proxy, results, worker
 from efficientnet_search.search import study as study_lib
 from tests.paths import CONFIGS
@@ -17,7 +18,7 @@ TINY_BLOCKS = ("r1_k3_s11_e1_i32_o16_se0.25", "r1_k3_s22_e6_i16_o24_se0.25")
 SMOKE = str(CONFIGS / "grid" / "smoke.yaml")
 TINY_GRID = [
     f"proxy.blocks=[{', '.join(TINY_BLOCKS)}]", "proxy.steps_per_epoch=2",
-    "proxy.batch_size=16", "data.source=synthetic", "data.max_train=64", "data.max_val=32",
+    "data.batch_size=16", "data.source=synthetic", "data.max_train=64", "data.max_val=32",
     "candidates.single_dimension=false", "search.repeats=2",
 ]  # fmt: skip
 
@@ -30,9 +31,10 @@ def splits():
 
 def test_a_reinitialized_model_trains_exactly_like_a_fresh_build(splits):
     # Dropout and stochastic depth on: their seed generators must be reset as well.
-    config = proxy.ProxyConfig(blocks=TINY_BLOCKS, batch_size=16, epochs=2, evals_per_epoch=2,
-                               dropout=0.3, drop_connect_rate=0.2)  # fmt: skip
-    values = {"alpha": 1.0, "beta": 1.0, "gamma": 1.0}
+    config = proxy.ProxyConfig(blocks=TINY_BLOCKS, epochs=2, evals_per_epoch=2, dropout=0.3,
+                               drop_connect_rate=0.2)  # fmt: skip
+    values = {"alpha": 1.0, "beta": 1.0, "gamma": 1.0,
+              "data": DataConfig(source="synthetic", batch_size=16)}
     fresh = proxy.train_proxy(config, splits, seed=5, **values)
     models = proxy.ModelCache()
     other = proxy.train_proxy(config, splits, seed=4, models=models, **values)
