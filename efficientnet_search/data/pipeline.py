@@ -277,3 +277,10 @@ def measure_throughput(ds: tf.data.Dataset, *, batches: int = 50, warmup: int = 
             break
         images += int(x.shape[0])
     return images / max(time.perf_counter() - start, 1e-9)
+
+
+def resize_once(ds: tf.data.Dataset, resolution: int) -> tf.data.Dataset:
+    """Every image resized to `resolution` and stored as uint8, exactly as `make_pipeline`
+    does before its cache (without augmentation crops), so the result can be kept and fed
+    back to `make_pipeline`, which then resizes nothing and gives the same batches."""
+    return _resize_all(ds, resolution, centre_crop=False)

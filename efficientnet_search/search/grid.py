@@ -69,15 +69,23 @@ def run_grid_search(
       config: the search.
       run_dir: output directory (default `runs/<config.name>`).
       storage: Optuna storage URL or journal path (default: SQLite in `run_dir`).
-      workers: local worker processes (default `config.search.workers`).
+      workers: local worker processes (default `config.search.workers`; 0: one per usable
+        core that the available memory holds, single-threaded).
     """
     run_dir = Path(run_dir or Path("runs") / config.name)
-    workers = workers or config.search.workers
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers=}")
+    workers = workers if workers is not None else config.search.workers
+    if workers < 0:
+        raise ValueError(f"workers must be >= 1 (0: from the machine), got {workers=}")
+    if workers == 0:
+        workers = local_workers.machine_workers(config.search.worker_memory_gb)
+        config = dataclasses.replace(config, search=dataclasses.replace(
+            config.search, threads=config.search.threads or 1))  # fmt: skip
     threads = config.search.threads or (max(1, (os.cpu_count() or 1) // workers)
                                         if workers > 1 else None)
-    in_process = workers == 1 and not config.search.trials_per_process
+    # A process that must be replaced (after some trials, or when its memory grew) is a
+    # spawned worker; otherwise one worker trains in this process.
+    in_process = workers == 1 and not (config.search.trials_per_process
+                                       or config.search.max_memory_growth)  # fmt: skip
     if in_process:
         proxy.configure_threads(threads)  # before the data's first TensorFlow op
     # Read the data before writing anything: a bad source fails with one line, no run left.
@@ -97,8 +105,8 @@ def run_grid_search(
             100 * rungs_lib.planned_share(points // config.search.repeats, ladder.budgets, factor),
         )  # fmt: skip
     if in_process:
-        worker.work(config, ladder, threads=threads, splits=splits)
-    else:  # each worker process loads its own copy
+        worker.work(config, ladder, threads=threads, run_dir=run_dir, splits=splits)
+    else:  # each worker process loads its own copy (or reads the shared cache)
         local_workers.run_local_workers(config, ladder, run_dir, storage, workers, threads)
     return write_outputs(config, ladder, run_dir)
 

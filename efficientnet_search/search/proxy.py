@@ -27,6 +27,7 @@ from efficientnet_search.arch.blocks import B0_BLOCK_STRINGS
 from efficientnet_search.arch.cost import spec_cost
 from efficientnet_search.arch.model import ModelSpec, build_model, resolve_spec
 from efficientnet_search.data.config import DataConfig
+from efficientnet_search.search.model_cache import ModelCache  # noqa: F401  (re-exported)
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 # The grid's `data` defaults: 10k training / 5k validation images (a 2k validation set alone
@@ -126,6 +127,8 @@ class ProxyResult:
     seconds: float
     stopped_early: bool
     peak_rss_mb: float
+    timing: dict[str, float] = dataclasses.field(default_factory=dict)
+    reused_model: bool = False
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -154,9 +157,11 @@ def train_proxy(
     data: DataConfig = PROXY_DATA,
     report: EvalReport | None = None,
     passes: Collection[int] | None = None,
+    epoch_ends: bool = True,
     verbose: int = 0,
+    models: ModelCache | None = None,
 ) -> ProxyResult:
-    """Trains candidate (alpha, beta, gamma) with `seed`; frees the model before returning.
+    """Trains candidate (alpha, beta, gamma) with `seed`; frees the model unless `models` keeps it.
 
     Args:
       config: the proxy baseline and budget.
@@ -166,8 +171,13 @@ def train_proxy(
       data: the batch size, augmentation, cache and shuffle buffer (the grid's `data`).
       report: called after each validation pass with its number (pruning); returning True
         stops training.
-      passes: the pass numbers inside epochs to run (default: all); epoch ends always run.
+      passes: the pass numbers inside epochs to run (default: all); epoch ends always run,
+        unless `epoch_ends` is False: then only the listed passes run (a run whose only
+        reader is the final accuracy validates once).
       verbose: Keras fit verbosity.
+      models: keeps the compiled model for the next trial of the same architecture, which
+        re-initializes it instead of building and tracing again (same results); None builds
+        a fresh model and frees it before returning.
 
     Raises:
       NonFiniteLossError: when the loss becomes NaN or infinite.
@@ -177,9 +187,9 @@ def train_proxy(
 
     start = time.perf_counter()
     spec = config.spec(alpha, beta, gamma, splits.num_classes)
-    keras.utils.set_random_seed(seed)
-    with make_strategy(config.strategy).scope():
-        model = _compiled_model(config, spec, splits.multi_label)
+    model, reused = _model_for(config, spec, splits.multi_label, seed, models,
+                               make_strategy(config.strategy))  # fmt: skip
+    built = time.perf_counter()
     resolution = spec.scaling.resolution
     repeat = config.steps_per_epoch is not None
     # One batch shape: a smaller last batch would retrace the training step every epoch.
@@ -201,13 +211,22 @@ def train_proxy(
         raise ValueError(
             f"proxy.evals_per_epoch ({config.evals_per_epoch}) exceeds the {steps_per_epoch} "
             "training steps of an epoch; lower it or the batch size")
-    watcher = _Watcher(report, val, steps_per_epoch, config.evals_per_epoch, passes)
+    watcher = _Watcher(report, val, steps_per_epoch, config.evals_per_epoch, passes,
+                       epoch_ends)  # fmt: skip
+    fit_start = time.perf_counter()
     with warnings.catch_warnings():  # Keras warns that fit's shuffle=True skips a tf.data input
         warnings.filterwarnings("ignore", message=".*shuffle=True.*")
         model.fit(
             train, epochs=config.epochs,
             steps_per_epoch=config.steps_per_epoch, callbacks=[watcher], verbose=verbose,
         )  # fmt: skip
+    fit_seconds = time.perf_counter() - fit_start
+    timing = {
+        "build_s": built - start,
+        "first_step_s": watcher.first_step_seconds,
+        "train_s": max(0.0, fit_seconds - watcher.first_step_seconds - watcher.val_seconds),
+        "val_s": watcher.val_seconds,
+    }
     result = ProxyResult(
         epoch_accuracies=tuple(watcher.accuracies),
         curve=tuple(watcher.curve),
@@ -216,19 +235,46 @@ def train_proxy(
         seconds=time.perf_counter() - start,
         stopped_early=watcher.stopped,
         peak_rss_mb=peak_rss_mb(),
+        timing=timing,
+        reused_model=reused,
     )
     del model, train, val
-    release_memory()
+    if models is None:
+        release_memory()
     if watcher.error:
         raise NonFiniteLossError(watcher.error)
     return result
 
 
-def _compiled_model(config: ProxyConfig, spec: ModelSpec, multi_label: bool) -> keras.Model:
-    model = build_model(
-        spec=spec, bn_momentum=config.bn_momentum,
-        classifier_activation="sigmoid" if multi_label else "softmax",
-    )  # fmt: skip
+def _model_for(config: ProxyConfig, spec: ModelSpec, multi_label: bool, seed: int,
+               models: ModelCache | None, strategy: tf.distribute.Strategy,
+               ) -> tuple[keras.Model, bool]:
+    """The trial's compiled model: fresh, or the cache's re-initialized one."""
+
+    def build() -> keras.Model:
+        return build_model(
+            spec=spec, bn_momentum=config.bn_momentum,
+            classifier_activation="sigmoid" if multi_label else "softmax",
+        )  # fmt: skip
+
+    def compile_model(model: keras.Model) -> None:
+        _compile(config, model, multi_label)
+
+    if models is None:
+        keras.utils.set_random_seed(seed)
+        with strategy.scope():
+            model = build()
+            compile_model(model)
+        return model, False
+    key = (repr(spec), config.bn_momentum, config.optimizer, config.learning_rate, multi_label,
+           config.strategy)  # fmt: skip
+    if models.holds is not None and models.holds != key:
+        models.clear()
+        release_memory()  # the old model's graph state, before the new one is built
+    return models.get(key, seed, build, compile_model, strategy)
+
+
+def _compile(config: ProxyConfig, model: keras.Model, multi_label: bool) -> None:
     optimizer = {
         "adam": keras.optimizers.Adam,
         "sgd": lambda lr: keras.optimizers.SGD(lr, momentum=0.9),
@@ -241,7 +287,6 @@ def _compiled_model(config: ProxyConfig, spec: ModelSpec, multi_label: bool) -> 
         metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
     model.compile(optimizer=optimizer, loss=loss, metrics=[metric])
     optimizer.build(model.trainable_variables)  # else fit's first step is traced twice
-    return model
 
 
 class _Watcher(keras.callbacks.Callback):
@@ -252,12 +297,14 @@ class _Watcher(keras.callbacks.Callback):
     so a trial stopped inside an epoch is not validated again at its end). Passes do not
     change what is trained: a run's epoch-end accuracies are the same for any setting.
     With `passes`, passes inside an epoch whose number is not listed are skipped (epoch
-    ends always run).
+    ends always run, unless `epoch_ends` is False: then only listed passes run).
     """
 
     def __init__(self, report: EvalReport | None, val, steps_per_epoch: int,
-                 evals_per_epoch: int, passes: Collection[int] | None = None) -> None:
+                 evals_per_epoch: int, passes: Collection[int] | None = None,
+                 epoch_ends: bool = True) -> None:
         super().__init__()
+        self.epoch_ends = epoch_ends or passes is None
         self.report = report
         self.val = val
         self.per_epoch = evals_per_epoch
@@ -269,12 +316,21 @@ class _Watcher(keras.callbacks.Callback):
         self.curve: list[tuple[float, float]] = []
         self.stopped = False
         self.error = ""
+        self.val_seconds = 0.0  # time spent in validation passes
+        self.first_step_seconds = 0.0  # fit's start to the end of its first step (tracing)
+        self._fit_start = 0.0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._fit_start = time.perf_counter()
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch = epoch
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         loss = (logs or {}).get("loss")
+        if not self.first_step_seconds:
+            float(loss if loss is not None else 0.0)  # waits for the step to finish
+            self.first_step_seconds = time.perf_counter() - self._fit_start
         if loss is not None and not math.isfinite(float(loss)):
             self.error = f"loss became {float(loss)} at step {batch + 1}"
             self.model.stop_training = True
@@ -293,12 +349,16 @@ class _Watcher(keras.callbacks.Callback):
             self.error = f"loss {loss} at epoch {epoch + 1}"
             self.model.stop_training = True
             return
+        if not self.epoch_ends and (epoch + 1) * self.per_epoch not in self.passes:
+            return
         accuracy = self._evaluate()
         if self._record((epoch + 1) * self.per_epoch, accuracy):
             self.accuracies.append(accuracy)
 
     def _evaluate(self) -> float:
+        start = time.perf_counter()
         logs = self.model.evaluate(self.val, verbose=0, return_dict=True)
+        self.val_seconds += time.perf_counter() - start
         return float(logs.get("accuracy", math.nan))
 
     def _record(self, number: int, accuracy: float) -> bool:

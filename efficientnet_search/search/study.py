@@ -236,20 +236,26 @@ class TrialQueue:
     heartbeat_interval: int = 20  # for storages without Optuna's heartbeat
     grace_period: int = 60
 
-    def claim(self) -> optuna.Trial | None:
-        """Moves one WAITING trial to RUNNING for this worker; None when none is waiting."""
+    def claim(self, prefer: Callable[[FrozenTrial], bool] | None = None) -> optuna.Trial | None:
+        """Moves one WAITING trial to RUNNING for this worker; None when none is waiting.
+
+        With `prefer`, waiting trials it accepts are taken first (queue order otherwise).
+        """
         for attempt in range(6):
             try:
                 with _file_lock(self.claim_lock):
-                    return self._claim_once()
+                    return self._claim_once(prefer)
             except optuna.exceptions.StorageInternalError:
                 if attempt == 5:  # SQLite under heavy contention: "database is locked"
                     raise
                 time.sleep(0.5 * (attempt + 1))
         return None
 
-    def _claim_once(self) -> optuna.Trial | None:
-        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+    def _claim_once(self, prefer: Callable[[FrozenTrial], bool] | None) -> optuna.Trial | None:
+        waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if prefer is not None:
+            waiting = sorted(waiting, key=lambda frozen: not prefer(frozen))  # stable
+        for frozen in waiting:
             # Optuna offers no public trial-id accessor; `_trial_id` is what Study.ask uses.
             trial_id = frozen._trial_id
             try:
@@ -323,17 +329,20 @@ class TrialQueue:
         poll_seconds: float = 2.0,
         on_finished: Callable[[FrozenTrial], None] | None = None,
         max_trials: int | None = None,
+        prefer: Callable[[FrozenTrial], bool] | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> int:
         """Trains queued trials until none is waiting or running; returns how many it trained.
 
         `train(trial)` must end the trial itself (`study.tell`). While other workers still
         run trials this worker keeps polling, so it takes over one whose heartbeat stops.
-        With `max_trials` it returns after that many trials.
+        With `max_trials` it returns after that many trials, and whenever `stop()` says so
+        between trials. `prefer` chooses among waiting trials (see `claim`).
         """
         trained = 0
-        while max_trials is None or trained < max_trials:
+        while (max_trials is None or trained < max_trials) and not (stop and stop()):
             self.retry_stale()
-            trial = self.claim()
+            trial = self.claim(prefer)
             if trial is not None:
                 with self.heartbeat(trial):
                     train(trial)
