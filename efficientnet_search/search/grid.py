@@ -88,6 +88,8 @@ def run_grid_search(
                                        or config.search.max_memory_growth)  # fmt: skip
     if in_process:
         proxy.configure_threads(threads)  # before the data's first TensorFlow op
+    else:
+        _keep_off_gpus()
     # Read the data before writing anything: a bad source fails with one line, no run left.
     splits = worker.load_data(config)
     config_lib.save_config(config, run_dir)
@@ -109,6 +111,20 @@ def run_grid_search(
     else:  # each worker process loads its own copy (or reads the shared cache)
         local_workers.run_local_workers(config, ladder, run_dir, storage, workers, threads)
     return write_outputs(config, ladder, run_dir)
+
+
+def _keep_off_gpus() -> None:
+    """Hides the GPUs from this (supervising) process before it reads the data.
+
+    Its first TensorFlow op would otherwise reserve nearly all memory of every GPU, which the
+    spawned workers need; they are fresh processes, so the setting does not reach them.
+    """
+    import tensorflow as tf
+
+    try:
+        tf.config.set_visible_devices([], "GPU")
+    except RuntimeError:  # TensorFlow already started in this process (e.g. under pytest)
+        pass
 
 
 def write_outputs(config: GridConfig, ladder: rungs_lib.Ladder, run_dir: Path) -> GridResult:
