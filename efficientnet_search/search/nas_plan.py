@@ -158,7 +158,8 @@ def retrain_candidates(plan: NasPlan) -> list[dict[str, Any]]:
     """The architectures retrained for the honest choice, each with its roles.
 
     Reward: the main algorithm's top-k by reward. Pareto: its front's top-k by reward. Then
-    random search's best by reward and the baseline (the B0-shaped proxy).
+    random search's best by reward and the baseline (the B0-shaped proxy). With several
+    search seeds, each algorithm's trials are pooled over its seeds (equal budgets).
     """
     records = search_records(plan)
     main = [r for r in records if r["algorithm"] == plan.config.search.main]
