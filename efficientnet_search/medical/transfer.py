@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from efficientnet_search.medical import clinical
+from efficientnet_search.training.progress import keras_verbose
 
 HEAD_PREFIX = "head_"
 FEATURE_LAYER = "top_activation"
@@ -185,7 +186,8 @@ def run_phase(model, train_ds, val_ds, *, epochs, learning_rate, task, tracker, 
                                          min_delta=AUC_TIE)
     history = model.fit(
         train_ds, validation_data=val_ds, epochs=epochs, callbacks=[tracker, stop],
-        class_weight=class_weight, steps_per_epoch=steps_per_epoch, verbose=verbose,
+        class_weight=class_weight, steps_per_epoch=steps_per_epoch,
+        verbose=keras_verbose(verbose),
         shuffle=False,  # the pipeline shuffles
     )
     return {k: [float(v) for v in values] for k, values in history.history.items()}

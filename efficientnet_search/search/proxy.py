@@ -28,6 +28,7 @@ from efficientnet_search.arch.cost import spec_cost
 from efficientnet_search.arch.model import ModelSpec, build_model, resolve_spec
 from efficientnet_search.data.config import DataConfig
 from efficientnet_search.search.model_cache import ModelCache  # noqa: F401  (re-exported)
+from efficientnet_search.training.progress import keras_verbose
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 # The grid's `data` defaults: 10k training / 5k validation images (a 2k validation set alone
@@ -174,7 +175,7 @@ def train_proxy(
       passes: the pass numbers inside epochs to run (default: all); epoch ends always run,
         unless `epoch_ends` is False: then only the listed passes run (a run whose only
         reader is the final accuracy validates once).
-      verbose: Keras fit verbosity.
+      verbose: Keras fit verbosity (bars become one line per epoch off a terminal).
       models: keeps the compiled model for the next trial of the same architecture, which
         re-initializes it instead of building and tracing again (same results); None builds
         a fresh model and frees it before returning.
@@ -218,7 +219,8 @@ def train_proxy(
         warnings.filterwarnings("ignore", message=".*shuffle=True.*")
         model.fit(
             train, epochs=config.epochs,
-            steps_per_epoch=config.steps_per_epoch, callbacks=[watcher], verbose=verbose,
+            steps_per_epoch=config.steps_per_epoch, callbacks=[watcher],
+            verbose=keras_verbose(verbose),
         )  # fmt: skip
     fit_seconds = time.perf_counter() - fit_start
     timing = {

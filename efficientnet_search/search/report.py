@@ -9,13 +9,13 @@ Table 3 comparison), mean accuracy over the (beta, gamma) plane, and the learnin
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
+from efficientnet_search.config import read_yaml
+from efficientnet_search.jsonio import read_json
 
 METHOD = (
     "Seed noise is pooled over candidates (the within-candidate variances of validation "
@@ -264,8 +264,8 @@ def main(args) -> None:
     results_path = run_dir / "results.json"
     if not results_path.is_file():
         raise FileNotFoundError(f"no results.json in {str(run_dir)!r}; run a grid search first")
-    results = json.loads(results_path.read_text())
+    results = read_json(results_path)
     config_path = run_dir / "config.yaml"
-    config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
+    config = read_yaml(config_path) if config_path.is_file() else {}
     path = write_report(run_dir, results, config)
     print(f"report: {path}\nplots:  {run_dir / 'plots'}")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -59,6 +62,15 @@ def test_unlisted_passes_inside_an_epoch_are_skipped(splits):
                                report=lambda step, acc: seen.append(step) and False)
     assert seen == [2, 3, 6]  # pass 2 asked for, epoch ends always
     assert [epochs for epochs, _ in result.curve] == [0.6667, 1.0, 2.0]
+
+
+def test_progress_in_a_log_file_is_one_line_per_epoch(splits):
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log):
+        proxy.train_proxy(_config(), splits, alpha=1.0, beta=1.0, gamma=1.0, seed=3, verbose=1)
+    text = log.getvalue()
+    assert "\r" not in text and "\x1b" not in text
+    assert sum("loss" in line for line in text.splitlines()) == 2  # epochs=2
 
 
 def test_more_passes_than_steps_is_refused(splits):
