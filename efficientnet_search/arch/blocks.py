@@ -48,6 +48,20 @@ class BlockArgs:
         if not 0.0 <= self.se_ratio <= 1.0:
             raise ValueError(f"BlockArgs.se_ratio must be in [0, 1], got {self.se_ratio!r}")
 
+    @property
+    def has_se(self) -> bool:
+        return self.se_ratio > 0
+
+    @property
+    def se_filters(self) -> int:
+        return se_filters(self.filters_in, self.se_ratio)
+
+
+def se_filters(filters_in: int, se_ratio: float) -> int:
+    """Squeeze-excitation bottleneck width: `se_ratio` times the *block input* channels, as
+    the reference computes it (not the expanded channels), at least 1."""
+    return max(1, int(filters_in * se_ratio))
+
 
 # EfficientNet-B0 (Tan & Le 2019, Table 1): seven stages after a 32-channel stem, before a
 # 1280-channel head.

@@ -27,6 +27,7 @@ from efficientnet_search.arch.blocks import (
     BlockArgs,
     decode_blocks,
 )
+from efficientnet_search.arch.features import STEM_FEATURES, TOP_FEATURES
 from efficientnet_search.arch.layers import (
     DENSE_KERNEL_INITIALIZER,
     BlockParts,
@@ -257,13 +258,13 @@ def _backbone(x, spec: ModelSpec, bn_momentum: float):
     parts = BlockParts(activation=spec.activation, norm=batch_norm(bn_momentum))
     x = conv_bn_act(
         x, spec.stem_channels, 3, strides=2, activation=spec.activation, norm=parts.norm,
-        conv_name="stem_conv", bn_name="stem_bn", act_name="stem_activation",
+        conv_name="stem_conv", bn_name="stem_bn", act_name=STEM_FEATURES,
     )
     for block in spec.planned_blocks():
         x = mbconv_block(x, block.args, name=block.name, drop_rate=block.drop_rate, parts=parts)
     return conv_bn_act(
         x, spec.head_channels, 1, activation=spec.activation, norm=parts.norm,
-        conv_name="top_conv", bn_name="top_bn", act_name="top_activation",
+        conv_name="top_conv", bn_name="top_bn", act_name=TOP_FEATURES,
     )
 
 
