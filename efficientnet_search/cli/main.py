@@ -18,8 +18,8 @@ from absl import app, flags, logging
 from absl.flags import argparse_flags
 
 EXIT_USAGE = 2
-# distribute.STRATEGY_NAMES, spelled out so parsing flags does not import TensorFlow
-# (tests/test_cli.py keeps the two equal).
+# distribute.STRATEGY_NAMES, spelled out so parsing flags does not import TensorFlow: `--help`
+# and a mistyped flag answer in a second (tests/cli/test_cli.py keeps the two equal).
 STRATEGY_CHOICES = ("auto", "cpu", "gpu", "mirrored", "multi_worker", "tpu")
 
 
@@ -245,6 +245,7 @@ def main(args: argparse.Namespace) -> None:
     from efficientnet_search import quiet_start
 
     run = COMMANDS[args.command].run
+    quiet_start.import_tensorflow()  # every command needs it; parsing the flags did not
     quiet_start.send_tensorflow_logs_through_absl()
     try:
         run(args)
