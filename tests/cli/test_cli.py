@@ -151,3 +151,15 @@ def test_help_says_what_each_command_does(capsys):
     for name, command in COMMANDS.items():
         assert command.help, name
         assert any(line.split() == [name, *command.help.split()] for line in lines), name
+
+
+def test_parsing_flags_and_importing_the_package_load_no_tensorflow():
+    code = ("import sys\n"
+            "import efficientnet_search\n"
+            "from efficientnet_search.cli.main import parse_args\n"
+            "parse_args(['efficientnet-search', 'train', '--config', 'x.yaml'])\n"
+            "print('tensorflow' in sys.modules)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "False"
