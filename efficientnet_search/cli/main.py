@@ -21,6 +21,7 @@ EXIT_USAGE = 2
 # distribute.STRATEGY_NAMES, spelled out so parsing flags does not import TensorFlow: `--help`
 # and a mistyped flag answer in a second (tests/cli/test_cli.py keeps the two equal).
 STRATEGY_CHOICES = ("auto", "cpu", "gpu", "mirrored", "multi_worker", "tpu")
+EXPORT_FORMATS = ("savedmodel", "tflite", "tflite_int8")  # export.FORMATS, likewise
 
 
 # ----------------------------------------------------------------------------- build
@@ -154,7 +155,7 @@ def _run_finetune(args: argparse.Namespace) -> None:
 def _add_export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="a .keras file")
     parser.add_argument(
-        "--format", choices=["savedmodel", "tflite", "tflite_int8"], default="savedmodel"
+        "--format", choices=EXPORT_FORMATS, default="savedmodel"
     )
     parser.add_argument("--output", required=True, help="output path")
     parser.add_argument("--data", help="data source URI for int8 calibration and the check")

@@ -85,10 +85,12 @@ def test_bad_flags_exit_2_with_one_line(argv, message):
 
 
 def test_strategy_flag_accepts_every_strategy_name():
+    from efficientnet_search import export
     from efficientnet_search.cli import main as cli
     from efficientnet_search.training import distribute
 
     assert cli.STRATEGY_CHOICES == distribute.STRATEGY_NAMES
+    assert cli.EXPORT_FORMATS == export.FORMATS
     args = parse_args(["efficientnet-search", "train", "--config", "x.yaml",
                        "--strategy", "mirrored"])
     assert args.strategy == "mirrored"
