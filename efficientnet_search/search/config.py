@@ -98,8 +98,8 @@ class SearchConfig:
     def __post_init__(self) -> None:
         if self.repeats < 1 or self.workers < 0:
             raise ValueError(
-                f"search.repeats must be >= 1 and search.workers >= 1 (0: from the machine), "
-                f"got repeats={self.repeats}, workers={self.workers}"
+                f"search.repeats and search.workers must be >= 1 (workers: 0 sizes them from "
+                f"the machine), got repeats={self.repeats}, workers={self.workers}"
             )
         if not self.pruner_min_epochs > 0 or self.pruner_reduction_factor < 2:
             raise ValueError(
