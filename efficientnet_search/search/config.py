@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+from efficientnet_search.search.costs import LatencyConfig
 from efficientnet_search.search.proxy import ProxyConfig
 
 DATA_SCHEMES = ("npz", "folder", "csv", "tfds", "medmnist", "synthetic")
@@ -14,8 +15,13 @@ DATA_SCHEMES = ("npz", "folder", "csv", "tfds", "medmnist", "synthetic")
 class CandidatesConfig:
     """The grid: ranges and step of alpha (depth), beta (width), gamma (resolution).
 
-    Points with |alpha * beta^2 * gamma^2 - target| < tolerance are kept; `single_dimension`
-    adds depth-only, width-only and resolution-only points of the same budget (Table 3).
+    `cost` says what "equal budget" means (search/costs.py): `macs`, `activations` or
+    `latency` measured on the proxy as built, relative to the proxy baseline, or `nominal`
+    (the paper's alpha * beta^2 * gamma^2). Grid points whose ratio lies within `tolerance`
+    of `target` are kept; `single_dimension` adds the depth-, width- and resolution-only
+    points whose measured ratio comes closest to the target (Table 3's comparison). The
+    paper's point (1.2, 1.1, 1.15) is always trained, as the reference. `latency` sets how
+    latency is timed; with `latency.record` every candidate's latency is recorded too.
     """
 
     alpha_range: tuple[float, float] = (1.0, 2.0)
@@ -25,6 +31,15 @@ class CandidatesConfig:
     target: float = 2.0
     tolerance: float = 0.1
     single_dimension: bool = True
+    cost: Literal["nominal", "macs", "activations", "latency"] = "macs"
+    latency: LatencyConfig = dataclasses.field(default_factory=LatencyConfig)
+
+    def __post_init__(self) -> None:
+        if not self.tolerance > 0 or not self.target > 1:
+            raise ValueError(
+                f"candidates.tolerance must be > 0 and candidates.target > 1, got "
+                f"tolerance={self.tolerance}, target={self.target}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

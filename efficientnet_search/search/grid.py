@@ -27,6 +27,7 @@ from absl import logging
 from efficientnet_search import config as config_lib
 from efficientnet_search.jsonio import write_json
 from efficientnet_search.search import local_workers, plan, worker
+from efficientnet_search.search import proxy as proxy_lib
 from efficientnet_search.search import report as report_lib
 from efficientnet_search.search import results as results_lib
 from efficientnet_search.search import rungs as rungs_lib
@@ -76,8 +77,14 @@ def run_grid_search(
     workers = workers or config.search.workers
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers=}")
+    threads = config.search.threads or (max(1, (os.cpu_count() or 1) // workers)
+                                        if workers > 1 else None)
+    if workers == 1:
+        proxy_lib.configure_threads(threads)  # before latency runs TensorFlow in this process
+    table = plan.candidate_plan(config, run_dir)  # bad input fails here, before any write
     config_lib.save_config(config, run_dir)
-    ladder = open_ladder(config, run_dir, storage)
+    plan.store_plan(config, table, run_dir)
+    ladder = open_ladder(config, run_dir, storage, table)
     points = len(ladder.points0)
     logging.info("grid %s: %d candidates x %d seeds = %d trials; storage %s",
                  config.name, points // config.search.repeats, config.search.repeats,
@@ -90,8 +97,6 @@ def run_grid_search(
             ", ".join(f"{b / config.proxy.evals_per_epoch:.3g}" for b in ladder.budgets), factor,
             100 * rungs_lib.planned_share(points // config.search.repeats, ladder.budgets, factor),
         )  # fmt: skip
-    threads = config.search.threads or (max(1, (os.cpu_count() or 1) // workers)
-                                        if workers > 1 else None)
     if workers == 1 and not config.search.trials_per_process:
         worker.work(config, ladder, threads=threads)
     else:
@@ -133,7 +138,8 @@ def load_grid_config(path: str, overrides: list[str], seed: int | None) -> GridC
     if seed is not None:
         overrides = [*overrides, f"search.seed={seed}"]
     config = config_lib.load_config(GridConfig, path, overrides)
-    plan.enumerate_candidates(config.candidates)  # fail early on an empty grid
+    if config.candidates.cost != "latency":  # cheap to count: fail early on an empty grid
+        plan.enumerate_candidates(config)
     return config
 
 

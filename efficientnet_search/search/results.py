@@ -31,8 +31,13 @@ if TYPE_CHECKING:
 TRIAL_FIELDS = (
     "number", "rung", "candidate", "kind", "alpha", "beta", "gamma", "seed", "state",
     "val_accuracy", "epoch_accuracies", "epochs", "params", "macs", "macs_ratio", "nominal_cost",
-    "resolution", "width", "depth", "seconds", "peak_rss_mb", "worker", "error",
+    "activations", "activations_ratio", "latency_ms", "latency_ratio", "latency_spread",
+    "latency_device", "cost", "cost_ratio", "resolution", "width", "depth", "seconds",
+    "peak_rss_mb", "worker", "error",
 )  # fmt: skip
+# Measured costs a trial carries from its queued point (search/costs.py).
+COST_FIELDS = ("macs_ratio", "activations", "activations_ratio", "latency_ms", "latency_ratio",
+               "latency_spread", "latency_device", "cost", "cost_ratio")
 
 
 def trial_record(trial: FrozenTrial) -> dict[str, Any]:
@@ -54,7 +59,7 @@ def trial_record(trial: FrozenTrial) -> dict[str, Any]:
         "epoch_accuracies": accuracies,
         "curve": [list(point) for point in curve],
         "epochs": curve[-1][0] if curve else 0,
-        **{k: attrs.get(k) for k in ("params", "macs", "macs_ratio", "resolution", "width",
+        **{k: attrs.get(k) for k in ("params", "macs", *COST_FIELDS, "resolution", "width",
                                      "depth", "peak_rss_mb", "rss_mb", "worker", "error")},
         "nominal_cost": attrs["alpha"] * attrs["beta"] ** 2 * attrs["gamma"] ** 2,
         "seconds": seconds,
@@ -75,6 +80,12 @@ class CandidateSummary:
     params: int | None
     macs: int | None
     accuracies: tuple[float, ...]
+    cost_ratio: float | None = None  # by the cost that admitted it (`cost`)
+    cost: str | None = None
+    activations_ratio: float | None = None
+    latency_ratio: float | None = None
+    latency_ms: float | None = None
+    latency_device: str | None = None
 
     @property
     def n(self) -> int:
@@ -163,6 +174,8 @@ def _candidate(key: str, group: Sequence[Mapping[str, Any]]) -> CandidateSummary
         params=first.get("params"),
         macs=first.get("macs"),
         accuracies=tuple(float(r["val_accuracy"]) for r in sorted(group, key=lambda r: r["seed"])),
+        **{k: first.get(k) for k in ("cost_ratio", "cost", "activations_ratio", "latency_ratio",
+                                     "latency_ms", "latency_device")},
     )
 
 
@@ -248,6 +261,7 @@ def to_json(summary: Summary, records: Sequence[Mapping[str, Any]]) -> dict[str,
             "alpha": best.alpha, "beta": best.beta, "gamma": best.gamma, "key": best.key,
             "val_accuracy_mean": best.mean, "val_accuracy_std": _nan_none(best.std),
             "seeds": best.n, "macs_ratio": best.macs_ratio, "nominal_cost": best.nominal_cost,
+            "cost": best.cost, "cost_ratio": best.cost_ratio,
         },
         "best_set": None if summary.best_set is None else list(summary.best_set),
         "verdict": verdict(summary),

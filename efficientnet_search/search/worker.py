@@ -124,8 +124,6 @@ def train_trial(config: GridConfig, study: optuna.Study, trial: optuna.Trial, sp
     trial.set_user_attr("resolution", spec.scaling.resolution)
     trial.set_user_attr("width", spec.scaling.width)
     trial.set_user_attr("depth", spec.scaling.depth)
-    trial.set_user_attr("macs_ratio", config.proxy.macs_ratio(**values,
-                                                              num_classes=splits.num_classes))
     budget = budget or config.proxy.evaluations
     proxy_config = dataclasses.replace(
         config.proxy, epochs=math.ceil(budget / config.proxy.evals_per_epoch))
