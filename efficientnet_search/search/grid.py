@@ -26,7 +26,7 @@ from absl import logging
 
 from efficientnet_search import config as config_lib
 from efficientnet_search.jsonio import write_json
-from efficientnet_search.search import local_workers, plan, worker
+from efficientnet_search.search import equal_cost, local_workers, plan, worker
 from efficientnet_search.search import proxy as proxy_lib
 from efficientnet_search.search import report as report_lib
 from efficientnet_search.search import results as results_lib
@@ -119,6 +119,9 @@ def write_outputs(config: GridConfig, ladder: rungs_lib.Ladder, run_dir: Path) -
     summary = results_lib.summarize(by_rung.get(top, []), config.search.confidence)
     payload = results_lib.to_json(summary, records)
     payload["study"] = {"name": study_name(config), "points": len(ladder.points0)}
+    payload["cost"] = config.candidates.cost
+    payload["equal_cost"] = equal_cost.analyse(payload["candidates"], payload["noise"])
+    payload["notes"] = list(plan.candidate_plan(config, run_dir).notes)
     if len(ladder.budgets) > 1:
         payload["rungs"] = rungs_lib.rung_summaries(
             ladder, by_rung, config.proxy.evals_per_epoch, config.search.confidence)

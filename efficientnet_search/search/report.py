@@ -3,8 +3,9 @@
     efficientnet-search report --run_dir runs/fashion_mnist_quick
 
 Plots (matplotlib, Agg backend, so no display is needed): validation accuracy versus measured
-multiply-adds with seed error bars and the single-dimension points marked (the paper's
-Table 3 comparison), mean accuracy over the (beta, gamma) plane, and the learning curves.
+cost with seed error bars, the single-dimension and paper's points marked and the fitted
+trend (the paper's Table 3 comparison, at equal cost: equal_cost.py), mean accuracy over the
+(beta, gamma) plane, the learning curves, and the ranking at larger phi (verify.py).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ METHOD = (
     "error of that difference; no multiple-comparison correction, so ties are favoured over "
     "false winners. Only completed trials count; pruned and failed trials are listed apart."
 )
-KIND_MARKERS = {"compound": "o", "depth": "s", "width": "^", "resolution": "D"}
+KIND_MARKERS = {"compound": "o", "depth": "s", "width": "^", "resolution": "D", "paper": "*"}
+KIND_LABELS = {"compound": "compound", "depth": "depth only", "width": "width only",
+               "resolution": "resolution only", "paper": "paper's (1.2, 1.1, 1.15)"}
 
 
 def write_report(run_dir: str | Path, results: Mapping[str, Any],
@@ -34,7 +37,7 @@ def write_report(run_dir: str | Path, results: Mapping[str, Any],
     plots = run_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     names = [
-        _plot_accuracy_vs_macs(results, plots / "accuracy_vs_macs.png"),
+        _plot_accuracy_vs_cost(results, plots / "accuracy_vs_cost.png"),
         _plot_plane(results, plots / "beta_gamma_plane.png"),
         _plot_learning_curves(results, plots / "learning_curves.png"),
     ]
@@ -54,6 +57,7 @@ def _markdown(results: Mapping[str, Any], config: Mapping[str, Any],
             f"(val accuracy {best['val_accuracy_mean']:.4f} +- "
             f"{_fmt(best['val_accuracy_std'])} over {best['seeds']} seed(s)).", "",
         ]  # fmt: skip
+    lines += _equal_cost_lines(results.get("equal_cost"), results.get("notes") or [])
     lines += ["## Candidates", "", _candidate_table(results.get("candidates", []), best_set), ""]
     lines += _rung_lines(results.get("rungs"))
     lines += _compute_lines(trials, config)
@@ -73,6 +77,27 @@ def _markdown(results: Mapping[str, Any], config: Mapping[str, Any],
               "of repeats and integer resolution make them differ).", ""]
     lines += ["## Plots", ""] + [f"![{name}](plots/{name})" for name in plots] + [""]
     return "\n".join(lines)
+
+
+def _equal_cost_lines(section: Mapping[str, Any] | None, notes: Sequence[str]) -> list[str]:
+    """The verdict at equal measured cost and each candidate's residual from the trend."""
+    if not section:
+        return []
+    lines = ["## At equal measured cost", "", f"**{section['verdict']}**", ""]
+    if section["residuals"]:
+        lines += [f"Residual: mean accuracy minus the fitted trend of accuracy vs "
+                  f"log(measured {section['cost']} ratio), +- its seed interval; a single "
+                  "dimension is above/below the trend when the residual clears it.", "",
+                  f"| candidate | kind | {section['cost']} ratio | seeds | residual (points) "
+                  "| at equal cost |", "|---|---|---|---|---|---|"]  # fmt: skip
+        for r in section["residuals"]:
+            interval = "" if r["interval"] is None else f" +- {100 * r['interval']:.2f}"
+            judged = section["dimensions"].get(r["kind"], "")
+            lines.append(f"| {r['key']} | {r['kind']} | {r['cost_ratio']:.3f} | {r['n']} | "
+                         f"{100 * r['residual']:+.2f}{interval} | {judged} |")
+        lines.append("")
+    lines += [f"- {note}" for note in notes] + ([""] if notes else [])
+    return lines
 
 
 def _rung_lines(rungs: Sequence[Mapping[str, Any]] | None) -> list[str]:
@@ -114,16 +139,21 @@ def candidates_text(results: Mapping[str, Any]) -> str:
 
 
 def _candidate_table(candidates: Sequence[Mapping[str, Any]], best_set) -> str:
-    header = ("| candidate | kind | alpha | beta | gamma | nominal cost | measured MACs ratio "
-              "| params | seeds | mean val acc | std | ties best |")
-    rows = [header, "|" + "---|" * 12]
+    header = ("| candidate | kind | alpha | beta | gamma | nominal cost | MACs ratio "
+              "| activations ratio | latency ratio | params | seeds | mean val acc | std "
+              "| ties best |")
+    rows = [header, "|" + "---|" * 14]
     for c in candidates:
         tie = "?" if best_set is None else ("yes" if c["key"] in best_set else "no")
         rows.append(
             f"| {c['key']} | {c['kind']} | {c['alpha']} | {c['beta']} | {c['gamma']} | "
-            f"{c['nominal_cost']:.3f} | {_fmt(c.get('macs_ratio'), 3)} | {c.get('params')} | "
-            f"{c['n']} | {c['mean']:.4f} | {_fmt(c.get('std'))} | {tie} |"
+            f"{c['nominal_cost']:.3f} | {_fmt(c.get('macs_ratio'), 3)} | "
+            f"{_fmt(c.get('activations_ratio'), 3)} | {_fmt(c.get('latency_ratio'), 3)} | "
+            f"{c.get('params')} | {c['n']} | {c['mean']:.4f} | {_fmt(c.get('std'))} | {tie} |"
         )
+    devices = {c.get("latency_device") for c in candidates} - {None}
+    if devices:
+        rows.append(f"\nLatency measured on {', '.join(sorted(devices))}.")
     return "\n".join(rows)
 
 
@@ -185,27 +215,37 @@ def _ring(ax, points: Sequence[tuple[float, float]], label: str) -> None:
                    label=label, zorder=3)  # fmt: skip
 
 
-def _plot_accuracy_vs_macs(results: Mapping[str, Any], path: Path) -> str | None:
+def _plot_accuracy_vs_cost(results: Mapping[str, Any], path: Path) -> str | None:
     field, budget = _field(results)
-    candidates = [c for c in field if c.get("macs_ratio")]
+    section = results.get("equal_cost") or {}
+    cost = section.get("cost", "macs")
+    candidates = [c for c in field if c.get(f"{cost}_ratio")]
     if not candidates:
         return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
     for kind, marker in KIND_MARKERS.items():
         chosen = [c for c in candidates if c["kind"] == kind]
         if chosen:
-            ax.errorbar([c["macs_ratio"] for c in chosen], [c["mean"] for c in chosen],
+            ax.errorbar([c[f"{cost}_ratio"] for c in chosen], [c["mean"] for c in chosen],
                         yerr=[c["std"] or 0.0 for c in chosen], fmt=marker, capsize=3,
-                        label=kind if kind == "compound" else f"{kind} only")  # fmt: skip
+                        label=KIND_LABELS[kind])  # fmt: skip
+    trend = section.get("trend")
+    if trend and not results.get("rungs"):
+        xs = sorted(c[f"{cost}_ratio"] for c in candidates)
+        grid = [xs[0] * (xs[-1] / xs[0]) ** (i / 50) for i in range(51)]
+        per_log = trend["slope_per_doubling"] / math.log(2)
+        ax.plot(grid, [trend["intercept"] + per_log * math.log(x) for x in grid], "k--",
+                alpha=0.6, label="trend (least squares on log cost)")  # fmt: skip
     finalists = _finalists(results)
-    _ring(ax, [(c["macs_ratio"], c["mean"]) for c in candidates if c["key"] in finalists],
+    _ring(ax, [(c[f"{cost}_ratio"], c["mean"]) for c in candidates if c["key"] in finalists],
           "last rung" if results.get("rungs") else "best by mean")  # fmt: skip
-    ax.set_xlabel("measured multiply-adds / proxy baseline")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"measured {cost} / proxy baseline (log scale)")
     ax.set_ylabel("validation accuracy (mean +- seed std)")
-    ax.set_title(f"Accuracy versus cost at phi = 1, {budget}")
-    ax.legend()
-    ax.grid(alpha=0.3)
+    ax.set_title(f"Accuracy versus measured cost at phi = 1, {budget}", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

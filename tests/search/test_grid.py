@@ -121,7 +121,7 @@ def test_end_to_end_tiny_grid_writes_every_output_and_resumes(tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert "cannot be told apart from noise" in report  # one seed: no winner claimed
     assert {p.name for p in (tmp_path / "plots").glob("*.png")} == {
-        "accuracy_vs_macs.png", "beta_gamma_plane.png", "learning_curves.png"}
+        "accuracy_vs_cost.png", "beta_gamma_plane.png", "learning_curves.png"}
     assert (tmp_path / "trials.csv").read_text().count("\n") == 5
     assert result.summary.best is not None
 
