@@ -145,6 +145,21 @@ def _run_report(args: argparse.Namespace) -> None:
     report.main(args)
 
 
+# ----------------------------------------------------------------------------- verify
+def _add_verify(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run_dir", required=True, help="a finished grid run directory")
+    parser.add_argument("--phi", type=int, nargs="+", default=[2, 3],
+                        help="phi values to check (>= 2)")
+    parser.add_argument("--storage", help="Optuna storage URL shared by workers")
+    parser.add_argument("--workers", type=int, help="local worker processes")
+
+
+def _run_verify(args: argparse.Namespace) -> None:
+    from efficientnet_search.search import verify
+
+    verify.main(args)
+
+
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="YAML config file")
     parser.add_argument(
@@ -163,6 +178,7 @@ COMMANDS: dict[str, Handler] = {
     "finetune": (_add_finetune, _run_finetune),
     "export": (_add_export, _run_export),
     "report": (_add_report, _run_report),
+    "verify": (_add_verify, _run_verify),
 }
 
 

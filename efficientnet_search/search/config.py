@@ -125,11 +125,26 @@ class SearchConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class VerifyConfig:
+    """Phi values (>= 2) at which verify.py checks the grid's answer after the grid; empty:
+    not run (`efficientnet-search verify` runs it later)."""
+
+    phi: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if any(phi < 2 for phi in self.phi):
+            raise ValueError(f"verify.phi values must be >= 2 (phi=1 is the grid), got "
+                             f"{list(self.phi)}")
+
+
+@dataclasses.dataclass(frozen=True)
 class GridConfig:
-    """A whole grid search: candidates, proxy, data and search settings."""
+    """A whole grid search: candidates, proxy, data and search settings, and the check at
+    larger phi run after it."""
 
     name: str = "grid"
     candidates: CandidatesConfig = dataclasses.field(default_factory=CandidatesConfig)
     proxy: ProxyConfig = dataclasses.field(default_factory=ProxyConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
+    verify: VerifyConfig = dataclasses.field(default_factory=VerifyConfig)

@@ -196,6 +196,26 @@ def solve_single(meter: CostMeter, dimension: str, cost: str, target: float,
     return Solved(dimension, values[best], found, abs(found - target) <= tolerance)
 
 
+def solve_exponent(meter: CostMeter, coefficients: tuple[float, float, float], cost: str,
+                   target: float, phi: int) -> tuple[float, float]:
+    """The exponent t near `phi` whose member (alpha^t, beta^t, gamma^t) has the measured
+    ratio closest to `target`; returns (t, ratio). Scaling a family by its own coefficients
+    and matching the measured cost puts members of different families at one cost."""
+    alpha, beta, gamma = coefficients
+    distinct: dict[tuple, float] = {}
+    for i in range(round(phi * 50), round(phi * 200) + 1):  # t in [phi/2, 2 phi], steps 0.01
+        t = i / 100
+        distinct.setdefault(signature(meter.spec(alpha**t, beta**t, gamma**t)), t)
+    values = list(distinct.values())
+
+    def ratio(i: int) -> float:
+        t = values[i]
+        return meter.ratio(alpha**t, beta**t, gamma**t, cost)
+
+    best = _closest(len(values), ratio, target)
+    return values[best], ratio(best)
+
+
 def _closest(count: int, ratio: Callable[[int], float], target: float) -> int:
     """Index whose (non-decreasing) ratio is closest to target, by bisection."""
     low, high = 0, count - 1

@@ -101,7 +101,12 @@ def run_grid_search(
         worker.work(config, ladder, threads=threads)
     else:
         local_workers.run_local_workers(config, ladder, run_dir, storage, workers, threads)
-    return write_outputs(config, ladder, run_dir)
+    outputs = write_outputs(config, ladder, run_dir)
+    if config.verify.phi:
+        from efficientnet_search.search import verify  # verify builds on this module's outputs
+
+        verify.run_verify(run_dir, config.verify.phi, storage=storage, workers=workers)
+    return outputs
 
 
 def write_outputs(config: GridConfig, ladder: rungs_lib.Ladder, run_dir: Path) -> GridResult:

@@ -214,6 +214,7 @@ def study_name(config: GridConfig) -> str:
     if config.search.study_name:
         return config.search.study_name
     data = config_lib.to_dict(config)
+    data.pop("verify", None)  # what runs after the grid does not change the grid
     for runtime in ("workers", "threads", "heartbeat_interval", "grace_period", "confidence",
                     "trials_per_process"):
         data["search"].pop(runtime)

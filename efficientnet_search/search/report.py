@@ -40,6 +40,7 @@ def write_report(run_dir: str | Path, results: Mapping[str, Any],
         _plot_accuracy_vs_cost(results, plots / "accuracy_vs_cost.png"),
         _plot_plane(results, plots / "beta_gamma_plane.png"),
         _plot_learning_curves(results, plots / "learning_curves.png"),
+        _plot_verify(results.get("verify"), plots / "verify.png"),
     ]
     path = run_dir / "report.md"
     path.write_text(_markdown(results, config or {}, [n for n in names if n]))
@@ -60,6 +61,7 @@ def _markdown(results: Mapping[str, Any], config: Mapping[str, Any],
     lines += _equal_cost_lines(results.get("equal_cost"), results.get("notes") or [])
     lines += ["## Candidates", "", _candidate_table(results.get("candidates", []), best_set), ""]
     lines += _rung_lines(results.get("rungs"))
+    lines += _verify_lines(results.get("verify"))
     lines += _compute_lines(trials, config)
     failed = [t for t in trials if t["state"] == "FAIL" and t.get("error")]
     if failed:
@@ -98,6 +100,51 @@ def _equal_cost_lines(section: Mapping[str, Any] | None, notes: Sequence[str]) -
         lines.append("")
     lines += [f"- {note}" for note in notes] + ([""] if notes else [])
     return lines
+
+
+def _verify_lines(section: Mapping[str, Any] | None) -> list[str]:
+    """The families' mean accuracy at each phi (verify.py), with the verdict."""
+    if not section:
+        return []
+    names = list(section["families"])
+    lines = ["## At larger phi (verify)", "", f"**{section['verdict']}**", "",
+             "Families: " + "; ".join(f"{n} {tuple(section['families'][n])}" for n in names)
+             + ". Members at phi > 1 are matched in measured cost (target^phi).", "",
+             "| phi | " + " | ".join(names) + " | ranking | within seed noise of the best |",
+             "|" + "---|" * (len(names) + 3)]  # fmt: skip
+    for row in section["rows"]:
+        cells = []
+        for name in names:
+            stats = row["families"].get(name)
+            cells.append("" if stats is None else
+                         f"{stats['mean']:.4f} +- {_fmt(stats.get('std'))} ({stats['n']})")
+        tied = "?" if row["best_set"] is None else ", ".join(row["best_set"])
+        lines.append(f"| {row['phi']} | " + " | ".join(cells) +
+                     f" | {' > '.join(row['ranking'])} | {tied} |")
+    return lines + [""]
+
+
+def _plot_verify(section: Mapping[str, Any] | None, path: Path) -> str | None:
+    if not section or len(section["rows"]) < 2:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for offset, name in enumerate(section["families"]):
+        rows = [r for r in section["rows"] if name in r["families"]]
+        stats = [r["families"][name] for r in rows]
+        ax.errorbar([r["phi"] + 0.04 * (offset - 1) for r in rows], [s["mean"] for s in stats],
+                    yerr=[s.get("std") or 0.0 for s in stats], marker="o", capsize=3,
+                    label=f"{name} {tuple(section['families'][name])}")  # fmt: skip
+    ax.set_xticks([r["phi"] for r in section["rows"]])
+    ax.set_xlabel("phi (members matched in measured cost)")
+    ax.set_ylabel("validation accuracy (mean +- seed std)")
+    ax.set_title("Does the phi = 1 ranking hold at larger phi?", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path.name
 
 
 def _rung_lines(rungs: Sequence[Mapping[str, Any]] | None) -> list[str]:
@@ -241,6 +288,10 @@ def _plot_accuracy_vs_cost(results: Mapping[str, Any], path: Path) -> str | None
     _ring(ax, [(c[f"{cost}_ratio"], c["mean"]) for c in candidates if c["key"] in finalists],
           "last rung" if results.get("rungs") else "best by mean")  # fmt: skip
     ax.set_xscale("log")
+    from matplotlib.ticker import FuncFormatter
+
+    for axis_formatter in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
+        axis_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))  # 1.5, not 1.5 x 10^0
     ax.set_xlabel(f"measured {cost} / proxy baseline (log scale)")
     ax.set_ylabel("validation accuracy (mean +- seed std)")
     ax.set_title(f"Accuracy versus measured cost at phi = 1, {budget}", fontsize=10)

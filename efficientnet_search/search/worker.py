@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 
 from efficientnet_search import config as config_lib
 from efficientnet_search import quiet_start
-from efficientnet_search.search import plan, proxy
+from efficientnet_search.search import plan, proxy, verify_plan
 from efficientnet_search.search import results as results_lib
 from efficientnet_search.search import rungs as rungs_lib
 from efficientnet_search.search import study as study_lib
@@ -75,8 +75,8 @@ def _work(config: GridConfig, ladder: rungs_lib.Ladder, *, verbose: int,
 
 
 def process_main(config_dict: dict, run_dir: str, storage: str | None,
-                 threads: int | None) -> None:
-    """Entry point of a spawned local worker process."""
+                 threads: int | None, verify_phi: tuple[int, ...] | None = None) -> None:
+    """Entry point of a spawned local worker process (of the verify study with `verify_phi`)."""
     from absl import flags
 
     flags.FLAGS.mark_as_parsed()  # absl.app does not run here: defaults, and no warning
@@ -84,7 +84,10 @@ def process_main(config_dict: dict, run_dir: str, storage: str | None,
     quiet_start.send_tensorflow_logs_through_absl()
     logging.set_verbosity(logging.WARNING)  # the parent has logged how the grid was built
     config = config_lib.from_dict(GridConfig, config_dict)
-    ladder = plan.open_ladder(config, Path(run_dir), storage)
+    if verify_phi:
+        ladder = verify_plan.open_ladder(config, Path(run_dir), storage, verify_phi)
+    else:
+        ladder = plan.open_ladder(config, Path(run_dir), storage)
     logging.set_verbosity(logging.INFO)  # per-trial progress lines (threads, GPUs: the parent)
     work(config, ladder, threads=threads, verbose=0,
          max_trials=config.search.trials_per_process or None)
