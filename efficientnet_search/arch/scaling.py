@@ -214,21 +214,12 @@ def grid_candidates(
     that enumerates the same settings sees the same list. The defaults are the public
     reproduction's grid (step 0.05, tolerance 0.1; about 108 points).
     """
-    if not step > 0:
-        raise ValueError(f"step must be > 0, got step={step!r}")
     if not tolerance > 0:
         raise ValueError(f"tolerance must be > 0, got tolerance={tolerance!r}")
     if not target > 1:
         raise ValueError(f"target must be > 1 (2 doubles the FLOPs), got target={target!r}")
-    axes = [_axis(name, bounds, step) for name, bounds in
-            (("alpha", alpha_range), ("beta", beta_range), ("gamma", gamma_range))]
-    points = [
-        Candidate(a, b, g)
-        for a in axes[0]
-        for b in axes[1]
-        for g in axes[2]
-        if abs(nominal_cost_ratio(a, b, g) - target) < tolerance
-    ]
+    points = [c for c in grid_box(alpha_range, beta_range, gamma_range, step)
+              if abs(c.nominal_cost - target) < tolerance]  # fmt: skip
     if include_single_dimension:
         root = round(math.sqrt(target), 4)
         points += [
@@ -237,6 +228,23 @@ def grid_candidates(
             Candidate(1.0, 1.0, root, "resolution"),
         ]
     return tuple(points)
+
+
+def grid_box(
+    alpha_range: tuple[float, float],
+    beta_range: tuple[float, float],
+    gamma_range: tuple[float, float],
+    step: float,
+) -> tuple[Candidate, ...]:
+    """Every (alpha, beta, gamma) of the box on a grid of `step`, before any cost filter.
+
+    Deterministic order: alpha, then beta, then gamma ascending.
+    """
+    if not step > 0:
+        raise ValueError(f"step must be > 0, got step={step!r}")
+    axes = [_axis(name, bounds, step) for name, bounds in
+            (("alpha", alpha_range), ("beta", beta_range), ("gamma", gamma_range))]
+    return tuple(Candidate(a, b, g) for a in axes[0] for b in axes[1] for g in axes[2])
 
 
 def _axis(name: str, bounds: tuple[float, float], step: float) -> list[float]:

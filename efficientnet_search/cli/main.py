@@ -178,6 +178,21 @@ def _run_report(args: argparse.Namespace) -> None:
     report.main(args)
 
 
+# ----------------------------------------------------------------------------- verify
+def _add_verify(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run_dir", required=True, help="a finished grid run directory")
+    parser.add_argument("--phi", type=int, nargs="+", default=[2, 3],
+                        help="phi values to check (>= 2)")
+    parser.add_argument("--storage", help="Optuna storage URL shared by workers")
+    parser.add_argument("--workers", type=int, help="local worker processes")
+
+
+def _run_verify(args: argparse.Namespace) -> None:
+    from efficientnet_search.search import verify
+
+    verify.main(args)
+
+
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="YAML config file")
     parser.add_argument(
@@ -215,6 +230,8 @@ COMMANDS: dict[str, Command] = {
                       "export a .keras model to SavedModel or TFLite"),
     "report": Command(_add_report, _run_report,
                       "redraw a grid run's report.md and plots"),
+    "verify": Command(_add_verify, _run_verify,
+                      "check a grid's answer at phi=2,3 against the paper's and alternatives"),
 }
 
 

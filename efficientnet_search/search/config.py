@@ -10,6 +10,7 @@ import dataclasses
 from typing import Literal
 
 from efficientnet_search.data.config import DataConfig
+from efficientnet_search.search.costs import LatencyConfig
 from efficientnet_search.search.proxy import PROXY_DATA, ProxyConfig
 
 
@@ -17,8 +18,13 @@ from efficientnet_search.search.proxy import PROXY_DATA, ProxyConfig
 class CandidatesConfig:
     """The grid: ranges and step of alpha (depth), beta (width), gamma (resolution).
 
-    Points with |alpha * beta^2 * gamma^2 - target| < tolerance are kept; `single_dimension`
-    adds depth-only, width-only and resolution-only points of the same budget (Table 3).
+    `cost` says what "equal budget" means (search/costs.py): `macs`, `activations` or
+    `latency` measured on the proxy as built, relative to the proxy baseline, or `nominal`
+    (the paper's alpha * beta^2 * gamma^2). Grid points whose ratio lies within `tolerance`
+    of `target` are kept; `single_dimension` adds the depth-, width- and resolution-only
+    points whose measured ratio comes closest to the target (Table 3's comparison). The
+    paper's point (1.2, 1.1, 1.15) is always trained, as the reference. `latency` sets how
+    latency is timed; with `latency.record` every candidate's latency is recorded too.
     """
 
     alpha_range: tuple[float, float] = (1.0, 2.0)
@@ -28,6 +34,15 @@ class CandidatesConfig:
     target: float = 2.0
     tolerance: float = 0.1
     single_dimension: bool = True
+    cost: Literal["nominal", "macs", "activations", "latency"] = "macs"
+    latency: LatencyConfig = dataclasses.field(default_factory=LatencyConfig)
+
+    def __post_init__(self) -> None:
+        if not self.tolerance > 0 or not self.target > 1:
+            raise ValueError(
+                f"candidates.tolerance must be > 0 and candidates.target > 1, got "
+                f"tolerance={self.tolerance}, target={self.target}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,11 +133,26 @@ class SearchConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class VerifyConfig:
+    """Phi values (>= 2) at which verify.py checks the grid's answer after the grid; empty:
+    not run (`efficientnet-search verify` runs it later)."""
+
+    phi: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if any(phi < 2 for phi in self.phi):
+            raise ValueError(f"verify.phi values must be >= 2 (phi=1 is the grid), got "
+                             f"{list(self.phi)}")
+
+
+@dataclasses.dataclass(frozen=True)
 class GridConfig:
-    """A whole grid search: candidates, proxy (its model and training), data, search."""
+    """A whole grid search: candidates, proxy (its model and training), data, search, and the
+    check at larger phi run after it."""
 
     name: str = "grid"
     candidates: CandidatesConfig = dataclasses.field(default_factory=CandidatesConfig)
     proxy: ProxyConfig = dataclasses.field(default_factory=ProxyConfig)
     data: DataConfig = dataclasses.field(default_factory=lambda: PROXY_DATA)
     search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
+    verify: VerifyConfig = dataclasses.field(default_factory=VerifyConfig)

@@ -26,7 +26,7 @@ from absl import logging
 
 from efficientnet_search import config as config_lib
 from efficientnet_search.jsonio import write_json
-from efficientnet_search.search import local_workers, plan, proxy, worker
+from efficientnet_search.search import equal_cost, local_workers, plan, proxy, worker
 from efficientnet_search.search import report as report_lib
 from efficientnet_search.search import results as results_lib
 from efficientnet_search.search import rungs as rungs_lib
@@ -87,13 +87,16 @@ def run_grid_search(
     in_process = workers == 1 and not (config.search.trials_per_process
                                        or config.search.max_memory_growth)  # fmt: skip
     if in_process:
-        proxy.configure_threads(threads)  # before the data's first TensorFlow op
-    else:
+        proxy.configure_threads(threads)  # before the data's or latency's first TensorFlow op
+    elif config.candidates.cost != "latency":  # latency is timed on this host's accelerator
         _keep_off_gpus()
-    # Read the data before writing anything: a bad source fails with one line, no run left.
+    # Read the data and measure the plan before writing anything: bad input fails with one
+    # line and leaves no run behind.
     splits = worker.load_data(config)
+    table = plan.candidate_plan(config, run_dir)
     config_lib.save_config(config, run_dir)
-    ladder = open_ladder(config, run_dir, storage)
+    plan.store_plan(config, table, run_dir)
+    ladder = open_ladder(config, run_dir, storage, table)
     points = len(ladder.points0)
     logging.info("grid %s: %d candidates x %d seeds = %d trials; storage %s",
                  config.name, points // config.search.repeats, config.search.repeats,
@@ -110,7 +113,12 @@ def run_grid_search(
         worker.work(config, ladder, threads=threads, run_dir=run_dir, splits=splits)
     else:  # each worker process loads its own copy (or reads the shared cache)
         local_workers.run_local_workers(config, ladder, run_dir, storage, workers, threads)
-    return write_outputs(config, ladder, run_dir)
+    outputs = write_outputs(config, ladder, run_dir)
+    if config.verify.phi:
+        from efficientnet_search.search import verify  # verify builds on this module's outputs
+
+        verify.run_verify(run_dir, config.verify.phi, storage=storage, workers=workers)
+    return outputs
 
 
 def _keep_off_gpus() -> None:
@@ -143,6 +151,9 @@ def write_outputs(config: GridConfig, ladder: rungs_lib.Ladder, run_dir: Path) -
     payload = results_lib.to_json(summary, records)
     payload["study"] = {"name": study_name(config), "points": len(ladder.points0)}
     payload["blocks"] = list(config.proxy.blocks)  # the baseline scaled (scale --blocks_from)
+    payload["cost"] = config.candidates.cost
+    payload["equal_cost"] = equal_cost.analyse(payload["candidates"], payload["noise"])
+    payload["notes"] = list(plan.candidate_plan(config, run_dir).notes)
     if len(ladder.budgets) > 1:
         payload["rungs"] = rungs_lib.rung_summaries(
             ladder, by_rung, config.proxy.evals_per_epoch, config.search.confidence)
@@ -162,7 +173,8 @@ def load_grid_config(path: str, overrides: list[str], seed: int | None) -> GridC
     if seed is not None:
         overrides = [*overrides, f"search.seed={seed}"]
     config = config_lib.load_config(GridConfig, path, overrides)
-    plan.enumerate_candidates(config.candidates)  # fail early on an empty grid
+    if config.candidates.cost != "latency":  # cheap to count: fail early on an empty grid
+        plan.enumerate_candidates(config)
     return config
 
 

@@ -19,12 +19,13 @@ from efficientnet_search.search.config import GridConfig
 
 def run_local_workers(
     config: GridConfig, ladder: rungs_lib.Ladder, run_dir: Path, storage: str | None,
-    workers: int, threads: int | None,
+    workers: int, threads: int | None, *, verify_phi: tuple[int, ...] | None = None,
 ) -> None:
     """Keeps `workers` spawned worker processes busy, replacing each that exits while trials
     remain (after `trials_per_process` trials, when its memory grew past
-    `max_memory_growth`, or a crash: its trial is retried)."""
-    args = (config_lib.to_dict(config), str(run_dir), storage, threads)
+    `max_memory_growth`, or a crash: its trial is retried). With `verify_phi` they work on
+    the verify study of those phi values (verify.py)."""
+    args = (config_lib.to_dict(config), str(run_dir), storage, threads, verify_phi)
     growth = config.search.max_memory_growth
     run_processes(worker.process_main, args, workers=workers, threads=threads,
                   finished=ladder.finished, restart=config.search.trials_per_process,

@@ -145,7 +145,7 @@ EvalReport = Callable[[int, float], bool]
 
 def configure_threads(threads: int | None) -> None:
     """Limits this process's TensorFlow CPU threads (call before any TF op runs)."""
-    if threads:
+    if threads and tf.config.threading.get_intra_op_parallelism_threads() != threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
 

@@ -3,8 +3,9 @@
     efficientnet-search report --run_dir runs/fashion_mnist_quick
 
 Plots (`plotting`: matplotlib without a display): validation accuracy versus measured
-multiply-adds with seed error bars and the single-dimension points marked (the paper's
-Table 3 comparison), mean accuracy over the (beta, gamma) plane, and the learning curves.
+cost with seed error bars, the single-dimension and paper's points marked and the fitted
+trend (the paper's Table 3 comparison, at equal cost: equal_cost.py), mean accuracy over the
+(beta, gamma) plane, the learning curves, and the ranking at larger phi (verify.py).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ METHOD = (
     "error of that difference; no multiple-comparison correction, so ties are favoured over "
     "false winners. Only completed trials count; pruned and failed trials are listed apart."
 )
-KIND_MARKERS = {"compound": "o", "depth": "s", "width": "^", "resolution": "D"}
+KIND_MARKERS = {"compound": "o", "depth": "s", "width": "^", "resolution": "D", "paper": "*"}
+KIND_LABELS = {"compound": "compound", "depth": "depth only", "width": "width only",
+               "resolution": "resolution only", "paper": "paper's (1.2, 1.1, 1.15)"}
 
 
 def write_report(run_dir: str | Path, results: Mapping[str, Any],
@@ -35,9 +38,10 @@ def write_report(run_dir: str | Path, results: Mapping[str, Any],
     plots = run_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     names = [
-        _plot_accuracy_vs_macs(results, plots / "accuracy_vs_macs.png"),
+        _plot_accuracy_vs_cost(results, plots / "accuracy_vs_cost.png"),
         _plot_plane(results, plots / "beta_gamma_plane.png"),
         _plot_learning_curves(results, plots / "learning_curves.png"),
+        _plot_verify(results.get("verify"), plots / "verify.png"),
     ]
     path = run_dir / "report.md"
     path.write_text(_markdown(results, config or {}, [n for n in names if n]))
@@ -55,8 +59,10 @@ def _markdown(results: Mapping[str, Any], config: Mapping[str, Any],
             f"(val accuracy {best['val_accuracy_mean']:.4f} +- "
             f"{_fmt(best['val_accuracy_std'])} over {best['seeds']} seed(s)).", "",
         ]  # fmt: skip
+    lines += _equal_cost_lines(results.get("equal_cost"), results.get("notes") or [])
     lines += ["## Candidates", "", _candidate_table(results.get("candidates", []), best_set), ""]
     lines += _rung_lines(results.get("rungs"))
+    lines += _verify_lines(results.get("verify"))
     lines += _compute_lines(trials, config)
     failed = [t for t in trials if t["state"] == "FAIL" and t.get("error")]
     if failed:
@@ -74,6 +80,68 @@ def _markdown(results: Mapping[str, Any], config: Mapping[str, Any],
               "of repeats and integer resolution make them differ).", ""]
     lines += ["## Plots", ""] + [f"![{name}](plots/{name})" for name in plots] + [""]
     return "\n".join(lines)
+
+
+def _equal_cost_lines(section: Mapping[str, Any] | None, notes: Sequence[str]) -> list[str]:
+    """The verdict at equal measured cost and each candidate's residual from the trend."""
+    if not section:
+        return []
+    lines = ["## At equal measured cost", "", f"**{section['verdict']}**", ""]
+    if section["residuals"]:
+        lines += [f"Residual: mean accuracy minus the fitted trend of accuracy vs "
+                  f"log(measured {section['cost']} ratio), +- its seed interval; a single "
+                  "dimension is above/below the trend when the residual clears it.", "",
+                  f"| candidate | kind | {section['cost']} ratio | seeds | residual (points) "
+                  "| at equal cost |", "|---|---|---|---|---|---|"]  # fmt: skip
+        for r in section["residuals"]:
+            interval = "" if r["interval"] is None else f" +- {100 * r['interval']:.2f}"
+            judged = section["dimensions"].get(r["kind"], "")
+            lines.append(f"| {r['key']} | {r['kind']} | {r['cost_ratio']:.3f} | {r['n']} | "
+                         f"{100 * r['residual']:+.2f}{interval} | {judged} |")
+        lines.append("")
+    lines += [f"- {note}" for note in notes] + ([""] if notes else [])
+    return lines
+
+
+def _verify_lines(section: Mapping[str, Any] | None) -> list[str]:
+    """The families' mean accuracy at each phi (verify.py), with the verdict."""
+    if not section:
+        return []
+    names = list(section["families"])
+    lines = ["## At larger phi (verify)", "", f"**{section['verdict']}**", "",
+             "Families: " + "; ".join(f"{n} {tuple(section['families'][n])}" for n in names)
+             + ". Members at phi > 1 are matched in measured cost (target^phi).", "",
+             "| phi | " + " | ".join(names) + " | ranking | within seed noise of the best |",
+             "|" + "---|" * (len(names) + 3)]  # fmt: skip
+    for row in section["rows"]:
+        cells = []
+        for name in names:
+            stats = row["families"].get(name)
+            cells.append("" if stats is None else
+                         f"{stats['mean']:.4f} +- {_fmt(stats.get('std'))} ({stats['n']})")
+        tied = "?" if row["best_set"] is None else ", ".join(row["best_set"])
+        lines.append(f"| {row['phi']} | " + " | ".join(cells) +
+                     f" | {' > '.join(row['ranking'])} | {tied} |")
+    return lines + [""]
+
+
+def _plot_verify(section: Mapping[str, Any] | None, path: Path) -> str | None:
+    if not section or len(section["rows"]) < 2:
+        return None
+    fig, ax = plotting.figure(figsize=(7, 4.5))
+    for offset, name in enumerate(section["families"]):
+        rows = [r for r in section["rows"] if name in r["families"]]
+        stats = [r["families"][name] for r in rows]
+        ax.errorbar([r["phi"] + 0.04 * (offset - 1) for r in rows], [s["mean"] for s in stats],
+                    yerr=[s.get("std") or 0.0 for s in stats], marker="o", capsize=3,
+                    label=f"{name} {tuple(section['families'][name])}")  # fmt: skip
+    ax.set_xticks([r["phi"] for r in section["rows"]])
+    ax.set_xlabel("phi (members matched in measured cost)")
+    ax.set_ylabel("validation accuracy (mean +- seed std)")
+    ax.set_title("Does the phi = 1 ranking hold at larger phi?", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return plotting.save(fig, path).name
 
 
 def _rung_lines(rungs: Sequence[Mapping[str, Any]] | None) -> list[str]:
@@ -115,16 +183,21 @@ def candidates_text(results: Mapping[str, Any]) -> str:
 
 
 def _candidate_table(candidates: Sequence[Mapping[str, Any]], best_set) -> str:
-    header = ("| candidate | kind | alpha | beta | gamma | nominal cost | measured MACs ratio "
-              "| params | seeds | mean val acc | std | ties best |")
-    rows = [header, "|" + "---|" * 12]
+    header = ("| candidate | kind | alpha | beta | gamma | nominal cost | MACs ratio "
+              "| activations ratio | latency ratio | params | seeds | mean val acc | std "
+              "| ties best |")
+    rows = [header, "|" + "---|" * 14]
     for c in candidates:
         tie = "?" if best_set is None else ("yes" if c["key"] in best_set else "no")
         rows.append(
             f"| {c['key']} | {c['kind']} | {c['alpha']} | {c['beta']} | {c['gamma']} | "
-            f"{c['nominal_cost']:.3f} | {_fmt(c.get('macs_ratio'), 3)} | {c.get('params')} | "
-            f"{c['n']} | {c['mean']:.4f} | {_fmt(c.get('std'))} | {tie} |"
+            f"{c['nominal_cost']:.3f} | {_fmt(c.get('macs_ratio'), 3)} | "
+            f"{_fmt(c.get('activations_ratio'), 3)} | {_fmt(c.get('latency_ratio'), 3)} | "
+            f"{c.get('params')} | {c['n']} | {c['mean']:.4f} | {_fmt(c.get('std'))} | {tie} |"
         )
+    devices = {c.get("latency_device") for c in candidates} - {None}
+    if devices:
+        rows.append(f"\nLatency measured on {', '.join(sorted(devices))}.")
     return "\n".join(rows)
 
 
@@ -177,26 +250,40 @@ def _ring(ax, points: Sequence[tuple[float, float]], label: str) -> None:
                    label=label, zorder=3)  # fmt: skip
 
 
-def _plot_accuracy_vs_macs(results: Mapping[str, Any], path: Path) -> str | None:
+def _plot_accuracy_vs_cost(results: Mapping[str, Any], path: Path) -> str | None:
     field, budget = _field(results)
-    candidates = [c for c in field if c.get("macs_ratio")]
+    section = results.get("equal_cost") or {}
+    cost = section.get("cost", "macs")
+    candidates = [c for c in field if c.get(f"{cost}_ratio")]
     if not candidates:
         return None
-    fig, ax = plotting.figure(figsize=(7, 4.5))
+    fig, ax = plotting.figure(figsize=(7.5, 4.8))
     for kind, marker in KIND_MARKERS.items():
         chosen = [c for c in candidates if c["kind"] == kind]
         if chosen:
-            ax.errorbar([c["macs_ratio"] for c in chosen], [c["mean"] for c in chosen],
+            ax.errorbar([c[f"{cost}_ratio"] for c in chosen], [c["mean"] for c in chosen],
                         yerr=[c["std"] or 0.0 for c in chosen], fmt=marker, capsize=3,
-                        label=kind if kind == "compound" else f"{kind} only")  # fmt: skip
+                        label=KIND_LABELS[kind])  # fmt: skip
+    trend = section.get("trend")
+    if trend and not results.get("rungs"):
+        xs = sorted(c[f"{cost}_ratio"] for c in candidates)
+        grid = [xs[0] * (xs[-1] / xs[0]) ** (i / 50) for i in range(51)]
+        per_log = trend["slope_per_doubling"] / math.log(2)
+        ax.plot(grid, [trend["intercept"] + per_log * math.log(x) for x in grid], "k--",
+                alpha=0.6, label="trend (least squares on log cost)")  # fmt: skip
     finalists = _finalists(results)
-    _ring(ax, [(c["macs_ratio"], c["mean"]) for c in candidates if c["key"] in finalists],
+    _ring(ax, [(c[f"{cost}_ratio"], c["mean"]) for c in candidates if c["key"] in finalists],
           "last rung" if results.get("rungs") else "best by mean")  # fmt: skip
-    ax.set_xlabel("measured multiply-adds / proxy baseline")
+    ax.set_xscale("log")
+    from matplotlib.ticker import FuncFormatter
+
+    for axis_formatter in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
+        axis_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))  # 1.5, not 1.5 x 10^0
+    ax.set_xlabel(f"measured {cost} / proxy baseline (log scale)")
     ax.set_ylabel("validation accuracy (mean +- seed std)")
-    ax.set_title(f"Accuracy versus cost at phi = 1, {budget}")
-    ax.legend()
-    ax.grid(alpha=0.3)
+    ax.set_title(f"Accuracy versus measured cost at phi = 1, {budget}", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
     return plotting.save(fig, path).name
 
 

@@ -33,10 +33,15 @@ if TYPE_CHECKING:
 TRIAL_FIELDS = (
     "number", "rung", "candidate", "kind", "alpha", "beta", "gamma", "seed", "state",
     "val_accuracy", "epoch_accuracies", "epochs", "params", "macs", "macs_ratio", "nominal_cost",
-    "resolution", "width", "depth", "seconds", "peak_rss_mb", "worker", "error",
+    "activations", "activations_ratio", "latency_ms", "latency_ratio", "latency_spread",
+    "latency_device", "cost", "cost_ratio", "resolution", "width", "depth", "seconds",
+    "peak_rss_mb", "worker", "error",
     "reused_model", "time_start_s", "time_data_s", "time_build_s", "time_first_step_s",
     "time_train_s", "time_val_s", "time_write_s",
 )  # fmt: skip
+# Measured costs a trial carries from its queued point (search/costs.py).
+COST_FIELDS = ("macs_ratio", "activations", "activations_ratio", "latency_ms", "latency_ratio",
+               "latency_spread", "latency_device", "cost", "cost_ratio")
 # Where a trial's seconds went (search/worker.py): process start and imports (a process's
 # first trial only), data load and resize, model build, the first training step (tracing),
 # the other training steps, validation passes, recording the result.
@@ -63,7 +68,7 @@ def trial_record(trial: FrozenTrial) -> dict[str, Any]:
         "epoch_accuracies": accuracies,
         "curve": [list(point) for point in curve],
         "epochs": curve[-1][0] if curve else 0,
-        **{k: attrs.get(k) for k in ("params", "macs", "macs_ratio", "resolution", "width",
+        **{k: attrs.get(k) for k in ("params", "macs", *COST_FIELDS, "resolution", "width",
                                      "depth", "peak_rss_mb", "rss_mb", "worker", "error",
                                      "reused_model", *TIMING_FIELDS)},
         "nominal_cost": nominal_cost_ratio(attrs["alpha"], attrs["beta"], attrs["gamma"]),
@@ -85,6 +90,12 @@ class CandidateSummary:
     params: int | None
     macs: int | None
     accuracies: tuple[float, ...]
+    cost_ratio: float | None = None  # by the cost that admitted it (`cost`)
+    cost: str | None = None
+    activations_ratio: float | None = None
+    latency_ratio: float | None = None
+    latency_ms: float | None = None
+    latency_device: str | None = None
 
     @property
     def n(self) -> int:
@@ -173,6 +184,8 @@ def _candidate(key: str, group: Sequence[Mapping[str, Any]]) -> CandidateSummary
         params=first.get("params"),
         macs=first.get("macs"),
         accuracies=tuple(float(r["val_accuracy"]) for r in sorted(group, key=lambda r: r["seed"])),
+        **{k: first.get(k) for k in ("cost_ratio", "cost", "activations_ratio", "latency_ratio",
+                                     "latency_ms", "latency_device")},
     )
 
 
@@ -258,6 +271,7 @@ def to_json(summary: Summary, records: Sequence[Mapping[str, Any]]) -> dict[str,
             "alpha": best.alpha, "beta": best.beta, "gamma": best.gamma, "key": best.key,
             "val_accuracy_mean": best.mean, "val_accuracy_std": _nan_none(best.std),
             "seeds": best.n, "macs_ratio": best.macs_ratio, "nominal_cost": best.nominal_cost,
+            "cost": best.cost, "cost_ratio": best.cost_ratio,
         },
         "best_set": None if summary.best_set is None else list(summary.best_set),
         "verdict": verdict(summary),

@@ -27,7 +27,7 @@ from optuna.trial import TrialState
 from efficientnet_search import config as config_lib
 from efficientnet_search import quiet_start
 from efficientnet_search.data import config as data_config
-from efficientnet_search.search import data_cache, plan, proxy
+from efficientnet_search.search import data_cache, plan, proxy, verify_plan
 from efficientnet_search.search import results as results_lib
 from efficientnet_search.search import rungs as rungs_lib
 from efficientnet_search.search import study as study_lib
@@ -133,9 +133,10 @@ def _work(config: GridConfig, ladder: rungs_lib.Ladder, state: _WorkerState, *, 
 
 
 def process_main(config_dict: dict, run_dir: str, storage: str | None,
-                 threads: int | None, spawned_at: float | None = None) -> None:
-    """Entry point of a spawned local worker process (exits with RECYCLE_EXIT_CODE when its
-    memory grew past `search.max_memory_growth`)."""
+                 threads: int | None, verify_phi: tuple[int, ...] | None = None,
+                 spawned_at: float | None = None) -> None:
+    """Entry point of a spawned local worker process (of the verify study with `verify_phi`;
+    exits with RECYCLE_EXIT_CODE when its memory grew past `search.max_memory_growth`)."""
     from absl import flags
 
     flags.FLAGS.mark_as_parsed()  # absl.app does not run here: defaults, and no warning
@@ -143,7 +144,10 @@ def process_main(config_dict: dict, run_dir: str, storage: str | None,
     quiet_start.send_tensorflow_logs_through_absl()
     logging.set_verbosity(logging.WARNING)  # the parent has logged how the grid was built
     config = config_lib.from_dict(GridConfig, config_dict)
-    ladder = plan.open_ladder(config, Path(run_dir), storage)
+    if verify_phi:
+        ladder = verify_plan.open_ladder(config, Path(run_dir), storage, verify_phi)
+    else:
+        ladder = plan.open_ladder(config, Path(run_dir), storage)
     logging.set_verbosity(logging.INFO)  # per-trial progress lines (threads, GPUs: the parent)
     done = work(config, ladder, threads=threads, verbose=0,
                 max_trials=config.search.trials_per_process or None, run_dir=Path(run_dir),
@@ -200,8 +204,6 @@ def train_trial(config: GridConfig, study: optuna.Study, trial: optuna.Trial, sp
     trial.set_user_attr("resolution", spec.scaling.resolution)
     trial.set_user_attr("width", spec.scaling.width)
     trial.set_user_attr("depth", spec.scaling.depth)
-    trial.set_user_attr("macs_ratio", config.proxy.macs_ratio(**values,
-                                                              num_classes=splits.num_classes))
     budget = budget or config.proxy.evaluations
     proxy_config = dataclasses.replace(
         config.proxy, epochs=math.ceil(budget / config.proxy.evals_per_epoch))

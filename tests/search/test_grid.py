@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -57,14 +58,16 @@ def _assert_each_point_completed_once(trials, points: int = 4) -> None:
     assert len(done) == points and len(set(done)) == points
 
 
-def test_candidates_are_deterministic_and_single_dimension_points_are_marked():
-    config = grid.CandidatesConfig(step=0.2, tolerance=0.2)
+def test_nominal_candidates_are_deterministic_and_single_dimension_points_are_marked():
+    config = grid.GridConfig(candidates=grid.CandidatesConfig(step=0.2, tolerance=0.2,
+                                                              cost="nominal"))
     first, second = grid.enumerate_candidates(config), grid.enumerate_candidates(config)
     assert first == second
     kinds = {c.key: c.kind for c in first}
     assert kinds["a2.00_b1.00_g1.00"] == "depth"  # the grid point equal to depth-only
     assert kinds["a1.00_b1.41_g1.00"] == "width" and kinds["a1.00_b1.00_g1.41"] == "resolution"
-    assert len(kinds) == len(first) == 9
+    assert kinds["a1.20_b1.10_g1.15"] == "paper"  # the reference is always there
+    assert len(kinds) == len(first) == 10
     points = grid.grid_points(_config("search.repeats=2"))
     again = grid.grid_points(_config("search.repeats=2"))
     assert [p.key for p in points] == [p.key for p in again]
@@ -75,8 +78,11 @@ def test_candidates_are_deterministic_and_single_dimension_points_are_marked():
     ("override", "message"),
     [
         ("proxy.widht=0.5", "unknown config key proxy.'widht'"),
-        ("candidates.tolerance=0.0001", "the grid admits no candidate"),
-        ("candidates.alpha_range=[3.0, 4.0]", "the grid admits no candidate"),
+        ("candidates.tolerance=0.0001", "candidates.tolerance=0.0001 admits no grid point at "
+         "measured macs: the closest to target 2.0 is a1.20_b1.10_g1.15 at 1.778; raise "
+         "candidates.tolerance to at least 0.223"),
+        ("candidates.cost=flops", "candidates.cost must be one of ['nominal', 'macs', "
+         "'activations', 'latency'], got 'flops'"),
         ("data.source=imagenet_from_the_moon", "unknown data source 'imagenet_from_the_moon'"),
         ("search.repeats=0", "search.repeats and search.workers must be >= 1"),
         ("search.pruner=halving", "search.pruner"),
@@ -103,15 +109,19 @@ def test_end_to_end_tiny_grid_writes_every_output_and_resumes(tmp_path):
     for trial in payload["trials"]:
         assert trial["state"] == "COMPLETE" and len(trial["epoch_accuracies"]) == 1
         assert trial["params"] > 0 and trial["macs"] > 0 and trial["seconds"] > 0
-        assert trial["macs_ratio"] >= 1 and abs(trial["nominal_cost"] - 2) < 0.1
+        assert trial["macs_ratio"] >= 1 and trial["cost"] == "macs"
+        assert trial["activations_ratio"] > 1 and trial["latency_ms"] > 0
+        assert trial["latency_device"].startswith(("CPU", "GPU", "TPU"))
     kinds = {t["kind"]: t for t in payload["trials"]}
-    assert set(kinds) == {"compound", "depth", "width", "resolution"}
-    # Rounding shows: at this tiny width and depth only resolution changes the multiply-adds.
-    assert kinds["resolution"]["macs_ratio"] > 1.9 and kinds["depth"]["macs_ratio"] == 1.0
+    assert set(kinds) == {"paper", "depth", "width", "resolution"}
+    # Solved to equal measured multiply-adds, not set to 2, sqrt 2, sqrt 2 (nominal).
+    assert kinds["resolution"]["gamma"] > 1.3 and kinds["width"]["beta"] > 3
+    header = (tmp_path / "trials.csv").read_text().splitlines()[0].split(",")
+    assert {"macs_ratio", "activations_ratio", "latency_ms", "latency_device"} <= set(header)
     report = (tmp_path / "report.md").read_text()
     assert "cannot be told apart from noise" in report  # one seed: no winner claimed
     assert {p.name for p in (tmp_path / "plots").glob("*.png")} == {
-        "accuracy_vs_macs.png", "beta_gamma_plane.png", "learning_curves.png"}
+        "accuracy_vs_cost.png", "beta_gamma_plane.png", "learning_curves.png"}
     assert (tmp_path / "trials.csv").read_text().count("\n") == 5
     assert result.summary.best is not None
 
@@ -192,14 +202,17 @@ def test_two_workers_on_postgresql_share_the_grid(tmp_path, postgres_url):
 def test_candidates_that_build_the_same_proxy_are_trained_once():
     quick = CONFIGS / "grid" / "fashion_mnist_quick.yaml"
     config = config_lib.load_config(grid.GridConfig, quick)
+    config = dataclasses.replace(config, candidates=dataclasses.replace(
+        config.candidates, cost="nominal", step=0.2, tolerance=0.2, alpha_range=(1.0, 2.0),
+        beta_range=(1.0, 1.5), gamma_range=(1.0, 1.5)))
     keys = {c.key for c in grid.distinct_architectures(
-        grid.enumerate_candidates(config.candidates), config.proxy)}
+        grid.enumerate_candidates(config), config.proxy)}
     # alpha 1.8 and 2.0 add the same blocks at depth 0.25; gamma 1.40 and 1.41 are both 45 px.
     assert "a2.00_b1.00_g1.00" in keys and "a1.80_b1.00_g1.00" not in keys
     assert "a1.00_b1.00_g1.41" in keys and "a1.00_b1.00_g1.40" not in keys
-    assert len(keys) == 7
+    assert len(keys) == 8  # with the paper's point
     points = grid.grid_points(config)
-    assert len(points) == 7 * config.search.repeats
+    assert len(points) == 8 * config.search.repeats
 
 
 # ----------------------------------------------------------------------------- halving

@@ -53,7 +53,7 @@ def test_report_regenerates_markdown_and_plots(tmp_path, capsys):
     assert "indistinguishable" in text  # the two close candidates tie
     assert "| a2.0_b1.0_g1.0 | depth |" in text
     assert "NonFiniteLossError" in text and "Pooled seed std" in text
-    for name in ("accuracy_vs_macs.png", "beta_gamma_plane.png", "learning_curves.png"):
+    for name in ("accuracy_vs_cost.png", "beta_gamma_plane.png", "learning_curves.png"):
         assert (tmp_path / "plots" / name).stat().st_size > 1000
         assert f"plots/{name}" in text
     assert "report:" in capsys.readouterr().out
@@ -93,7 +93,7 @@ def test_halving_plots_compare_every_candidate_at_the_first_rung_and_ring_the_fi
     text = report.write_report(tmp_path, payload).read_text()
 
     assert "## Successive halving" in text
-    macs = drawn["accuracy_vs_macs.png"].axes[0]
+    macs = drawn["accuracy_vs_cost.png"].axes[0]
     means = sorted(y for bars in macs.containers for y in bars.lines[0].get_ydata())
     assert means == pytest.approx([0.50, 0.555, 0.605])  # all three, at the first rung's budget
     assert "after 0.333 epochs (first rung)" in macs.get_title()
