@@ -73,9 +73,11 @@ class CostMeter:
     builds and runs each network; the baseline's is measured first, under the same settings.
     """
 
-    def __init__(self, proxy: ProxyConfig, latency: LatencyConfig | None = None) -> None:
+    def __init__(self, proxy: ProxyConfig, latency: LatencyConfig | None = None,
+                 batch_size: int = 128) -> None:
         self.proxy = proxy
         self.latency = latency or LatencyConfig()
+        self.batch_size = batch_size  # the training batch (data.batch_size): latency's default
         self._cache: dict[tuple, dict[str, Any]] = {}
         self.base = self.measure(1.0, 1.0, 1.0)
 
@@ -130,7 +132,7 @@ class CostMeter:
 
         settings = self.latency
         measured = measure_latency(
-            spec, batch_size=settings.batch_size or self.proxy.batch_size,
+            spec, batch_size=settings.batch_size or self.batch_size,
             precision=settings.precision, warmup=settings.warmup, repeats=settings.repeats,
         )  # fmt: skip
         keras.backend.clear_session()

@@ -80,7 +80,7 @@ def admit(config: GridConfig, meter: costs.CostMeter | None = None
         compound = [c for c in grid if c.kind == "compound"]
         singles, notes = [c for c in grid if c.kind != "compound"], ()
     else:
-        meter = meter or costs.CostMeter(config.proxy, spec.latency)
+        meter = meter or costs.CostMeter(config.proxy, spec.latency, config.data.batch_size)
         compound = _admitted_by_measure(config, meter)
         singles, notes = _solved_singles(config, meter) if spec.single_dimension else ([], ())
     if not compound:
@@ -144,7 +144,7 @@ def candidate_plan(config: GridConfig, run_dir: Path | None = None) -> Candidate
     stored = json.loads(cache.read_text()) if cache and cache.is_file() else {}
     if name in stored:
         return CandidatePlan.from_json(stored[name])
-    meter = costs.CostMeter(config.proxy, config.candidates.latency)
+    meter = costs.CostMeter(config.proxy, config.candidates.latency, config.data.batch_size)
     admitted, notes = admit(config, meter)
     candidates = distinct_architectures(admitted, config.proxy)
     attrs = {c.key: meter.record(c.alpha, c.beta, c.gamma, config.candidates.cost)

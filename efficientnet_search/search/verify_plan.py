@@ -51,7 +51,8 @@ def members(config: GridConfig, fams: Mapping[str, tuple[float, float, float]],
             phis: Sequence[int]) -> list[dict[str, Any]]:
     """Each family's member at each phi, matched in measured cost, with all its measures."""
     cost = "macs" if config.candidates.cost == "nominal" else config.candidates.cost
-    meter = costs.CostMeter(config.proxy, config.candidates.latency)
+    meter = costs.CostMeter(config.proxy, config.candidates.latency,
+                            config.data.batch_size)
     found = []
     for phi in phis:
         target = config.candidates.target**phi
