@@ -1,4 +1,4 @@
-"""Keras 3 building blocks of EfficientNet: the MBConv block, squeeze-excitation, stochastic depth.
+"""Keras 3 building blocks of EfficientNet: MBConv, Fused-MBConv, squeeze-excitation, stochastic depth.
 
 Layers are named as in keras.applications (`block2b_expand_conv`, `block2b_se_reduce`, ...) so
 reference weights map by name. One deliberate difference: strided depthwise convolutions use
@@ -116,12 +116,14 @@ def mbconv_block(
     activation: str = "swish",
     bn_momentum: float = 0.99,
     bn_epsilon: float = 1e-3,
+    dwconv_name: str = "dwconv",
 ):
     """One inverted-residual block (Sandler et al. 2018) with squeeze-excitation.
 
     `args` describes a single, already width-scaled block (repeats=1). The identity skip, and
     with it stochastic depth, applies only when the block keeps its shape (stride 1 and equal
-    channels) and the stage does not say `noskip`.
+    channels) and the stage does not say `noskip`. `dwconv_name` is the depthwise layer's
+    suffix: keras.applications calls it `dwconv` in V1 and `dwconv2` in V2.
     """
     bn = {"bn_momentum": bn_momentum, "bn_epsilon": bn_epsilon}
     x = inputs
@@ -137,7 +139,7 @@ def mbconv_block(
         padding="same",
         use_bias=False,
         depthwise_initializer=CONV_KERNEL_INITIALIZER,
-        name=f"{name}dwconv",
+        name=f"{name}{dwconv_name}",
     )(x)
     x = layers.BatchNormalization(momentum=bn_momentum, epsilon=bn_epsilon, name=f"{name}bn")(x)
     x = layers.Activation(activation, name=f"{name}activation")(x)
@@ -147,6 +149,50 @@ def mbconv_block(
         x, args.filters_out, 1, activation=None, conv_name=f"{name}project_conv",
         bn_name=f"{name}project_bn", **bn,
     )
+    return _residual(x, inputs, args, drop_rate, name)
+
+
+def fused_mbconv_block(
+    inputs,
+    args: BlockArgs,
+    *,
+    name: str,
+    drop_rate: float = 0.0,
+    activation: str = "swish",
+    bn_momentum: float = 0.99,
+    bn_epsilon: float = 1e-3,
+):
+    """One Fused-MBConv block (Tan & Le 2021, Figure 2; google/automl `FusedMBConvBlock`).
+
+    The 1x1 expansion and the depthwise kxk of MBConv become one regular kxk convolution
+    (`expand_conv`, carrying the stride), followed by squeeze-excitation when the stage has
+    one and a 1x1 projection. With expansion 1 there is no expansion: the kxk convolution is
+    the projection itself (`project_conv`, strided) and, unlike MBConv's linear projection, it
+    is followed by the activation (`project_activation`). Skip and stochastic depth as MBConv.
+    """
+    bn = {"bn_momentum": bn_momentum, "bn_epsilon": bn_epsilon}
+    x = inputs
+    expanded = args.filters_in * args.expand_ratio
+    if args.expand_ratio != 1:
+        x = conv_bn_act(
+            x, expanded, args.kernel_size, strides=args.strides, activation=activation,
+            conv_name=f"{name}expand_conv", bn_name=f"{name}expand_bn",
+            act_name=f"{name}expand_activation", **bn,
+        )
+    if 0 < args.se_ratio <= 1:
+        x = squeeze_excite(x, args.filters_in, args.se_ratio, activation, name)
+    single = args.expand_ratio == 1
+    x = conv_bn_act(
+        x, args.filters_out, args.kernel_size if single else 1,
+        strides=args.strides if single else 1, activation=activation if single else None,
+        conv_name=f"{name}project_conv", bn_name=f"{name}project_bn",
+        act_name=f"{name}project_activation" if single else None, **bn,
+    )
+    return _residual(x, inputs, args, drop_rate, name)
+
+
+def _residual(x, inputs, args: BlockArgs, drop_rate: float, name: str):
+    """The identity skip (with stochastic depth) of a block that keeps its shape."""
     if args.id_skip and args.strides == 1 and args.filters_in == args.filters_out:
         if drop_rate > 0:
             x = StochasticDepth(drop_rate, name=f"{name}drop")(x)

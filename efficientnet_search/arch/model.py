@@ -1,8 +1,9 @@
 """Build a Keras EfficientNet from a baseline block list and scaling coefficients.
 
 `build_model` is the general builder (any variant, any coefficients, any baseline);
-`EfficientNetB0` ... `EfficientNetB7` are thin wrappers with keras.applications' arguments.
-The layer graph and names match keras.applications, so reference weights load by name.
+`EfficientNetB0` ... `EfficientNetB7` and `EfficientNetV2B0` ... `EfficientNetV2L` are thin
+wrappers with keras.applications' arguments. The layer graph and names match
+keras.applications, so reference weights load by name.
 """
 
 from __future__ import annotations
@@ -20,12 +21,29 @@ from efficientnet_search.arch.blocks import (
     BlockArgs,
     decode_blocks,
 )
-from efficientnet_search.arch.layers import DENSE_KERNEL_INITIALIZER, conv_bn_act, mbconv_block
-from efficientnet_search.arch.scaling import ScalingParams, get_variant, plan_blocks, round_filters
+from efficientnet_search.arch.layers import (
+    DENSE_KERNEL_INITIALIZER,
+    conv_bn_act,
+    fused_mbconv_block,
+    mbconv_block,
+)
+from efficientnet_search.arch.scaling import (
+    V2_VARIANT_BLOCKS,
+    ScalingParams,
+    get_variant,
+    is_v2,
+    plan_blocks,
+    round_filters,
+    variant_key,
+)
 
 # ImageNet statistics of RGB pixels in [0, 1] (what keras.applications normalizes with).
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STDDEV_RGB = (0.229, 0.224, 0.225)
+FAMILIES = ("v1", "v2")
+# "imagenet": x / 255 then ImageNet mean/std (V1, V2-B0..B3); "unit": x / 128 - 1, the V2-S/M/L
+# preprocessing of keras.applications' EfficientNetV2.
+PREPROCESSING = ("imagenet", "unit")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,18 +57,35 @@ class ModelSpec:
     stem_filters: int = STEM_FILTERS
     head_filters: int = HEAD_FILTERS
     drop_connect_rate: float = 0.2
+    family: str = "v1"
+    preprocessing: str = "imagenet"
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"family must be one of {FAMILIES}, got family={self.family!r}")
+        if self.preprocessing not in PREPROCESSING:
+            raise ValueError(
+                f"preprocessing must be one of {PREPROCESSING}, got {self.preprocessing=}"
+            )
+
+    @property
+    def limit_shrink(self) -> bool:
+        """V1's rounding guard (at most 10% fewer channels); V2 rounds without it."""
+        return self.family == "v1"
 
     @property
     def stem_channels(self) -> int:
-        return round_filters(self.stem_filters, self.scaling.width)
+        return round_filters(self.stem_filters, self.scaling.width,
+                             limit_shrink=self.limit_shrink)
 
     @property
     def head_channels(self) -> int:
-        return round_filters(self.head_filters, self.scaling.width)
+        return round_filters(self.head_filters, self.scaling.width,
+                             limit_shrink=self.limit_shrink)
 
     def planned_blocks(self):
         return plan_blocks(self.blocks, self.scaling.width, self.scaling.depth,
-                           self.drop_connect_rate)
+                           self.drop_connect_rate, limit_shrink=self.limit_shrink)
 
 
 def resolve_spec(
@@ -64,10 +99,15 @@ def resolve_spec(
     num_classes: int = 1000,
     include_top: bool = True,
     drop_connect_rate: float = 0.2,
+    family: str | None = None,
 ) -> ModelSpec:
     """Combines a variant's published scaling with explicit overrides into a ModelSpec.
 
-    Without a variant, unspecified coefficients default to B0's (1.0, 1.0, 224, 0.2).
+    Without a variant, unspecified coefficients default to B0's (1.0, 1.0, 224, 0.2). The
+    family ("v1" or "v2") decides the rounding rule, the stem width and the depthwise layer
+    names; by default it is "v2" for a V2 variant or a baseline with Fused-MBConv (`c1`)
+    stages, "v1" otherwise. V2 takes the stem width from the first stage's input channels
+    (google/automl effnetv2_model.py `Stem`; keras.applications `stem_filters`).
     """
     base = get_variant(variant) if variant is not None else get_variant("b0")
     overridden = any(v is not None for v in (width, depth, resolution))
@@ -80,12 +120,22 @@ def resolve_spec(
     )
     if include_top and (not isinstance(num_classes, int) or num_classes < 1):
         raise ValueError(f"num_classes must be a positive integer, got {num_classes=}")
+    if blocks is not None:
+        decoded = decode_blocks(blocks)
+    else:
+        decoded = V2_VARIANT_BLOCKS[variant_key(variant)] if is_v2(variant) else B0_BLOCKS
+    if family is None:
+        family = "v2" if is_v2(variant) or any(b.fused for b in decoded) else "v1"
+    v2_unit = is_v2(variant) and not variant_key(variant).startswith("v2-b")
     return ModelSpec(
         scaling=scaling,
-        blocks=decode_blocks(blocks) if blocks is not None else B0_BLOCKS,
+        blocks=decoded,
         num_classes=num_classes,
         include_top=include_top,
+        stem_filters=decoded[0].filters_in if family == "v2" else STEM_FILTERS,
         drop_connect_rate=drop_connect_rate,
+        family=family,
+        preprocessing="unit" if v2_unit else "imagenet",
     )
 
 
@@ -99,6 +149,7 @@ def build_model(
     blocks: Sequence[str | BlockArgs] | None = None,
     num_classes: int = 1000,
     include_top: bool = True,
+    input_tensor=None,
     input_shape: tuple[int | None, int | None, int] | None = None,
     pooling: str | None = None,
     include_preprocessing: bool = True,
@@ -107,25 +158,35 @@ def build_model(
     weights: str | None = None,
     name: str | None = None,
     classifier_activation: str | None = "softmax",
+    family: str | None = None,
     spec: ModelSpec | None = None,
 ) -> keras.Model:
-    """Builds an EfficientNet as a functional keras.Model.
+    """Builds an EfficientNet (V1 or V2) as a functional keras.Model.
 
     Args:
-      variant: "b0" ... "b7" for the published scaling; None for B0's baseline.
+      variant: "b0" ... "b7", "v2-b0" ... "v2-b3", "v2-s", "v2-m", "v2-l" for the published
+        models; None for B0's baseline (or the given `blocks`).
       width, depth, resolution, dropout: coefficients that override the variant's.
-      blocks: baseline block strings (default: the B0 baseline).
+      blocks: baseline block strings (default: the variant's, B0's without a variant).
       num_classes: classifier outputs when `include_top`.
       include_top: whether to end with pooling, dropout and the classifier.
-      input_shape: (height, width, 3); defaults to (resolution, resolution, 3).
+      input_tensor: a Keras tensor (the output of `keras.Input` or of other layers) to build
+        the model on, as keras.applications takes it; its shape gives `input_shape`.
+      input_shape: (height, width, channels), any channel count >= 1; defaults to
+        (resolution, resolution, 3).
       pooling: None, "avg" or "max" when `include_top` is False.
-      include_preprocessing: take pixels in [0, 255] and normalize with ImageNet mean/std
-        inside the model (in float32); when False the model takes normalized input.
+      include_preprocessing: take pixels in [0, 255] and normalize inside the model (in
+        float32): ImageNet mean/std (V1, V2-B*; for other than 3 channels the statistics are
+        reduced as `normalization_statistics` says) or x / 128 - 1 (V2-S/M/L). When False the
+        model takes normalized input.
       drop_connect_rate: final stochastic depth rate (linear over blocks).
       bn_momentum: batch-norm momentum (0.99 as the reference; ~0.9 for short proxy runs).
-      weights: None, or a path to a keras.applications EfficientNet `.h5` weight file.
+      weights: None, or a path to a keras.applications EfficientNet(V2) `.h5` weight file; a
+        3-channel stem is adapted to other channel counts (`weights.adapt_stem_kernel`).
       name: model name (default `efficientnet<variant>` or `efficientnet`).
       classifier_activation: activation of the classifier ("softmax", or None for logits).
+      family: "v1" or "v2" (rounding, stem, layer names); inferred when None (see
+        `resolve_spec`).
       spec: a ready ModelSpec, used instead of the coefficient arguments.
 
     Returns:
@@ -135,28 +196,13 @@ def build_model(
         spec = resolve_spec(
             variant, width=width, depth=depth, resolution=resolution, dropout=dropout,
             blocks=blocks, num_classes=num_classes, include_top=include_top,
-            drop_connect_rate=drop_connect_rate,
+            drop_connect_rate=drop_connect_rate, family=family,
         )
     if pooling not in (None, "avg", "max"):
         raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling=}")
-    if input_shape is None:
-        input_shape = (spec.scaling.resolution, spec.scaling.resolution, 3)
-    if len(input_shape) != 3 or (include_preprocessing and input_shape[-1] != 3):
-        raise ValueError(
-            f"input_shape must be (height, width, 3), got {input_shape=}; repeat grayscale "
-            "channels in the input pipeline"
-        )
-    default_name = f"efficientnet{variant.lower()}" if variant else "efficientnet"
-    inputs = keras.Input(shape=input_shape, name="input_layer")
-    x = inputs
+    inputs, x = _model_input(spec, input_tensor, input_shape)
     if include_preprocessing:
-        x = layers.Rescaling(1.0 / 255.0, dtype="float32", name="rescaling")(x)
-        x = layers.Normalization(
-            mean=IMAGENET_MEAN_RGB,
-            variance=[s**2 for s in IMAGENET_STDDEV_RGB],
-            dtype="float32",
-            name="normalization",
-        )(x)
+        x = _preprocess(x, spec)
     x = _backbone(x, spec, bn_momentum)
     if spec.include_top:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
@@ -173,6 +219,7 @@ def build_model(
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":
         x = layers.GlobalMaxPooling2D(name="max_pool")(x)
+    default_name = f"efficientnet{variant_key(variant)}" if variant else "efficientnet"
     model = keras.Model(inputs, x, name=name or default_name)
     if weights is not None:
         from efficientnet_search.arch.weights import load_reference_weights
@@ -181,63 +228,151 @@ def build_model(
     return model
 
 
+def normalization_statistics(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """ImageNet mean and standard deviation reduced to `channels` input channels.
+
+    Matches how `weights.adapt_stem_kernel` adapts a pretrained RGB stem (timm's
+    `adapt_input_conv` rule): one channel is treated as gray, the sum of the R, G and B
+    kernels, so it takes the mean of the three statistics; other counts repeat R, G, B
+    cyclically (channel i takes RGB channel i % 3), as the kernels are repeated.
+    """
+    if not isinstance(channels, int) or channels < 1:
+        raise ValueError(f"channels must be a positive integer, got {channels=}")
+    if channels == 1:
+        return ((sum(IMAGENET_MEAN_RGB) / 3,), (sum(IMAGENET_STDDEV_RGB) / 3,))
+    mean = tuple(IMAGENET_MEAN_RGB[i % 3] for i in range(channels))
+    std = tuple(IMAGENET_STDDEV_RGB[i % 3] for i in range(channels))
+    return mean, std
+
+
+def _model_input(spec: ModelSpec, input_tensor, input_shape):
+    """(model inputs, first tensor) from `input_tensor` or `input_shape` (keras' rules)."""
+    if input_tensor is not None:
+        if not keras.backend.is_keras_tensor(input_tensor):
+            raise ValueError(
+                f"input_tensor must be a Keras tensor (from keras.Input), got "
+                f"{type(input_tensor).__name__}"
+            )
+        shape = tuple(input_tensor.shape[1:])
+        if input_shape is not None and tuple(input_shape) != shape:
+            raise ValueError(f"input_shape={tuple(input_shape)} contradicts the input_tensor "
+                             f"shape {shape}; give one of them")
+        _check_input_shape(shape)
+        return keras.utils.get_source_inputs(input_tensor), input_tensor
+    if input_shape is None:
+        input_shape = (spec.scaling.resolution, spec.scaling.resolution, 3)
+    _check_input_shape(input_shape)
+    inputs = keras.Input(shape=tuple(input_shape), name="input_layer")
+    return inputs, inputs
+
+
+def _check_input_shape(shape) -> None:
+    shape = tuple(shape)
+    channels = shape[-1] if len(shape) == 3 else None
+    if not isinstance(channels, int) or channels < 1 or any(
+        s is not None and (not isinstance(s, int) or s < 1) for s in shape[:2]
+    ):
+        raise ValueError(
+            f"input_shape must be (height, width, channels) with channels >= 1 and sizes "
+            f"positive or None, got input_shape={shape}"
+        )
+
+
+def _preprocess(x, spec: ModelSpec):
+    """Pixels in [0, 255] to the network's input range, in float32."""
+    if spec.preprocessing == "unit":
+        return layers.Rescaling(1.0 / 128.0, offset=-1.0, dtype="float32", name="rescaling")(x)
+    mean, std = normalization_statistics(int(x.shape[-1]))
+    x = layers.Rescaling(1.0 / 255.0, dtype="float32", name="rescaling")(x)
+    return layers.Normalization(
+        mean=mean, variance=[s**2 for s in std], dtype="float32", name="normalization"
+    )(x)
+
+
 def _backbone(x, spec: ModelSpec, bn_momentum: float):
-    """Stem, MBConv blocks and head convolution."""
+    """Stem, (Fused-)MBConv blocks and head convolution."""
     x = conv_bn_act(
         x, spec.stem_channels, 3, strides=2, bn_momentum=bn_momentum,
         conv_name="stem_conv", bn_name="stem_bn", act_name="stem_activation",
     )
+    # keras.applications names the depthwise layer `dwconv` in V1 and `dwconv2` in V2.
+    dwconv_name = "dwconv2" if spec.family == "v2" else "dwconv"
     for block in spec.planned_blocks():
-        x = mbconv_block(
-            x, block.args, name=block.name, drop_rate=block.drop_rate, bn_momentum=bn_momentum
-        )
+        common = {"name": block.name, "drop_rate": block.drop_rate, "bn_momentum": bn_momentum}
+        if block.args.fused:
+            x = fused_mbconv_block(x, block.args, **common)
+        else:
+            x = mbconv_block(x, block.args, dwconv_name=dwconv_name, **common)
     return conv_bn_act(
         x, spec.head_channels, 1, bn_momentum=bn_momentum,
         conv_name="top_conv", bn_name="top_bn", act_name="top_activation",
     )
 
 
-_WRAPPER_DOC = """Builds EfficientNet-{upper} (Tan & Le 2019) with keras.applications' arguments.
+_WRAPPER_DOC = """Builds {title} with keras.applications' arguments.
 
     Args:
       include_top: end with pooling, dropout and the 1000-way (or `classes`-way) classifier.
       weights: None, or a path to the matching keras.applications `.h5` weight file.
-      input_shape: (height, width, 3); defaults to the variant's resolution.
+      input_tensor: a Keras tensor to build the model on (instead of a new Input).
+      input_shape: (height, width, channels), any channel count >= 1; defaults to the
+        variant's resolution and 3 channels.
       pooling: None, "avg" or "max" when `include_top` is False.
       classes: number of classes.
       classifier_activation: "softmax", or None for logits.
       name: model name.
+      include_preprocessing: normalize pixels in [0, 255] inside the model.
       **kwargs: any other `build_model` argument (resolution, drop_connect_rate, ...).
     """
 
 
-def _make_variant(variant: str):
+def _make_variant(variant: str, title: str, function_name: str):
     def constructor(
         include_top: bool = True,
         weights: str | None = None,
+        input_tensor=None,
         input_shape: tuple[int | None, int | None, int] | None = None,
         pooling: str | None = None,
         classes: int = 1000,
         classifier_activation: str | None = "softmax",
         name: str | None = None,
+        include_preprocessing: bool = True,
         **kwargs,
     ) -> keras.Model:
         return build_model(
-            variant, include_top=include_top, weights=weights, input_shape=input_shape,
-            pooling=pooling, num_classes=classes, classifier_activation=classifier_activation,
-            name=name, **kwargs,
+            variant, include_top=include_top, weights=weights, input_tensor=input_tensor,
+            input_shape=input_shape, pooling=pooling, num_classes=classes,
+            classifier_activation=classifier_activation, name=name,
+            include_preprocessing=include_preprocessing, **kwargs,
         )
 
-    constructor.__name__ = constructor.__qualname__ = f"EfficientNet{variant.upper()}"
-    constructor.__doc__ = _WRAPPER_DOC.format(upper=variant.upper())
+    constructor.__name__ = constructor.__qualname__ = function_name
+    constructor.__doc__ = _WRAPPER_DOC.format(title=title)
     return constructor
 
 
-EfficientNetB0 = _make_variant("b0")
-EfficientNetB1 = _make_variant("b1")
-EfficientNetB2 = _make_variant("b2")
-EfficientNetB3 = _make_variant("b3")
-EfficientNetB4 = _make_variant("b4")
-EfficientNetB5 = _make_variant("b5")
-EfficientNetB6 = _make_variant("b6")
-EfficientNetB7 = _make_variant("b7")
+def _v1(index: int):
+    return _make_variant(f"b{index}", f"EfficientNet-B{index} (Tan & Le 2019)",
+                         f"EfficientNetB{index}")
+
+
+def _v2(suffix: str):
+    return _make_variant(f"v2-{suffix.lower()}", f"EfficientNetV2-{suffix} (Tan & Le 2021)",
+                         f"EfficientNetV2{suffix}")
+
+
+EfficientNetB0 = _v1(0)
+EfficientNetB1 = _v1(1)
+EfficientNetB2 = _v1(2)
+EfficientNetB3 = _v1(3)
+EfficientNetB4 = _v1(4)
+EfficientNetB5 = _v1(5)
+EfficientNetB6 = _v1(6)
+EfficientNetB7 = _v1(7)
+EfficientNetV2B0 = _v2("B0")
+EfficientNetV2B1 = _v2("B1")
+EfficientNetV2B2 = _v2("B2")
+EfficientNetV2B3 = _v2("B3")
+EfficientNetV2S = _v2("S")
+EfficientNetV2M = _v2("M")
+EfficientNetV2L = _v2("L")
