@@ -194,7 +194,7 @@ def decode_blocks(block_strings: Iterable[str | BlockArgs]) -> tuple[BlockArgs, 
     )
     if not blocks:
         raise ValueError("a baseline needs at least one block string, got none")
-    for previous, block in zip(blocks, blocks[1:]):
+    for previous, block in zip(blocks[:-1], blocks[1:], strict=True):
         if block.filters_in != previous.filters_out:
             raise ValueError(
                 f"block string {encode_block_string(block)!r} takes i{block.filters_in}, but "

@@ -1,4 +1,4 @@
-"""Keras 3 building blocks of EfficientNet: MBConv, Fused-MBConv, squeeze-excitation, stochastic depth.
+"""Keras 3 blocks of EfficientNet: MBConv, Fused-MBConv, squeeze-excitation, stochastic depth.
 
 Layers are named as in keras.applications (`block2b_expand_conv`, `block2b_se_reduce`, ...) so
 reference weights map by name. One deliberate difference: strided depthwise convolutions use
