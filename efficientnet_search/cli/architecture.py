@@ -10,7 +10,7 @@ from absl import logging
 from efficientnet_search.arch.cost import ModelCost, spec_cost
 from efficientnet_search.arch.family import Coefficients, read_coefficients, scale_family
 from efficientnet_search.arch.model import ModelSpec, build_model, resolve_spec
-from efficientnet_search.arch.scaling import PAPER_COSTS, VARIANTS
+from efficientnet_search.arch.scaling import PAPER_COSTS, V2_PAPER_COSTS, V2_VARIANTS, VARIANTS
 from efficientnet_search.tables import format_table
 
 
@@ -24,7 +24,7 @@ def describe_spec(spec: ModelSpec, cost: ModelCost) -> str:
         f"dropout {scaling.dropout:g} ({scaling.source})"
     )
     totals = (
-        f"input {scaling.resolution}x{scaling.resolution}x3; params {cost.params:,} "
+        f"{spec.family} family; input {scaling.resolution}x{scaling.resolution}x3; params {cost.params:,} "
         f"(trainable {cost.trainable_params:,}); multiply-adds {cost.macs:,} "
         f"({cost.macs / 1e9:.3f} B)"
     )
@@ -33,12 +33,24 @@ def describe_spec(spec: ModelSpec, cost: ModelCost) -> str:
     return f"{header}\n{table}\n{totals}"
 
 
-def variants_table() -> str:
-    """B0-B7: our counts beside the paper's Table 2."""
+def variants_table(family: str = "v1") -> str:
+    """B0-B7 beside the paper's Table 2 (V1), or V2-B0..L beside the V2 paper's Table 7."""
+    if family == "v2":
+        return _table(V2_VARIANTS, V2_PAPER_COSTS, (
+            "params are trainable parameters; mult-adds per image at the evaluation size "
+            "(keras.applications' default_size). Table 7 of Tan & Le 2021 prints FLOPs "
+            "(multiply-adds) and parameters rounded to 0.1."))
+    return _table(VARIANTS, PAPER_COSTS, (
+        "params are trainable parameters (as the paper counts); mult-adds per image. "
+        "B4, B5 and B7 as released count more multiply-adds than the paper prints "
+        "(4.39B, 10.3B, 37.7B vs 4.2B, 9.9B, 37B)."))
+
+
+def _table(variants: dict, paper: dict, note: str) -> str:
     rows = []
-    for name, scaling in VARIANTS.items():
+    for name, scaling in variants.items():
         cost = spec_cost(resolve_spec(name))
-        paper_params, paper_macs = PAPER_COSTS[name]
+        paper_params, paper_macs = paper[name]
         rows.append((
             name.upper(), f"{scaling.width:g}", f"{scaling.depth:g}", scaling.resolution,
             f"{cost.trainable_params / 1e6:.2f}M", f"{paper_params / 1e6:g}M",
@@ -46,9 +58,6 @@ def variants_table() -> str:
         ))
     table = format_table(("model", "width", "depth", "res", "params", "paper", "mult-adds",
                           "paper"), rows)
-    note = ("params are trainable parameters (as the paper counts); mult-adds per image. "
-            "B4, B5 and B7 as released count more multiply-adds than the paper prints "
-            "(4.39B, 10.3B, 37.7B vs 4.2B, 9.9B, 37B).")
     return f"{table}\n{note}"
 
 
@@ -56,12 +65,14 @@ def build(args: argparse.Namespace) -> None:
     """`efficientnet-search build`: describe (and optionally save) one model or all variants."""
     if args.all:
         if any(getattr(args, k) is not None for k in ("variant", "width", "depth", "resolution")):
-            raise ValueError("--all prints B0-B7; drop --variant/--width/--depth/--resolution")
-        print(variants_table())
+            raise ValueError("--all prints every variant of --family; drop "
+                             "--variant/--width/--depth/--resolution")
+        print(variants_table(getattr(args, "family", None) or "v1"))
         return
     spec = resolve_spec(
         args.variant, width=args.width, depth=args.depth, resolution=args.resolution,
         dropout=args.dropout, blocks=args.blocks, num_classes=args.num_classes,
+        family=getattr(args, "family", None),
     )
     print(describe_spec(spec, spec_cost(spec)))
     if args.output:
