@@ -279,14 +279,17 @@ def _check_input_shape(shape) -> None:
 
 
 def _preprocess(x, spec: ModelSpec):
-    """Pixels in [0, 255] to the network's input range, in float32."""
+    """Pixels in [0, 255] to the network's input range, in float32.
+
+    The layers take Keras' automatic names ("rescaling", "normalization", or with a suffix)
+    as keras.applications' do, so an `input_tensor` graph with its own Rescaling still builds;
+    they hold no trained weights, so nothing maps by these names.
+    """
     if spec.preprocessing == "unit":
-        return layers.Rescaling(1.0 / 128.0, offset=-1.0, dtype="float32", name="rescaling")(x)
+        return layers.Rescaling(1.0 / 128.0, offset=-1.0, dtype="float32")(x)
     mean, std = normalization_statistics(int(x.shape[-1]))
-    x = layers.Rescaling(1.0 / 255.0, dtype="float32", name="rescaling")(x)
-    return layers.Normalization(
-        mean=mean, variance=[s**2 for s in std], dtype="float32", name="normalization"
-    )(x)
+    x = layers.Rescaling(1.0 / 255.0, dtype="float32")(x)
+    return layers.Normalization(mean=mean, variance=[s**2 for s in std], dtype="float32")(x)
 
 
 def _backbone(x, spec: ModelSpec, bn_momentum: float):
