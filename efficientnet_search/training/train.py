@@ -32,6 +32,7 @@ from absl import logging
 from efficientnet_search import config as config_lib
 from efficientnet_search.jsonio import write_json
 from efficientnet_search.training import distribute, recipe
+from efficientnet_search.training.progressive import ProgressiveConfig
 from efficientnet_search.training.loop import Loop, evaluate_model, measure_input, open_logs
 
 
@@ -74,6 +75,7 @@ class TrainConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     recipe: recipe.RecipeConfig = dataclasses.field(default_factory=recipe.RecipeConfig)
+    progressive: ProgressiveConfig = dataclasses.field(default_factory=ProgressiveConfig)
     epochs: int = 350
     batch_size: int = 32
     strategy: str = "auto"
@@ -184,7 +186,10 @@ def _finish(loop: Loop, run_dir: Path, write_dir: Path, input_rate: float, wall:
     """Exports the averaged model, writes results.json and prints the summary."""
     model_path = write_dir / "model.keras"
     with loop.averaged_weights():
-        loop.model.save(model_path)
+        model = loop.model
+        if model.input_shape[1] is None:  # progressive learning: export at the final size
+            model = _with_resolution(model, loop.resolution)
+        model.save(model_path)
     metrics = loop.last_metrics
     result = TrainResult(
         run_dir=str(run_dir), planned_steps=loop.planned_steps,
