@@ -24,7 +24,8 @@ def describe_spec(spec: ModelSpec, cost: ModelCost) -> str:
         f"dropout {scaling.dropout:g} ({scaling.source})"
     )
     totals = (
-        f"{spec.family} family; input {scaling.resolution}x{scaling.resolution}x3; params {cost.params:,} "
+        f"{spec.family} family; input {scaling.resolution}x{scaling.resolution}x3; "
+        f"params {cost.params:,} "
         f"(trainable {cost.trainable_params:,}); multiply-adds {cost.macs:,} "
         f"({cost.macs / 1e9:.3f} B)"
     )

@@ -32,8 +32,8 @@ from absl import logging
 from efficientnet_search import config as config_lib
 from efficientnet_search.jsonio import write_json
 from efficientnet_search.training import distribute, recipe
-from efficientnet_search.training.progressive import ProgressiveConfig
 from efficientnet_search.training.loop import Loop, evaluate_model, measure_input, open_logs
+from efficientnet_search.training.progressive import ProgressiveConfig
 
 
 @dataclasses.dataclass(frozen=True)

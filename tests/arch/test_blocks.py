@@ -38,7 +38,8 @@ def test_fused_flag_and_one_digit_stride():
     fused = decode_block_string("r4_k3_s2_e4_i24_o48_c1")
     assert fused.fused and fused.strides == 2 and fused.se_ratio == 0
     # The V1 and V2 spellings of a stride are one architecture.
-    assert decode_block_string("r1_k3_s22_e6_i16_o24") == decode_block_string("r1_k3_s2_e6_i16_o24")
+    v1, v2 = "r1_k3_s22_e6_i16_o24", "r1_k3_s2_e6_i16_o24"
+    assert decode_block_string(v1) == decode_block_string(v2)
     assert not decode_block_string("r6_k3_s2_e4_i64_o128_se0.25").fused
 
 

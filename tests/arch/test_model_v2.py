@@ -1,4 +1,4 @@
-"""EfficientNetV2: reference parity with keras.applications (parameters, multiply-adds, outputs)."""
+"""EfficientNetV2: parity with keras.applications (parameters, multiply-adds, outputs)."""
 
 from __future__ import annotations
 
