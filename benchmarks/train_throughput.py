@@ -25,9 +25,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from efficientnet_search import data, distribute, recipe  # noqa: E402
+from efficientnet_search import data  # noqa: E402
+from efficientnet_search.data.config import DataConfig  # noqa: E402
+from efficientnet_search.training import distribute, recipe  # noqa: E402
 from efficientnet_search.training.loop import Loop  # noqa: E402
-from efficientnet_search.training.train import DataConfig, ModelConfig, TrainConfig  # noqa: E402
+from efficientnet_search.training.recipe import RecipeConfig  # noqa: E402
+from efficientnet_search.training.train import ModelConfig, TrainConfig  # noqa: E402
 
 NUM_CLASSES = 10
 
@@ -35,8 +38,9 @@ NUM_CLASSES = 10
 def _config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         model=ModelConfig(variant="b0", resolution=args.resolution),
-        data=DataConfig(augment="inception", cache=True),
-        epochs=1, batch_size=args.batch, strategy="cpu", precision=args.precision, verbose=0,
+        data=DataConfig(source="synthetic", augment="inception", cache=True,
+                        batch_size=args.batch),
+        train=RecipeConfig(epochs=1), strategy="cpu", precision=args.precision, verbose=0,
     )
 
 
@@ -84,7 +88,7 @@ def reference(args, dist, jit: bool, pipeline: bool) -> list[float]:
     ds = ds.map(lambda x, y: (x, tf.one_hot(y, NUM_CLASSES)))
     model = keras.applications.EfficientNetB0(
         weights=None, input_shape=(args.resolution, args.resolution, 3), classes=NUM_CLASSES)
-    model.compile(optimizer=recipe.make_optimizer(loop.config.recipe, loop.schedule,
+    model.compile(optimizer=recipe.make_optimizer(loop.config.train, loop.schedule,
                                                   precision=dist.precision),
                   loss=recipe.classification_loss(0.1), jit_compile=jit)  # fmt: skip
     steps = args.jit_steps if jit else args.steps

@@ -60,27 +60,55 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
     return result
 
 
-def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
-    """Builds dataclass `cls` from a mapping, strictly: unknown keys and bad types raise."""
+def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "", *,
+              base: T | None = None) -> T:
+    """Builds dataclass `cls` from a mapping, strictly: unknown keys and bad types raise.
+
+    Keys missing from `data` keep their value in `base` (default: the class defaults). A
+    section (a dataclass field) starts from the field's own default, so a command can give a
+    shared section other defaults (the grid's `data` keeps 10k training images) and a YAML
+    section overrides them key by key. A class may list `MOVED_KEYS` ({old key: new place})
+    so that a config written for an older layout is told where each key went.
+    """
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where or cls.__name__} must be a mapping, got {data!r}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
     if unknown:
         prefix = f"{where}." if where else ""
+        moved = getattr(cls, "MOVED_KEYS", {}).get(unknown[0])
+        if moved:
+            raise ConfigError(
+                f"config key {prefix}{unknown[0]} moved to {moved}; write it there instead"
+            )
         raise ConfigError(
             f"unknown config key {prefix}{unknown[0]!r}; accepted keys"
             f"{' under ' + where if where else ''}: {', '.join(sorted(fields))}"
         )
     hints = typing.get_type_hints(cls)
-    kwargs = {
-        name: _coerce(hints[name], value, f"{where}.{name}" if where else name)
-        for name, value in data.items()
-    }
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{where}.{name}" if where else name
+        section = _section_default(fields[name], hints[name], base)
+        if section is not None and (value is None or isinstance(value, Mapping)):
+            kwargs[name] = from_dict(type(section), value or {}, key, base=section)
+        else:
+            kwargs[name] = _coerce(hints[name], value, key)
     try:
-        return cls(**kwargs)
+        return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"{where or cls.__name__}: {err}") from err
+
+
+def _section_default(field: dataclasses.Field, hint: Any, base: Any) -> Any:
+    """The current value of a dataclass-typed field (from `base`, else its default)."""
+    if not (dataclasses.is_dataclass(hint) and isinstance(hint, type)):
+        return None
+    if base is not None:
+        return getattr(base, field.name)
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None if field.default is dataclasses.MISSING else field.default
 
 
 def to_dict(config: Any) -> Any:

@@ -146,7 +146,7 @@ def sample_images(model: keras.Model, data: str | None, n: int = 64, seed: int =
         return pixels, pixels
     from efficientnet_search import data as data_lib
 
-    splits = data_lib.load_splits(data, seed=seed, max_train=max(n, 128))
+    splits = data_lib.load(data_lib.DataConfig(source=data, max_train=max(n, 128)), seed)
 
     def take(ds, count):
         pipe = data_lib.make_pipeline(ds, resolution=size, batch_size=count, training=False,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import pytest
 import yaml
@@ -71,3 +72,23 @@ def test_run_directory_refuses_a_different_config(tmp_path):
     save_config(Experiment(epochs=3), tmp_path)  # same config: resume is fine
     with pytest.raises(ConfigError, match="different config.*epochs"):
         save_config(Experiment(epochs=4), tmp_path)
+
+
+@dataclasses.dataclass(frozen=True)
+class Narrow:
+    name: str = "narrow"
+    model: Model = dataclasses.field(default_factory=lambda: Model(width=0.5))
+    MOVED_KEYS: typing.ClassVar[dict[str, str]] = {"width": "model.width"}
+
+
+def test_a_section_starts_from_the_commands_own_defaults(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  blocks: [a]\n")
+    assert load_config(Narrow, path).model == Model(width=0.5, blocks=("a",))
+    assert load_config(Narrow, None, ["model.width=2"]).model.width == 2.0
+    assert load_config(Narrow).model.width == 0.5
+
+
+def test_a_moved_key_names_its_new_place():
+    with pytest.raises(ConfigError, match="config key width moved to model.width"):
+        load_config(Narrow, None, ["width=1"])

@@ -11,7 +11,7 @@ import pytest
 
 from efficientnet_search import export
 from efficientnet_search.data.synthetic import synthetic_arrays, write_npz
-from efficientnet_search.medical.finetune import ModelConfig, build_finetune_model
+from efficientnet_search.medical.finetune import FinetuneModelConfig, build_finetune_model
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("export")
     keras.utils.set_random_seed(0)
     model = build_finetune_model(
-        ModelConfig(width=0.1, depth=0.1, resolution=32, bn_momentum=0.5), 2, False)
+        FinetuneModelConfig(width=0.1, depth=0.1, resolution=32, bn_momentum=0.5), 2, False)
     images, labels = synthetic_arrays(256, seed=1)
     model.compile("adam", "sparse_categorical_crossentropy")
     model.fit(np.repeat(images, 3, -1).astype("float32"), labels, epochs=3, batch_size=32,

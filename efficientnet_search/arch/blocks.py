@@ -116,6 +116,11 @@ V2_L_BLOCK_STRINGS: tuple[str, ...] = (
     "r25_k3_s2_e6_i224_o384_se0.25",
     "r7_k3_s1_e6_i384_o640_se0.25",
 )
+# EfficientNet-Lite (tensorflow/tpu, models/official/efficientnet/lite/
+# efficientnet_lite_builder.py): the B0 stages without squeeze-excitation. The reference keeps
+# `se0.25` in its strings and switches SE off globally (`use_se=False`); here the strings say
+# it, so the data alone describes the architecture.
+LITE_BLOCK_STRINGS: tuple[str, ...] = tuple(s.removesuffix("_se0.25") for s in B0_BLOCK_STRINGS)
 
 
 def decode_block_string(block_string: str) -> BlockArgs:
@@ -234,3 +239,4 @@ V2_BASE_BLOCKS: tuple[BlockArgs, ...] = decode_blocks(V2_BASE_BLOCK_STRINGS)
 V2_S_BLOCKS: tuple[BlockArgs, ...] = decode_blocks(V2_S_BLOCK_STRINGS)
 V2_M_BLOCKS: tuple[BlockArgs, ...] = decode_blocks(V2_M_BLOCK_STRINGS)
 V2_L_BLOCKS: tuple[BlockArgs, ...] = decode_blocks(V2_L_BLOCK_STRINGS)
+LITE_BLOCKS: tuple[BlockArgs, ...] = decode_blocks(LITE_BLOCK_STRINGS)

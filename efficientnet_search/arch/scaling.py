@@ -70,6 +70,20 @@ VARIANTS: dict[str, ScalingParams] = {
     }.items()
 }
 
+# EfficientNet-Lite (width, depth, resolution, dropout): `efficientnet_lite_params` in
+# tensorflow/tpu models/official/efficientnet/lite/efficientnet_lite_builder.py. Lite3 and Lite4
+# run at lower resolutions than B3 and B4 and Lite4 keeps B3's dropout.
+LITE_VARIANTS: dict[str, ScalingParams] = {
+    name: ScalingParams(width, depth, resolution, dropout, source="table")
+    for name, (width, depth, resolution, dropout) in {
+        "lite0": (1.0, 1.0, 224, 0.2),
+        "lite1": (1.0, 1.1, 240, 0.2),
+        "lite2": (1.1, 1.2, 260, 0.3),
+        "lite3": (1.2, 1.4, 280, 0.3),
+        "lite4": (1.4, 1.8, 300, 0.3),
+    }.items()
+}
+
 # The coefficients the paper found by grid search at phi=1 (Section 3.3, step 1).
 PAPER_COEFFICIENTS = {"alpha": 1.2, "beta": 1.1, "gamma": 1.15}
 
@@ -83,6 +97,16 @@ PAPER_COSTS: dict[str, tuple[float, float]] = {
     "b5": (30e6, 9.9e9),
     "b6": (43e6, 19e9),
     "b7": (66e6, 37e9),
+}
+
+# Parameters and multiply-adds as the Lite README prints them (tensorflow/tpu
+# models/official/efficientnet/lite/README.md, checkpoint table).
+LITE_PUBLISHED_COSTS: dict[str, tuple[float, float]] = {
+    "lite0": (4.7e6, 407e6),
+    "lite1": (5.4e6, 631e6),
+    "lite2": (6.1e6, 899e6),
+    "lite3": (8.2e6, 1.44e9),
+    "lite4": (13.0e6, 2.64e9),
 }
 
 
@@ -122,11 +146,14 @@ V2_PAPER_COSTS: dict[str, tuple[float, float]] = {
 
 
 def variant_key(name: str) -> str:
-    """Canonical key of a variant name: "B0", "efficientnet-b0" -> "b0"; "V2S",
-    "efficientnetv2-s", "v2-s" -> "v2-s"."""
+    """Canonical key of a variant name: "B0", "efficientnet-b0" -> "b0"; "EfficientNet-Lite0"
+    -> "lite0"; "V2S", "efficientnetv2-s", "v2-s" -> "v2-s". Unknown names raise."""
     key = str(name).lower().removeprefix("efficientnet").removeprefix("-")
     if key.startswith("v2") and not key.startswith("v2-"):
         key = "v2-" + key[2:]
+    if key not in VARIANTS and key not in LITE_VARIANTS and key not in V2_VARIANTS:
+        valid = ", ".join([*VARIANTS, *LITE_VARIANTS, *V2_VARIANTS])
+        raise ValueError(f"unknown variant {name!r}; valid variants: {valid}")
     return key
 
 
@@ -136,12 +163,10 @@ def is_v2(name: str | None) -> bool:
 
 
 def get_variant(name: str) -> ScalingParams:
-    """Returns the published scaling of `name` ("b0" ... "b7", "v2-b0" ... "v2-l", any case)."""
+    """Returns the published scaling of `name` ("b0" ... "b7", "lite0" ... "lite4",
+    "v2-b0" ... "v2-l", any case)."""
     key = variant_key(name)
-    table = {**VARIANTS, **V2_VARIANTS}
-    if key not in table:
-        raise ValueError(f"unknown variant {name!r}; valid variants: {', '.join(table)}")
-    return table[key]
+    return {**VARIANTS, **LITE_VARIANTS, **V2_VARIANTS}[key]
 
 
 def round_filters(
@@ -295,6 +320,7 @@ def plan_blocks(
     drop_connect_rate: float = 0.2,
     *,
     limit_shrink: bool = True,
+    stem_channels: int | None = None,
 ) -> tuple[PlannedBlock, ...]:
     """Expands stages into individual blocks, scaled by `width` and `depth`.
 
@@ -305,15 +331,27 @@ def plan_blocks(
     `limit_shrink` is `round_filters`' V1 guard (False for V2). The V2 reference divides by
     the scaled block count too (automl `EffNetV2Model.call`: idx / len(self._blocks));
     keras.applications' V2 divides by the unscaled count, which only changes training.
+
+    `stem_channels` given means a fixed (unscaled) stem and head, the Lite rule
+    (`fix_head_stem` in the reference's efficientnet_model.py): the first and last stages then
+    keep their repeats, and the first block takes the stem's channels as its input.
     """
     if not 0.0 <= drop_connect_rate < 1.0:
         raise ValueError(f"drop_connect_rate must be in [0, 1), got {drop_connect_rate!r}")
-    total = sum(round_repeats(b.repeats, depth) for b in blocks)
+    last = len(blocks)
+
+    def repeats(stage: int, args: BlockArgs) -> int:
+        fixed = stem_channels is not None and stage in (1, last)
+        return args.repeats if fixed else round_repeats(args.repeats, depth)
+
+    total = sum(repeats(stage, b) for stage, b in enumerate(blocks, start=1))
     planned: list[PlannedBlock] = []
     for stage, stage_args in enumerate(blocks, start=1):
         filters_in = round_filters(stage_args.filters_in, width, limit_shrink=limit_shrink)
+        if stage == 1 and stem_channels is not None:
+            filters_in = stem_channels
         filters_out = round_filters(stage_args.filters_out, width, limit_shrink=limit_shrink)
-        for j in range(round_repeats(stage_args.repeats, depth)):
+        for j in range(repeats(stage, stage_args)):
             args = dataclasses.replace(
                 stage_args,
                 repeats=1,

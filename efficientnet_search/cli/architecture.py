@@ -7,10 +7,23 @@ from pathlib import Path
 
 from absl import logging
 
+from efficientnet_search.arch.blocks import B0_BLOCKS, decode_blocks
 from efficientnet_search.arch.cost import ModelCost, spec_cost
-from efficientnet_search.arch.family import Coefficients, read_coefficients, scale_family
+from efficientnet_search.arch.family import (
+    Coefficients,
+    read_baseline,
+    read_coefficients,
+    scale_family,
+)
 from efficientnet_search.arch.model import ModelSpec, build_model, resolve_spec
-from efficientnet_search.arch.scaling import PAPER_COSTS, V2_PAPER_COSTS, V2_VARIANTS, VARIANTS
+from efficientnet_search.arch.scaling import (
+    LITE_PUBLISHED_COSTS,
+    LITE_VARIANTS,
+    PAPER_COSTS,
+    V2_PAPER_COSTS,
+    V2_VARIANTS,
+    VARIANTS,
+)
 from efficientnet_search.tables import format_table
 
 
@@ -35,39 +48,46 @@ def describe_spec(spec: ModelSpec, cost: ModelCost) -> str:
 
 
 def variants_table(family: str = "v1") -> str:
-    """B0-B7 beside the paper's Table 2 (V1), or V2-B0..L beside the V2 paper's Table 7."""
+    """B0-B7 beside the paper's Table 2 and Lite0-4 beside the Lite README's table (V1), or
+    V2-B0..L beside the V2 paper's Table 7."""
     if family == "v2":
-        return _table(V2_VARIANTS, V2_PAPER_COSTS, (
-            "params are trainable parameters; mult-adds per image at the evaluation size "
-            "(keras.applications' default_size). Table 7 of Tan & Le 2021 prints FLOPs "
-            "(multiply-adds) and parameters rounded to 0.1."))
-    return _table(VARIANTS, PAPER_COSTS, (
-        "params are trainable parameters (as the paper counts); mult-adds per image. "
-        "B4, B5 and B7 as released count more multiply-adds than the paper prints "
-        "(4.39B, 10.3B, 37.7B vs 4.2B, 9.9B, 37B)."))
+        v2_table = _cost_table(V2_VARIANTS, V2_PAPER_COSTS, "paper", str.upper)
+        v2_note = ("params are trainable parameters; mult-adds per image at the evaluation size "
+                   "(keras.applications' default_size). Table 7 of Tan & Le 2021 prints FLOPs "
+                   "(multiply-adds) and parameters rounded to 0.1.")
+        return f"{v2_table}\n{v2_note}"
+    b_table = _cost_table(VARIANTS, PAPER_COSTS, "paper", str.upper)
+    lite_table = _cost_table(LITE_VARIANTS, LITE_PUBLISHED_COSTS, "README", str.title)
+    note = ("params are trainable parameters (as the paper counts); mult-adds per image. "
+            "B4, B5 and B7 as released count more multiply-adds than the paper prints "
+            "(4.39B, 10.3B, 37.7B vs 4.2B, 9.9B, 37B).")
+    lite_note = ("Lite: ReLU6, no squeeze-excitation, stem and head not scaled; published "
+                 "figures from tensorflow/tpu models/official/efficientnet/lite/README.md. "
+                 "Its MAdds run 3-6% above our count (conv, depthwise and classifier "
+                 "multiply-adds only); its params match ours.")
+    return f"{b_table}\n{note}\n\n{lite_table}\n{lite_note}"
 
 
-def _table(variants: dict, paper: dict, note: str) -> str:
+def _cost_table(variants, published, source: str, title) -> str:
     rows = []
     for name, scaling in variants.items():
         cost = spec_cost(resolve_spec(name))
-        paper_params, paper_macs = paper[name]
+        params, macs = published[name]
         rows.append((
-            name.upper(), f"{scaling.width:g}", f"{scaling.depth:g}", scaling.resolution,
-            f"{cost.trainable_params / 1e6:.2f}M", f"{paper_params / 1e6:g}M",
-            f"{cost.macs / 1e9:.3f}B", f"{paper_macs / 1e9:g}B",
+            title(name), f"{scaling.width:g}", f"{scaling.depth:g}", scaling.resolution,
+            f"{cost.trainable_params / 1e6:.2f}M", f"{params / 1e6:g}M",
+            f"{cost.macs / 1e9:.3f}B", f"{macs / 1e9:g}B",
         ))
-    table = format_table(("model", "width", "depth", "res", "params", "paper", "mult-adds",
-                          "paper"), rows)
-    return f"{table}\n{note}"
+    return format_table(("model", "width", "depth", "res", "params", source, "mult-adds",
+                         source), rows)
 
 
 def build(args: argparse.Namespace) -> None:
     """`efficientnet-search build`: describe (and optionally save) one model or all variants."""
     if args.all:
         if any(getattr(args, k) is not None for k in ("variant", "width", "depth", "resolution")):
-            raise ValueError("--all prints every variant of --family; drop "
-                             "--variant/--width/--depth/--resolution")
+            raise ValueError("--all prints every variant of --family (v1: B0-B7 and Lite0-4; "
+                             "v2: V2-B0..L); drop --variant/--width/--depth/--resolution")
         print(variants_table(getattr(args, "family", None) or "v1"))
         return
     spec = resolve_spec(
@@ -83,8 +103,10 @@ def build(args: argparse.Namespace) -> None:
 def scale(args: argparse.Namespace) -> None:
     """`efficientnet-search scale`: the phi family from coefficients, as a table."""
     coefficients = _coefficients(args)
+    blocks_from = getattr(args, "blocks_from", None)
+    blocks = decode_blocks(read_baseline(blocks_from)) if blocks_from else B0_BLOCKS
     members = scale_family(coefficients, args.phi, base_resolution=args.base_resolution,
-                           num_classes=args.num_classes)
+                           blocks=blocks, num_classes=args.num_classes)
     rows = [
         (m.phi, f"{m.spec.scaling.depth:.3f}", f"{m.spec.scaling.width:.3f}",
          m.spec.scaling.resolution, f"{m.cost.trainable_params / 1e6:.2f}M",
@@ -94,7 +116,7 @@ def scale(args: argparse.Namespace) -> None:
     print(
         f"alpha {coefficients.alpha:g}, beta {coefficients.beta:g}, gamma {coefficients.gamma:g}"
         f" (alpha*beta^2*gamma^2 = {coefficients.cost_ratio:.3f}); base resolution "
-        f"{args.base_resolution}"
+        f"{args.base_resolution}; baseline {'from ' + blocks_from if blocks_from else 'B0'}"
     )
     print(format_table(("phi", "depth", "width", "res", "params", "mult-adds", "ratio",
                         "nominal"), rows))

@@ -24,17 +24,18 @@ STRATEGY_CHOICES = ("auto", "cpu", "gpu", "mirrored", "multi_worker", "tpu")
 
 # ----------------------------------------------------------------------------- build
 def _add_build(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--variant", help="b0 ... b7, v2-b0 ... v2-b3, v2-s, v2-m, v2-l")
+    parser.add_argument("--variant",
+                        help="b0 ... b7, lite0 ... lite4, v2-b0 ... v2-b3, v2-s, v2-m, v2-l")
     parser.add_argument("--width", type=float, help="width coefficient (channels multiplier)")
     parser.add_argument("--depth", type=float, help="depth coefficient (repeats multiplier)")
     parser.add_argument("--resolution", type=int, help="input resolution in pixels")
     parser.add_argument("--dropout", type=float, help="dropout before the classifier")
     parser.add_argument("--num_classes", type=int, default=1000)
-    parser.add_argument("--blocks", nargs="+", help="baseline block strings (default: B0)")
+    parser.add_argument("--blocks", nargs="+", help="baseline block strings (default: B0/Lite)")
     parser.add_argument("--all", action="store_true",
-                        help="print every variant of --family beside the paper")
+                        help="print every variant of --family beside the published figures")
     parser.add_argument("--family", choices=("v1", "v2"),
-                        help="v1 (B0-B7) or v2 (EfficientNetV2); with --all default v1")
+                        help="v1 (B0-B7, Lite0-4) or v2 (EfficientNetV2); with --all default v1")
     parser.add_argument("--output", help="save the built model to this .keras file")
 
 
@@ -47,6 +48,7 @@ def _run_build(args: argparse.Namespace) -> None:
 # ----------------------------------------------------------------------------- scale
 def _add_scale(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--coefficients", help="results.json of a grid run, or a preset: paper")
+    parser.add_argument("--blocks_from", help="baseline from a NAS or grid results.json")
     parser.add_argument("--alpha", type=float, help="depth coefficient per phi")
     parser.add_argument("--beta", type=float, help="width coefficient per phi")
     parser.add_argument("--gamma", type=float, help="resolution coefficient per phi")
@@ -76,6 +78,35 @@ def _run_grid(args: argparse.Namespace) -> None:
     from efficientnet_search.search import grid
 
     grid.main(args)
+
+
+# ----------------------------------------------------------------------------- nas
+def _add_nas(parser: argparse.ArgumentParser) -> None:
+    _add_config_flags(parser)
+    parser.add_argument("--storage", help="Optuna storage URL shared by workers")
+    parser.add_argument(
+        "--workers", type=int, help="local worker processes (default: the config's)"
+    )
+    parser.add_argument("--seed", type=int, help="training seed of the search trials")
+
+
+def _run_nas(args: argparse.Namespace) -> None:
+    from efficientnet_search.search import nas
+
+    nas.main(args)
+
+
+# ----------------------------------------------------------------------------- pipeline
+def _add_pipeline(parser: argparse.ArgumentParser) -> None:
+    _add_config_flags(parser)
+    parser.add_argument("--storage", help="Optuna storage URL shared by workers")
+    parser.add_argument("--workers", type=int, help="local worker processes per stage")
+
+
+def _run_pipeline(args: argparse.Namespace) -> None:
+    from efficientnet_search.search import pipeline
+
+    pipeline.main(args)
 
 
 # ----------------------------------------------------------------------------- train
@@ -161,6 +192,8 @@ COMMANDS: dict[str, Handler] = {
     "build": (_add_build, _run_build),
     "scale": (_add_scale, _run_scale),
     "grid": (_add_grid, _run_grid),
+    "nas": (_add_nas, _run_nas),
+    "pipeline": (_add_pipeline, _run_pipeline),
     "train": (_add_train, _run_train),
     "evaluate": (_add_evaluate, _run_evaluate),
     "finetune": (_add_finetune, _run_finetune),

@@ -1,4 +1,4 @@
-"""`folder:PATH` and `csv:PATH`: image files as a `data_sources.Source`.
+"""`folder:PATH` and `csv:PATH`: image files as a `records.Source`.
 
 Files are listed and checked once at load time: every file is decoded in one parallel pass,
 so an unreadable or corrupt image fails at once with its path, instead of deep inside
@@ -68,27 +68,7 @@ def check_images(paths: Sequence[str]) -> int:
 def read_folder(path: str) -> Source:
     """`folder:PATH`: `PATH/<class>/*.png`, or `PATH/<split>/<class>/*.png` with split in
     train, val (or validation), test. Class names are the sorted train subfolder names."""
-    root = Path(path).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"image folder not found: {str(root)!r}")
-    subdirs = {d.name: d for d in root.iterdir() if d.is_dir()}
-    if "train" in subdirs and set(subdirs) <= {"train", "val", "validation", "test"}:
-        split_dirs = {s: subdirs[s] for s in ("train", "test") if s in subdirs}
-        val = subdirs.get("val") or subdirs.get("validation")
-        if val is not None:
-            split_dirs["val"] = val
-    else:
-        split_dirs = {"train": root}
-    class_names = tuple(sorted(d.name for d in split_dirs["train"].iterdir() if d.is_dir()))
-    files = {s: _list_class_files(d, class_names) for s, d in split_dirs.items()}
-    if not files["train"][0]:
-        raise ValueError(
-            f"no images ({'/'.join(IMAGE_EXTENSIONS)}) under {str(split_dirs['train'])!r}; "
-            "expected PATH/<class>/IMAGE or PATH/train/<class>/IMAGE"
-        )
-    empty = [c for i, c in enumerate(class_names) if i not in set(files["train"][1].tolist())]
-    if empty:
-        raise ValueError(f"class folder(s) {empty} under {str(split_dirs['train'])!r} are empty")
+    files, class_names = list_folder(path, IMAGE_EXTENSIONS)
     channels = check_images([p for paths, _ in files.values() for p in paths])
     tables = {s: file_table(paths, labels, channels) for s, (paths, labels) in files.items()}
     return Source(
@@ -102,14 +82,47 @@ def read_folder(path: str) -> Source:
     )
 
 
-def _list_class_files(folder: Path, class_names: tuple[str, ...]) -> tuple[list[str], np.ndarray]:
+def list_folder(
+    path: str, extensions: Sequence[str]
+) -> tuple[dict[str, tuple[list[str], np.ndarray]], tuple[str, ...]]:
+    """Lists `PATH/<class>/FILE` or `PATH/<split>/<class>/FILE` (FILE ending in one of
+    `extensions`; "" admits files without a suffix): ({split: (paths, labels)}, class names)."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder not found: {str(root)!r}")
+    subdirs = {d.name: d for d in root.iterdir() if d.is_dir()}
+    if "train" in subdirs and set(subdirs) <= {"train", "val", "validation", "test"}:
+        split_dirs = {s: subdirs[s] for s in ("train", "test") if s in subdirs}
+        val = subdirs.get("val") or subdirs.get("validation")
+        if val is not None:
+            split_dirs["val"] = val
+    else:
+        split_dirs = {"train": root}
+    class_names = tuple(sorted(d.name for d in split_dirs["train"].iterdir() if d.is_dir()))
+    files = {s: _list_class_files(d, class_names, extensions) for s, d in split_dirs.items()}
+    if not files["train"][0]:
+        shown = "/".join(e or "(no suffix)" for e in extensions)
+        raise ValueError(
+            f"no images ({shown}) under {str(split_dirs['train'])!r}; "
+            "expected PATH/<class>/FILE or PATH/train/<class>/FILE"
+        )
+    empty = [c for i, c in enumerate(class_names) if i not in set(files["train"][1].tolist())]
+    if empty:
+        raise ValueError(f"class folder(s) {empty} under {str(split_dirs['train'])!r} are empty")
+    return files, class_names
+
+
+def _list_class_files(
+    folder: Path, class_names: tuple[str, ...], extensions: Sequence[str]
+) -> tuple[list[str], np.ndarray]:
     paths, labels = [], []
     for label, name in enumerate(class_names):
         class_dir = folder / name
         if not class_dir.is_dir():
             continue
         for file in sorted(class_dir.iterdir()):
-            if file.suffix.lower() in IMAGE_EXTENSIONS:
+            if file.is_file() and not file.name.startswith(".") and \
+                    file.suffix.lower() in extensions:
                 paths.append(str(file))
                 labels.append(label)
     unknown = [d.name for d in folder.iterdir() if d.is_dir() and d.name not in class_names]
@@ -123,6 +136,19 @@ def read_csv(path: str) -> Source:
     names), or several 0/1 label columns (multi-label). An optional `split` column
     (train, val/validation, test) assigns rows to splits. Relative paths are resolved
     against the CSV's folder."""
+    groups, class_names, multi_label = list_csv(path)
+    channels = check_images([p for paths, _ in groups.values() for p in paths])
+    tables = {split: file_table(paths, labels, channels)
+              for split, (paths, labels) in groups.items()}
+    return Source(tables["train"], tables.get("val"), tables.get("test"), len(class_names),
+                  multi_label, channels, class_names)  # fmt: skip
+
+
+def list_csv(
+    path: str,
+) -> tuple[dict[str, tuple[list[str], np.ndarray]], tuple[str, ...], bool]:
+    """Reads a `path,label[,label...][,split]` CSV (see `read_csv`) into
+    ({split: (absolute paths, labels)}, class names, multi_label), checking that files exist."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise FileNotFoundError(f"csv file not found: {str(file)!r}")
@@ -144,23 +170,18 @@ def read_csv(path: str) -> Source:
         raise FileNotFoundError(f"csv {str(file)!r}: image file not found: {missing[0]!r}")
     labels, class_names, multi_label = _csv_labels(rows, header, label_cols, file)
     if split_col is None:
-        groups = {"train": np.arange(len(rows))}
+        keep = {"train": np.arange(len(rows))}
     else:
         names = np.asarray([r[split_col].strip().lower() for r in rows])
-        groups = {
+        keep = {
             split: np.flatnonzero(np.isin(names, accepted))
             for split, accepted in _CSV_SPLITS.items()
         }
-    channels = check_images(paths)
-    tables = {
-        split: file_table([paths[i] for i in keep], labels[keep], channels)
-        for split, keep in groups.items()
-        if keep.size
-    }
-    if "train" not in tables:
+    groups = {split: ([paths[i] for i in rows_], labels[rows_])
+              for split, rows_ in keep.items() if rows_.size}
+    if "train" not in groups:
         raise ValueError(f"csv {str(file)!r} has no rows with split 'train'")
-    return Source(tables["train"], tables.get("val"), tables.get("test"), len(class_names),
-                  multi_label, channels, class_names)  # fmt: skip
+    return groups, class_names, multi_label
 
 
 def _csv_labels(

@@ -149,7 +149,8 @@ def _resize(images: tf.Tensor, resolution: int) -> tf.Tensor:
     return tf.clip_by_value(images, 0.0, 255.0)
 
 
-def _to_uint8(images: tf.Tensor) -> tf.Tensor:
+def _round_to_uint8(images: tf.Tensor) -> tf.Tensor:
+    """Resized float pixels (already clipped to [0, 255]) back to uint8, rounded."""
     return tf.cast(tf.round(images), tf.uint8)
 
 
@@ -170,7 +171,7 @@ def _resize_all(ds: tf.data.Dataset, resolution: int, *, centre_crop: bool) -> t
         # Fixed-size images: resize whole chunks at once, far faster than one by one.
         count = ds.cardinality()
         ds = ds.batch(1024).map(
-            lambda x, y: (_to_uint8(_resize(x, resolution)), y), num_parallel_calls=_AUTOTUNE
+            lambda x, y: (_round_to_uint8(_resize(x, resolution)), y), num_parallel_calls=_AUTOTUNE
         )
         ds = ds.unbatch()  # which forgets the count that caching and `sizes` rely on
         return ds.apply(tf.data.experimental.assert_cardinality(count)) if count >= 0 else ds
@@ -178,7 +179,7 @@ def _resize_all(ds: tf.data.Dataset, resolution: int, *, centre_crop: bool) -> t
     def resize_one(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         if centre_crop:
             image = _centre_crop(image)
-        return _to_uint8(_resize(image, resolution)), label
+        return _round_to_uint8(_resize(image, resolution)), label
 
     return ds.map(resize_one, num_parallel_calls=_AUTOTUNE)
 
@@ -276,3 +277,10 @@ def measure_throughput(ds: tf.data.Dataset, *, batches: int = 50, warmup: int = 
             break
         images += int(x.shape[0])
     return images / max(time.perf_counter() - start, 1e-9)
+
+
+def resize_once(ds: tf.data.Dataset, resolution: int) -> tf.data.Dataset:
+    """Every image resized to `resolution` and stored as uint8, exactly as `make_pipeline`
+    does before its cache (without augmentation crops), so the result can be kept and fed
+    back to `make_pipeline`, which then resizes nothing and gives the same batches."""
+    return _resize_all(ds, resolution, centre_crop=False)

@@ -1,17 +1,18 @@
 """Data sources -> train/val/test splits -> batched tf.data pipelines at a model's resolution.
 
 `load_splits(uri)` reads any source of the design (`fashion_mnist`, `npz:PATH`,
-`folder:PATH`, `csv:PATH`, `tfds:NAME[:SPLIT]`, `medmnist:NAME`; readers in
-`data_sources.py`, `data_files.py` and `data_tfds.py`) into unbatched datasets of
+`folder:PATH`, `csv:PATH`, `tfds:NAME[:SPLIT]`, `medmnist:NAME`, `synthetic[:CLASSES]`;
+readers in `sources.py`, `files.py` and `tfds_reader.py`) into unbatched datasets of
 `(image uint8 [H, W, C], label)`. Validation comes from the source's own split, else it is
 carved from train with a seeded, stratified draw; the test split is returned but never used
 to choose anything.
 
-`make_pipeline(ds, resolution=..., ...)` (in `data_pipeline.py`) resizes (bilinear, float32,
+`make_pipeline(ds, resolution=..., ...)` (in `pipeline.py`) resizes (bilinear, float32,
 pixels stay in [0, 255]), repeats grayscale to 3 channels, caches, shuffles, augments
 (training only), batches and prefetches. Models take pixels in [0, 255] and normalize inside.
 
     splits = load_splits("fashion_mnist", max_train=10_000, max_val=5_000, seed=0)
+    # every command reads its `data:` section the same way: data.config.load(cfg, seed)
     train = make_pipeline(splits.train, resolution=32, batch_size=128, training=True)
     val = make_pipeline(splits.val, resolution=32, batch_size=256, training=False)
 """
@@ -34,6 +35,10 @@ from efficientnet_search.data.pipeline import (
 from efficientnet_search.data.records import Source, Table, array_table
 from efficientnet_search.data.sources import ACCEPTED_URIS
 from efficientnet_search.data.synthetic import write_csv, write_image_folder, write_npz
+
+# `synthetic[:CLASSES]`: 32 px grayscale squares; train/val sizes unless max_train/max_val.
+SYNTHETIC_IMAGE_SIZE = 32
+SYNTHETIC_SIZES = (512, 128, 8)
 
 __all__ = [
     "ACCEPTED_URIS", "AUGMENTS", "EVAL_CROP_FRACTION", "DataSplits", "dataset_to_numpy",
@@ -101,8 +106,14 @@ def load_splits(
     for name, value in (("max_train", max_train), ("max_val", max_val)):
         if value is not None and value < 1:
             raise ValueError(f"{name} must be >= 1 or None, got {name}={value}")
-    from efficientnet_search.data.sources import read_source
+    from efficientnet_search.data.sources import parse_uri, read_source
 
+    scheme, rest = parse_uri(uri)
+    if scheme == "synthetic":
+        train, val, test = SYNTHETIC_SIZES
+        return synthetic_splits(num_classes=int(rest), image_size=SYNTHETIC_IMAGE_SIZE,
+                                n_train=max_train or train, n_val=max_val or val, n_test=test,
+                                seed=seed)  # fmt: skip
     source = read_source(uri, data_dir=data_dir, manual_dir=manual_dir, download=download)
     return splits_from_source(
         source, validation_fraction=validation_fraction, seed=seed,

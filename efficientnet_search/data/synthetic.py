@@ -8,6 +8,7 @@ training and fine-tuning really learn without downloading anything.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +24,19 @@ def synthetic_arrays(
     image_size: int = 32,
     channels: int = 1,
     multi_label: bool = False,
+    class_shares: Sequence[float] | None = None,
+    label_noise: float = 0.0,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Returns (images uint8 [n, s, s, channels], labels int32 [n] or float32 [n, K])."""
+    """Returns (images uint8 [n, s, s, channels], labels int32 [n] or float32 [n, K]).
+
+    Args:
+      class_shares: single-label only: the share of each class (imbalanced sets); default
+        balanced.
+      label_noise: single-label only: the share of images that show the square of a class
+        drawn uniformly at random instead of their label's, so that no classifier can be
+        perfect and class weighting visibly moves the decisions (as on real, hard data).
+    """
     if not 2 <= num_classes <= _GRID * _GRID:
         raise ValueError(f"num_classes must be in [2, {_GRID * _GRID}], got {num_classes=}")
     if channels not in (1, 3) or image_size < 2 * _GRID:
@@ -37,9 +48,14 @@ def synthetic_arrays(
         labels = (rng.random((n, num_classes)) < 0.4).astype(np.float32)
         present = labels.astype(bool)
     else:
-        labels = np.arange(n, dtype=np.int32) % num_classes  # balanced
-        labels = rng.permutation(labels).astype(np.int32)
-        present = np.eye(num_classes, dtype=bool)[labels]
+        labels = _single_labels(n, num_classes, class_shares, rng)
+        shown = labels.copy()
+        if not 0.0 <= label_noise <= 1.0:
+            raise ValueError(f"label_noise must be in [0, 1], got {label_noise=}")
+        if label_noise > 0:  # drawn only then, so noise-free sets stay as they were
+            noisy = rng.random(n) < label_noise
+            shown[noisy] = rng.integers(0, num_classes, int(noisy.sum()))
+        present = np.eye(num_classes, dtype=bool)[shown]
     images = rng.uniform(0, 70, (n, image_size, image_size, channels))
     cell = image_size // _GRID
     margin = max(1, cell // 6)
@@ -50,6 +66,22 @@ def synthetic_arrays(
         brightness = rng.uniform(170, 255, (n, 1, 1, channels))
         images[present[:, k], rows, cols, :] = brightness[present[:, k]]
     return np.round(images).astype(np.uint8), labels
+
+
+def _single_labels(n: int, num_classes: int, shares: Sequence[float] | None,
+                   rng: np.random.Generator) -> np.ndarray:
+    """n labels, balanced by default, else in proportions `shares` (rounded, then shuffled)."""
+    if shares is None:
+        labels = np.arange(n, dtype=np.int32) % num_classes
+    else:
+        shares = np.asarray(shares, dtype=np.float64)
+        if shares.shape != (num_classes,) or np.any(shares <= 0):
+            raise ValueError(f"class_shares must be {num_classes} positive numbers, got "
+                             f"{shares.tolist()}")
+        counts = np.floor(shares / shares.sum() * n).astype(int)
+        counts[np.argmax(shares)] += n - counts.sum()
+        labels = np.repeat(np.arange(num_classes, dtype=np.int32), counts)
+    return rng.permutation(labels).astype(np.int32)
 
 
 def write_npz(

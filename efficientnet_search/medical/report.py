@@ -207,7 +207,15 @@ def metrics_table(results: dict) -> str:
             f"| accuracy | {_ci(t, 'accuracy')} |",
             *([f"| accuracy at p=0.5 | {_ci(results['test_at_0.5'], 'accuracy')} |"]
               if "test_at_0.5" in results else []),
-            f"| balanced accuracy | {t['balanced_accuracy']:.4f} |"]
+            (f"| balanced accuracy | {_ci(t, 'balanced_accuracy')} |"
+             if "balanced_accuracy_ci" in t else
+             f"| balanced accuracy | {t['balanced_accuracy']:.4f} |")]
+    if "majority_class_share" in t and results["task"] == "multiclass":
+        rows.append(f"| majority-class share (always answering it) | "
+                    f"{t['majority_class_share']:.4f} |")
+    if "quadratic_weighted_kappa" in t:
+        rows.append(f"| quadratic-weighted kappa (ordinal) | "
+                    f"{_ci(t, 'quadratic_weighted_kappa')} |")
     if results["task"] == "binary":
         rows += [f"| sensitivity ({t['positive_class']}) | {t['sensitivity']:.4f} |",
                  f"| specificity | {t['specificity']:.4f} |",
@@ -223,6 +231,18 @@ def _per_class_table(results: dict) -> str:
     return "\n".join(rows)
 
 
+def _operating_point(results: dict, th: dict) -> str:
+    best = (f"(best validation AUC {results['best_val_auc']:.4f} at epoch "
+            f"{results['best_epoch']})")
+    if results["task"] == "multiclass":
+        prior = results.get("class_prior", "data")
+        meaning = ("the training data's class frequencies" if prior == "data"
+                   else "equally frequent classes")
+        return f"Decision: argmax of probabilities that assume {meaning} {best}."
+    return (f"Operating threshold: {th['method']}, chosen on the **{th['chosen_on']}** split "
+            f"{best}.")
+
+
 def report_text(results: dict, plot_names: list[str]) -> str:
     """report.md: metrics with intervals, threshold, per-class table, plots, notes."""
     th = results["threshold"]
@@ -234,8 +254,7 @@ def report_text(results: dict, plot_names: list[str]) -> str:
         f"{results['test_split']} split ({results['test']['n']} images); intervals from "
         f"{n_b} bootstrap resamples.", "",
         metrics_table(results), "",
-        f"Operating threshold: {th['method']}, chosen on the **{th['chosen_on']}** split "
-        f"(best validation AUC {results['best_val_auc']:.4f} at epoch {results['best_epoch']}).",
+        _operating_point(results, th),
         "", _per_class_table(results), "",
     ]
     if results["task"] != "multilabel":
@@ -267,6 +286,7 @@ def model_card_text(results: dict) -> str:
     cfg: dict[str, Any] = results["config"]
     m = cfg["model"]
     start = {"random": "random initialization (no pretrained weights)",
+             "imagenet": "the variant's published ImageNet weights",
              "reference": f"reference Keras weights from `{m['path']}`",
              "keras": f"our model `{m['path']}`"}[m["init"]]
     return "\n".join([

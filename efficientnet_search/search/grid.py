@@ -26,14 +26,13 @@ from absl import logging
 
 from efficientnet_search import config as config_lib
 from efficientnet_search.jsonio import write_json
-from efficientnet_search.search import local_workers, plan, worker
+from efficientnet_search.search import local_workers, plan, proxy, worker
 from efficientnet_search.search import report as report_lib
 from efficientnet_search.search import results as results_lib
 from efficientnet_search.search import rungs as rungs_lib
 from efficientnet_search.search import study as study_lib
 from efficientnet_search.search.config import (  # noqa: F401  (re-exported: the grid's API)
     CandidatesConfig,
-    DataConfig,
     GridConfig,
     SearchConfig,
 )
@@ -70,12 +69,29 @@ def run_grid_search(
       config: the search.
       run_dir: output directory (default `runs/<config.name>`).
       storage: Optuna storage URL or journal path (default: SQLite in `run_dir`).
-      workers: local worker processes (default `config.search.workers`).
+      workers: local worker processes (default `config.search.workers`; 0: one per usable
+        core that the available memory holds, single-threaded).
     """
     run_dir = Path(run_dir or Path("runs") / config.name)
-    workers = workers or config.search.workers
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers=}")
+    workers = workers if workers is not None else config.search.workers
+    if workers < 0:
+        raise ValueError(f"workers must be >= 1 (0: from the machine), got {workers=}")
+    if workers == 0:
+        workers = local_workers.machine_workers(config.search.worker_memory_gb)
+        config = dataclasses.replace(config, search=dataclasses.replace(
+            config.search, threads=config.search.threads or 1))  # fmt: skip
+    threads = config.search.threads or (max(1, (os.cpu_count() or 1) // workers)
+                                        if workers > 1 else None)
+    # A process that must be replaced (after some trials, or when its memory grew) is a
+    # spawned worker; otherwise one worker trains in this process.
+    in_process = workers == 1 and not (config.search.trials_per_process
+                                       or config.search.max_memory_growth)  # fmt: skip
+    if in_process:
+        proxy.configure_threads(threads)  # before the data's first TensorFlow op
+    else:
+        _keep_off_gpus()
+    # Read the data before writing anything: a bad source fails with one line, no run left.
+    splits = worker.load_data(config)
     config_lib.save_config(config, run_dir)
     ladder = open_ladder(config, run_dir, storage)
     points = len(ladder.points0)
@@ -90,13 +106,25 @@ def run_grid_search(
             ", ".join(f"{b / config.proxy.evals_per_epoch:.3g}" for b in ladder.budgets), factor,
             100 * rungs_lib.planned_share(points // config.search.repeats, ladder.budgets, factor),
         )  # fmt: skip
-    threads = config.search.threads or (max(1, (os.cpu_count() or 1) // workers)
-                                        if workers > 1 else None)
-    if workers == 1 and not config.search.trials_per_process:
-        worker.work(config, ladder, threads=threads)
-    else:
+    if in_process:
+        worker.work(config, ladder, threads=threads, run_dir=run_dir, splits=splits)
+    else:  # each worker process loads its own copy (or reads the shared cache)
         local_workers.run_local_workers(config, ladder, run_dir, storage, workers, threads)
     return write_outputs(config, ladder, run_dir)
+
+
+def _keep_off_gpus() -> None:
+    """Hides the GPUs from this (supervising) process before it reads the data.
+
+    Its first TensorFlow op would otherwise reserve nearly all memory of every GPU, which the
+    spawned workers need; they are fresh processes, so the setting does not reach them.
+    """
+    import tensorflow as tf
+
+    try:
+        tf.config.set_visible_devices([], "GPU")
+    except RuntimeError:  # TensorFlow already started in this process (e.g. under pytest)
+        pass
 
 
 def write_outputs(config: GridConfig, ladder: rungs_lib.Ladder, run_dir: Path) -> GridResult:
@@ -114,6 +142,7 @@ def write_outputs(config: GridConfig, ladder: rungs_lib.Ladder, run_dir: Path) -
     summary = results_lib.summarize(by_rung.get(top, []), config.search.confidence)
     payload = results_lib.to_json(summary, records)
     payload["study"] = {"name": study_name(config), "points": len(ladder.points0)}
+    payload["blocks"] = list(config.proxy.blocks)  # the baseline scaled (scale --blocks_from)
     if len(ladder.budgets) > 1:
         payload["rungs"] = rungs_lib.rung_summaries(
             ladder, by_rung, config.proxy.evals_per_epoch, config.search.confidence)

@@ -6,7 +6,7 @@ import contextlib
 import multiprocessing
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from absl import logging
@@ -22,13 +22,33 @@ def run_local_workers(
     workers: int, threads: int | None,
 ) -> None:
     """Keeps `workers` spawned worker processes busy, replacing each that exits while trials
-    remain (after `trials_per_process` trials, or a crash: its trial is retried)."""
-    context = multiprocessing.get_context("spawn")
+    remain (after `trials_per_process` trials, when its memory grew past
+    `max_memory_growth`, or a crash: its trial is retried)."""
     args = (config_lib.to_dict(config), str(run_dir), storage, threads)
+    growth = config.search.max_memory_growth
+    run_processes(worker.process_main, args, workers=workers, threads=threads,
+                  finished=ladder.finished, restart=config.search.trials_per_process,
+                  name="grid-worker", pass_start_time=True,
+                  planned_exit=worker.RECYCLE_EXIT_CODE,
+                  note=f", a fresh one when memory grows past +{growth:.0%}" if growth else "",
+                  )  # fmt: skip
+
+
+def run_processes(target: Callable[..., None], args: tuple, *, workers: int,
+                  threads: int | None, finished: Callable[[], bool], restart: int,
+                  name: str, pass_start_time: bool = False, planned_exit: int | None = None,
+                  note: str = "") -> None:
+    """Keeps `workers` processes running `target(*args)` until `finished()`; a process that
+    exits is replaced while work remains when `restart` (a fresh process every `restart`
+    trials; 0: never) or when it exited non-zero (a crash: its trial is retried; or
+    `planned_exit`, a process that asked for a fresh one, logged as no error).
+    `pass_start_time` appends the wall-clock start time to each process's arguments, so its
+    first trial can record what starting the process cost."""
+    context = multiprocessing.get_context("spawn")
     slots: list = [None] * workers
-    every = config.search.trials_per_process
-    logging.info("%d local worker processes, %s threads each%s", workers, threads or "all",
-                 f", a fresh process every {every} trial(s)" if every else "")  # fmt: skip
+    logging.info("%d local worker processes, %s threads each%s%s", workers, threads or "all",
+                 f", a fresh process every {restart} trial(s)" if restart else "",
+                 note)  # fmt: skip
     devices = gpu_assignments(workers, _local_gpu_ids())
     if devices[0] is not None:
         logging.info("local workers' GPUs: %s", "; ".join(
@@ -37,19 +57,35 @@ def run_local_workers(
         for index, process in enumerate(slots):
             if process is not None and process.exitcode is None:
                 continue
-            if process is not None and process.exitcode:
+            recycled = process is not None and process.exitcode == planned_exit
+            if process is not None and process.exitcode and not recycled:
                 logging.warning("%s exited with code %s", process.name, process.exitcode)
             slots[index] = None
-            if not ladder.finished() and (process is None or config.search.trials_per_process
-                                          or process.exitcode):  # fmt: skip
-                slots[index] = context.Process(target=worker.process_main, args=args,
-                                               name=f"grid-worker-{index}")  # fmt: skip
+            if not finished() and (process is None or restart or process.exitcode):
+                started = (*args, time.time()) if pass_start_time else args
+                slots[index] = context.Process(target=target, args=started,
+                                               name=f"{name}-{index}")  # fmt: skip
                 # A spawned child copies os.environ as it is at start().
                 with _gpu_environment(devices[index], shared=workers > len(set(devices))):
                     slots[index].start()
         if all(process is None for process in slots):
             return
         time.sleep(1.0)
+
+
+def machine_workers(memory_gb: float) -> int:
+    """Workers this machine runs well: one per usable CPU core, as many as the available
+    memory holds at `memory_gb` each (at least one)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = cores or 1
+    try:
+        with open("/proc/meminfo") as handle:
+            info = dict(line.split(":", 1) for line in handle)
+        available_gb = int(info["MemAvailable"].split()[0]) / 2**20
+        workers = min(workers, max(1, int(available_gb // memory_gb)))
+    except (OSError, KeyError, ValueError):
+        pass  # not Linux: the cores alone
+    return workers
 
 
 def gpu_assignments(workers: int, gpu_ids: list[str]) -> list[str | None]:

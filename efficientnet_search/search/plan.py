@@ -93,7 +93,8 @@ def study_name(config: GridConfig) -> str:
         return config.search.study_name
     data = config_lib.to_dict(config)
     for runtime in ("workers", "threads", "heartbeat_interval", "grace_period", "confidence",
-                    "trials_per_process"):
+                    "trials_per_process", "reuse_models", "data_cache", "max_memory_growth",
+                    "worker_memory_gb", "validation"):
         data["search"].pop(runtime)
     digest = hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
     return f"grid-{config.name}-{digest}"

@@ -18,7 +18,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Collection
-from typing import Literal
+from typing import ClassVar, Literal
 
 import keras
 import tensorflow as tf
@@ -26,8 +26,13 @@ import tensorflow as tf
 from efficientnet_search.arch.blocks import B0_BLOCK_STRINGS
 from efficientnet_search.arch.cost import spec_cost
 from efficientnet_search.arch.model import ModelSpec, build_model, resolve_spec
+from efficientnet_search.data.config import DataConfig
+from efficientnet_search.search.model_cache import ModelCache  # noqa: F401  (re-exported)
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
+# The grid's `data` defaults: 10k training / 5k validation images (a 2k validation set alone
+# adds ~0.9 points of seed-to-seed spread here, DESIGN.md), batches of 128, no augmentation.
+PROXY_DATA = DataConfig(max_train=10_000, max_val=5_000, batch_size=128, augment="none")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,18 +41,21 @@ class ProxyConfig:
 
     Attributes:
       blocks: baseline block strings (default: B0).
+      blocks_from: a NAS or grid run's results.json (or run directory) whose baseline
+        replaces `blocks` (`--set proxy.blocks_from=runs/nas/results.json`).
       base_width, base_depth, base_resolution: the proxy baseline (phi=0).
       dropout, drop_connect_rate: regularization (small proxies need little).
       bn_momentum: batch-norm momentum (0.9 suits short runs).
-      optimizer, learning_rate, batch_size: a constant-rate optimizer.
+      optimizer, learning_rate: a constant-rate optimizer (the batch size and augmentation
+        are the grid's `data.batch_size` and `data.augment`).
       epochs: training epochs; `steps_per_epoch` (optional) caps each epoch's steps.
       evals_per_epoch: validation passes per epoch (evenly spaced, the last at the epoch's
         end). A pruner decides at each, so more passes let it stop weak candidates sooner.
-      augment: training augmentation (see data.make_pipeline).
       strategy: tf.distribute strategy name per trial (cpu, gpu, mirrored, tpu; distribute.py).
     """
 
     blocks: tuple[str, ...] = B0_BLOCK_STRINGS
+    blocks_from: str | None = None
     base_width: float = 0.25
     base_depth: float = 0.25
     base_resolution: int = 32
@@ -56,22 +64,30 @@ class ProxyConfig:
     bn_momentum: float = 0.9
     optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
     learning_rate: float = 2e-3
-    batch_size: int = 128
     epochs: int = 3
     steps_per_epoch: int | None = None
     evals_per_epoch: int = 1
-    augment: str = "none"
     strategy: str = "cpu"
 
+    MOVED_KEYS: ClassVar[dict[str, str]] = {
+        "batch_size": "data.batch_size", "augment": "data.augment",
+    }  # fmt: skip
+
     def __post_init__(self) -> None:
+        if self.blocks_from:
+            from efficientnet_search.arch.family import read_baseline
+
+            found = read_baseline(self.blocks_from)
+            if tuple(self.blocks) not in (B0_BLOCK_STRINGS, found):
+                raise ValueError(
+                    f"proxy.blocks and proxy.blocks_from={self.blocks_from!r} disagree; "
+                    "give one of them")
+            object.__setattr__(self, "blocks", found)  # the resolved config records both
         for name in ("base_width", "base_depth", "learning_rate"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"proxy.{name} must be > 0, got {getattr(self, name)!r}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(
-                f"proxy.epochs and proxy.batch_size must be >= 1, got epochs={self.epochs}, "
-                f"batch_size={self.batch_size}"
-            )
+        if self.epochs < 1:
+            raise ValueError(f"proxy.epochs must be >= 1, got epochs={self.epochs}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise ValueError(f"proxy.steps_per_epoch must be >= 1, got {self.steps_per_epoch}")
         if self.evals_per_epoch < 1:
@@ -111,6 +127,8 @@ class ProxyResult:
     seconds: float
     stopped_early: bool
     peak_rss_mb: float
+    timing: dict[str, float] = dataclasses.field(default_factory=dict)
+    reused_model: bool = False
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -136,59 +154,79 @@ def train_proxy(
     beta: float,
     gamma: float,
     seed: int,
+    data: DataConfig = PROXY_DATA,
     report: EvalReport | None = None,
     passes: Collection[int] | None = None,
+    epoch_ends: bool = True,
     verbose: int = 0,
+    models: ModelCache | None = None,
 ) -> ProxyResult:
-    """Trains candidate (alpha, beta, gamma) with `seed`; frees the model before returning.
+    """Trains candidate (alpha, beta, gamma) with `seed`; frees the model unless `models` keeps it.
 
     Args:
       config: the proxy baseline and budget.
       splits: a data.DataSplits (train and val are used, never test).
       alpha, beta, gamma: the candidate's depth, width and resolution coefficients.
       seed: seeds weights, dropout and shuffling.
+      data: the batch size, augmentation, cache and shuffle buffer (the grid's `data`).
       report: called after each validation pass with its number (pruning); returning True
         stops training.
-      passes: the pass numbers inside epochs to run (default: all); epoch ends always run.
+      passes: the pass numbers inside epochs to run (default: all); epoch ends always run,
+        unless `epoch_ends` is False: then only the listed passes run (a run whose only
+        reader is the final accuracy validates once).
       verbose: Keras fit verbosity.
+      models: keeps the compiled model for the next trial of the same architecture, which
+        re-initializes it instead of building and tracing again (same results); None builds
+        a fresh model and frees it before returning.
 
     Raises:
       NonFiniteLossError: when the loss becomes NaN or infinite.
     """
-    from efficientnet_search import data
+    from efficientnet_search import data as data_lib
     from efficientnet_search.training.distribute import make_strategy
 
     start = time.perf_counter()
     spec = config.spec(alpha, beta, gamma, splits.num_classes)
-    keras.utils.set_random_seed(seed)
-    with make_strategy(config.strategy).scope():
-        model = _compiled_model(config, spec, splits.multi_label)
+    model, reused = _model_for(config, spec, splits.multi_label, seed, models,
+                               make_strategy(config.strategy))  # fmt: skip
+    built = time.perf_counter()
     resolution = spec.scaling.resolution
     repeat = config.steps_per_epoch is not None
     # One batch shape: a smaller last batch would retrace the training step every epoch.
-    full_batches = splits.sizes["train"] >= config.batch_size
-    train = data.make_pipeline(
-        splits.train, resolution=resolution, batch_size=config.batch_size, training=True,
-        augment=config.augment, seed=seed, repeat=repeat, drop_remainder=full_batches,
+    batch = data.batch_size
+    full_batches = splits.sizes["train"] >= batch
+    train = data_lib.make_pipeline(
+        splits.train, resolution=resolution, batch_size=batch, training=True,
+        augment=data.augment, cache=data.cache, shuffle_buffer=data.shuffle_buffer, seed=seed,
+        repeat=repeat, drop_remainder=full_batches,
     )  # fmt: skip
-    val = data.make_pipeline(
-        splits.val, resolution=resolution, batch_size=max(config.batch_size, 256),
-        training=False,
+    val = data_lib.make_pipeline(
+        splits.val, resolution=resolution, batch_size=max(batch, 256), training=False,
+        cache=data.cache,
     )  # fmt: skip
     steps_per_epoch = config.steps_per_epoch or (
-        splits.sizes["train"] // config.batch_size if full_batches
-        else math.ceil(splits.sizes["train"] / config.batch_size))
+        splits.sizes["train"] // batch if full_batches
+        else math.ceil(splits.sizes["train"] / batch))
     if config.evals_per_epoch > steps_per_epoch:
         raise ValueError(
             f"proxy.evals_per_epoch ({config.evals_per_epoch}) exceeds the {steps_per_epoch} "
             "training steps of an epoch; lower it or the batch size")
-    watcher = _Watcher(report, val, steps_per_epoch, config.evals_per_epoch, passes)
+    watcher = _Watcher(report, val, steps_per_epoch, config.evals_per_epoch, passes,
+                       epoch_ends)  # fmt: skip
+    fit_start = time.perf_counter()
     with warnings.catch_warnings():  # Keras warns that fit's shuffle=True skips a tf.data input
         warnings.filterwarnings("ignore", message=".*shuffle=True.*")
         model.fit(
             train, epochs=config.epochs,
             steps_per_epoch=config.steps_per_epoch, callbacks=[watcher], verbose=verbose,
         )  # fmt: skip
+    fit_seconds = time.perf_counter() - fit_start
+    timing = {
+        "build_s": built - start,
+        "first_step_s": watcher.first_step_seconds,
+        "train_s": max(0.0, fit_seconds - watcher.first_step_seconds - watcher.val_seconds),
+        "val_s": watcher.val_seconds,
+    }
     result = ProxyResult(
         epoch_accuracies=tuple(watcher.accuracies),
         curve=tuple(watcher.curve),
@@ -197,19 +235,46 @@ def train_proxy(
         seconds=time.perf_counter() - start,
         stopped_early=watcher.stopped,
         peak_rss_mb=peak_rss_mb(),
+        timing=timing,
+        reused_model=reused,
     )
     del model, train, val
-    release_memory()
+    if models is None:
+        release_memory()
     if watcher.error:
         raise NonFiniteLossError(watcher.error)
     return result
 
 
-def _compiled_model(config: ProxyConfig, spec: ModelSpec, multi_label: bool) -> keras.Model:
-    model = build_model(
-        spec=spec, bn_momentum=config.bn_momentum,
-        classifier_activation="sigmoid" if multi_label else "softmax",
-    )  # fmt: skip
+def _model_for(config: ProxyConfig, spec: ModelSpec, multi_label: bool, seed: int,
+               models: ModelCache | None, strategy: tf.distribute.Strategy,
+               ) -> tuple[keras.Model, bool]:
+    """The trial's compiled model: fresh, or the cache's re-initialized one."""
+
+    def build() -> keras.Model:
+        return build_model(
+            spec=spec, bn_momentum=config.bn_momentum,
+            classifier_activation="sigmoid" if multi_label else "softmax",
+        )  # fmt: skip
+
+    def compile_model(model: keras.Model) -> None:
+        _compile(config, model, multi_label)
+
+    if models is None:
+        keras.utils.set_random_seed(seed)
+        with strategy.scope():
+            model = build()
+            compile_model(model)
+        return model, False
+    key = (repr(spec), config.bn_momentum, config.optimizer, config.learning_rate, multi_label,
+           config.strategy)  # fmt: skip
+    if models.holds is not None and models.holds != key:
+        models.clear()
+        release_memory()  # the old model's graph state, before the new one is built
+    return models.get(key, seed, build, compile_model, strategy)
+
+
+def _compile(config: ProxyConfig, model: keras.Model, multi_label: bool) -> None:
     optimizer = {
         "adam": keras.optimizers.Adam,
         "sgd": lambda lr: keras.optimizers.SGD(lr, momentum=0.9),
@@ -222,7 +287,6 @@ def _compiled_model(config: ProxyConfig, spec: ModelSpec, multi_label: bool) -> 
         metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
     model.compile(optimizer=optimizer, loss=loss, metrics=[metric])
     optimizer.build(model.trainable_variables)  # else fit's first step is traced twice
-    return model
 
 
 class _Watcher(keras.callbacks.Callback):
@@ -233,12 +297,14 @@ class _Watcher(keras.callbacks.Callback):
     so a trial stopped inside an epoch is not validated again at its end). Passes do not
     change what is trained: a run's epoch-end accuracies are the same for any setting.
     With `passes`, passes inside an epoch whose number is not listed are skipped (epoch
-    ends always run).
+    ends always run, unless `epoch_ends` is False: then only listed passes run).
     """
 
     def __init__(self, report: EvalReport | None, val, steps_per_epoch: int,
-                 evals_per_epoch: int, passes: Collection[int] | None = None) -> None:
+                 evals_per_epoch: int, passes: Collection[int] | None = None,
+                 epoch_ends: bool = True) -> None:
         super().__init__()
+        self.epoch_ends = epoch_ends or passes is None
         self.report = report
         self.val = val
         self.per_epoch = evals_per_epoch
@@ -250,12 +316,21 @@ class _Watcher(keras.callbacks.Callback):
         self.curve: list[tuple[float, float]] = []
         self.stopped = False
         self.error = ""
+        self.val_seconds = 0.0  # time spent in validation passes
+        self.first_step_seconds = 0.0  # fit's start to the end of its first step (tracing)
+        self._fit_start = 0.0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._fit_start = time.perf_counter()
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch = epoch
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         loss = (logs or {}).get("loss")
+        if not self.first_step_seconds:
+            float(loss if loss is not None else 0.0)  # waits for the step to finish
+            self.first_step_seconds = time.perf_counter() - self._fit_start
         if loss is not None and not math.isfinite(float(loss)):
             self.error = f"loss became {float(loss)} at step {batch + 1}"
             self.model.stop_training = True
@@ -274,12 +349,16 @@ class _Watcher(keras.callbacks.Callback):
             self.error = f"loss {loss} at epoch {epoch + 1}"
             self.model.stop_training = True
             return
+        if not self.epoch_ends and (epoch + 1) * self.per_epoch not in self.passes:
+            return
         accuracy = self._evaluate()
         if self._record((epoch + 1) * self.per_epoch, accuracy):
             self.accuracies.append(accuracy)
 
     def _evaluate(self) -> float:
+        start = time.perf_counter()
         logs = self.model.evaluate(self.val, verbose=0, return_dict=True)
+        self.val_seconds += time.perf_counter() - start
         return float(logs.get("accuracy", math.nan))
 
     def _record(self, number: int, accuracy: float) -> bool:

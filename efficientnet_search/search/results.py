@@ -32,7 +32,14 @@ TRIAL_FIELDS = (
     "number", "rung", "candidate", "kind", "alpha", "beta", "gamma", "seed", "state",
     "val_accuracy", "epoch_accuracies", "epochs", "params", "macs", "macs_ratio", "nominal_cost",
     "resolution", "width", "depth", "seconds", "peak_rss_mb", "worker", "error",
+    "reused_model", "time_start_s", "time_data_s", "time_build_s", "time_first_step_s",
+    "time_train_s", "time_val_s", "time_write_s",
 )  # fmt: skip
+# Where a trial's seconds went (search/worker.py): process start and imports (a process's
+# first trial only), data load and resize, model build, the first training step (tracing),
+# the other training steps, validation passes, recording the result.
+TIMING_FIELDS = ("time_start_s", "time_data_s", "time_build_s", "time_first_step_s",
+                 "time_train_s", "time_val_s", "time_write_s")
 
 
 def trial_record(trial: FrozenTrial) -> dict[str, Any]:
@@ -55,7 +62,8 @@ def trial_record(trial: FrozenTrial) -> dict[str, Any]:
         "curve": [list(point) for point in curve],
         "epochs": curve[-1][0] if curve else 0,
         **{k: attrs.get(k) for k in ("params", "macs", "macs_ratio", "resolution", "width",
-                                     "depth", "peak_rss_mb", "rss_mb", "worker", "error")},
+                                     "depth", "peak_rss_mb", "rss_mb", "worker", "error",
+                                     "reused_model", *TIMING_FIELDS)},
         "nominal_cost": attrs["alpha"] * attrs["beta"] ** 2 * attrs["gamma"] ** 2,
         "seconds": seconds,
     }  # fmt: skip

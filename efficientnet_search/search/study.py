@@ -157,14 +157,19 @@ def open_study(
     points: Sequence[Point],
     *,
     pruner: optuna.pruners.BasePruner | None = None,
+    sampler: optuna.samplers.BaseSampler | None = None,
+    directions: Sequence[str] = ("maximize",),
     wait_seconds: float = 60.0,
     claim_lock: Path | None = None,
     heartbeat_interval: int = 20,
     grace_period: int = 60,
 ) -> TrialQueue:
-    """Creates or joins study `name` (maximizing) with every point queued exactly once.
+    """Creates or joins study `name` with every point queued exactly once.
 
-    With SQLite pass `claim_lock=sqlite_claim_lock(url)` (`open_queue` does). The heartbeat
+    `directions` are the study's objectives (one "maximize" by default); `sampler` proposes
+    the parameters a point leaves open (the architecture search queues budget slots whose
+    architecture is sampled when a worker claims them). With SQLite pass
+    `claim_lock=sqlite_claim_lock(url)` (`open_queue` does). The heartbeat
     settings apply to storages without Optuna's own heartbeat (journal files).
     """
     keys = [p.key for p in points]
@@ -172,14 +177,14 @@ def open_study(
         raise ValueError(f"point keys must be unique, got {len(keys) - len(set(keys))} repeats")
     pruner = pruner or optuna.pruners.NopPruner()
     try:
-        study = optuna.create_study(
-            storage=storage, study_name=name, direction="maximize", pruner=pruner
-        )
+        study = optuna.create_study(storage=storage, study_name=name, directions=directions,
+                                    pruner=pruner, sampler=sampler)
         _enqueue_missing(study, points)
         return TrialQueue(study, storage, len(points), claim_lock, heartbeat_interval,
                           grace_period)  # fmt: skip
     except optuna.exceptions.DuplicatedStudyError:
-        study = optuna.load_study(study_name=name, storage=storage, pruner=pruner)
+        study = optuna.load_study(study_name=name, storage=storage, pruner=pruner,
+                                  sampler=sampler)
     deadline = time.monotonic() + wait_seconds
     while ENQUEUED_ATTR not in study.user_attrs and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -200,12 +205,15 @@ def open_queue(
     points: Sequence[Point],
     *,
     pruner: optuna.pruners.BasePruner | None = None,
+    sampler: optuna.samplers.BaseSampler | None = None,
+    directions: Sequence[str] = ("maximize",),
     heartbeat_interval: int = 20,
     grace_period: int = 60,
 ) -> TrialQueue:
     """Opens the storage at `url` and creates or joins study `name` with `points` queued."""
     storage = open_storage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
-    return open_study(storage, name, points, pruner=pruner, claim_lock=sqlite_claim_lock(url),
+    return open_study(storage, name, points, pruner=pruner, sampler=sampler,
+                      directions=directions, claim_lock=sqlite_claim_lock(url),
                       heartbeat_interval=heartbeat_interval, grace_period=grace_period)
 
 
@@ -228,20 +236,26 @@ class TrialQueue:
     heartbeat_interval: int = 20  # for storages without Optuna's heartbeat
     grace_period: int = 60
 
-    def claim(self) -> optuna.Trial | None:
-        """Moves one WAITING trial to RUNNING for this worker; None when none is waiting."""
+    def claim(self, prefer: Callable[[FrozenTrial], bool] | None = None) -> optuna.Trial | None:
+        """Moves one WAITING trial to RUNNING for this worker; None when none is waiting.
+
+        With `prefer`, waiting trials it accepts are taken first (queue order otherwise).
+        """
         for attempt in range(6):
             try:
                 with _file_lock(self.claim_lock):
-                    return self._claim_once()
+                    return self._claim_once(prefer)
             except optuna.exceptions.StorageInternalError:
                 if attempt == 5:  # SQLite under heavy contention: "database is locked"
                     raise
                 time.sleep(0.5 * (attempt + 1))
         return None
 
-    def _claim_once(self) -> optuna.Trial | None:
-        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+    def _claim_once(self, prefer: Callable[[FrozenTrial], bool] | None) -> optuna.Trial | None:
+        waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if prefer is not None:
+            waiting = sorted(waiting, key=lambda frozen: not prefer(frozen))  # stable
+        for frozen in waiting:
             # Optuna offers no public trial-id accessor; `_trial_id` is what Study.ask uses.
             trial_id = frozen._trial_id
             try:
@@ -315,17 +329,20 @@ class TrialQueue:
         poll_seconds: float = 2.0,
         on_finished: Callable[[FrozenTrial], None] | None = None,
         max_trials: int | None = None,
+        prefer: Callable[[FrozenTrial], bool] | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> int:
         """Trains queued trials until none is waiting or running; returns how many it trained.
 
         `train(trial)` must end the trial itself (`study.tell`). While other workers still
         run trials this worker keeps polling, so it takes over one whose heartbeat stops.
-        With `max_trials` it returns after that many trials.
+        With `max_trials` it returns after that many trials, and whenever `stop()` says so
+        between trials. `prefer` chooses among waiting trials (see `claim`).
         """
         trained = 0
-        while max_trials is None or trained < max_trials:
+        while (max_trials is None or trained < max_trials) and not (stop and stop()):
             self.retry_stale()
-            trial = self.claim()
+            trial = self.claim(prefer)
             if trial is not None:
                 with self.heartbeat(trial):
                     train(trial)

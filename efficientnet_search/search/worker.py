@@ -8,9 +8,12 @@ the same `--storage`.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import os
 import socket
+import sys
 import time
 import traceback
 from collections.abc import Sequence
@@ -23,11 +26,16 @@ from optuna.trial import TrialState
 
 from efficientnet_search import config as config_lib
 from efficientnet_search import quiet_start
-from efficientnet_search.search import plan, proxy
+from efficientnet_search.data import config as data_config
+from efficientnet_search.search import data_cache, plan, proxy
 from efficientnet_search.search import results as results_lib
 from efficientnet_search.search import rungs as rungs_lib
 from efficientnet_search.search import study as study_lib
 from efficientnet_search.search.config import GridConfig
+
+RECYCLE_EXIT_CODE = 75  # a worker process that exits to free memory; a fresh one follows
+# Augmentations that crop the original image per example: resized copies cannot serve them.
+_CROPPING_AUGMENTS = ("inception", "randaugment")
 
 
 @dataclasses.dataclass
@@ -38,45 +46,96 @@ class _Progress:
     trained: int = 0
 
 
-def work(config: GridConfig, ladder: rungs_lib.Ladder, *, threads: int | None,
-         verbose: int = 2, max_trials: int | None = None) -> int:
-    """Trains queued trials, rung after rung, until none is left; returns how many it trained.
+@dataclasses.dataclass(frozen=True)
+class WorkDone:
+    """What `work` did: trials trained, and whether it stopped because memory grew."""
 
-    With `max_trials` it returns after that many (a fresh process then takes over).
+    trained: int
+    memory_exceeded: bool
+
+
+@dataclasses.dataclass
+class _WorkerState:
+    """What a worker keeps between its trials: data, the last model, memory, timing."""
+
+    data: Any
+    models: proxy.ModelCache | None
+    max_memory_growth: float | None
+    spawned_at: float | None  # wall-clock time the parent started this process
+    first_peak_mb: float | None = None
+    last_candidate: str | None = None
+    over_memory: bool = False
+
+    def note_memory(self) -> None:
+        """After a trial: whether resident memory outgrew the first trial's peak too far."""
+        if self.first_peak_mb is None:
+            self.first_peak_mb = proxy.peak_rss_mb()
+        elif self.max_memory_growth is not None:
+            limit = self.first_peak_mb * (1 + self.max_memory_growth)
+            self.over_memory = proxy.current_rss_mb() > limit
+
+
+def work(config: GridConfig, ladder: rungs_lib.Ladder, *, threads: int | None,
+         verbose: int = 2, max_trials: int | None = None, run_dir: Path | None = None,
+         spawned_at: float | None = None, splits: Any = None) -> WorkDone:
+    """Trains queued trials, rung after rung, until none is left.
+
+    With `max_trials` it returns after that many (a fresh process then takes over), and with
+    `search.max_memory_growth` once its memory has grown past that. `run_dir` holds the
+    shared data cache (`search.data_cache`). `splits` are the loaded `data.load(config.data,
+    ...)` splits, else loaded on the first trial that needs them.
     """
     proxy.configure_threads(threads)
+    state = _WorkerState(
+        data=resized_data(config, run_dir, splits),
+        models=proxy.ModelCache() if config.search.reuse_models else None,
+        max_memory_growth=config.search.max_memory_growth, spawned_at=spawned_at,
+    )  # fmt: skip
     with quiet_start.expected_retracing():
-        return _work(config, ladder, verbose=verbose, max_trials=max_trials)
+        trained = _work(config, ladder, state, verbose=verbose, max_trials=max_trials)
+    if state.models is not None and state.models.holds is not None:
+        state.models.clear()  # an in-process worker leaves no model behind
+        proxy.release_memory()
+    return WorkDone(trained, state.over_memory)
 
 
-def _work(config: GridConfig, ladder: rungs_lib.Ladder, *, verbose: int,
+def _work(config: GridConfig, ladder: rungs_lib.Ladder, state: _WorkerState, *, verbose: int,
           max_trials: int | None) -> int:
-    splits: list[Any] = []  # loaded on the first trial this worker takes
     progress = _Progress(time.monotonic())
-    while max_trials is None or progress.trained < max_trials:
+    # Taking the next seed of the candidate just trained lets the kept model serve it. Not
+    # under Optuna's asynchronous pruners, whose decisions depend on the order of trials.
+    reorder = state.models is not None and config.search.pruner in ("none", rungs_lib.HALVING)
+    while (max_trials is None or progress.trained < max_trials) and not state.over_memory:
         rung = ladder.current()
         if not rung.queue.unfinished():
             break
 
         def train(trial: optuna.Trial, rung: rungs_lib.Rung = rung) -> None:
-            if not splits:
-                splits.append(load_data(config))
-            train_trial(config, rung.queue.study, trial, splits[0], budget=rung.budget,
-                        verbose=verbose)  # fmt: skip
+            train_trial(config, rung.queue.study, trial, state.data, budget=rung.budget,
+                        verbose=verbose, models=state.models,
+                        spawned_at=state.spawned_at if progress.trained == 0 else None)
+            state.last_candidate = trial.user_attrs.get("candidate")
+            state.note_memory()
 
         def on_finished(frozen: optuna.trial.FrozenTrial, rung: rungs_lib.Rung = rung) -> None:
             progress.trained += 1
             log_progress(config, rung, frozen, progress)
 
+        def prefer(frozen: optuna.trial.FrozenTrial) -> bool:
+            return frozen.user_attrs.get("candidate") == state.last_candidate
+
         left = None if max_trials is None else max_trials - progress.trained
         rung.queue.run(train, on_finished=on_finished, max_trials=left,
-                       poll_seconds=min(5.0, config.search.heartbeat_interval))  # fmt: skip
+                       poll_seconds=min(5.0, config.search.heartbeat_interval),
+                       prefer=prefer if reorder else None,
+                       stop=lambda: state.over_memory)  # fmt: skip
     return progress.trained
 
 
 def process_main(config_dict: dict, run_dir: str, storage: str | None,
-                 threads: int | None) -> None:
-    """Entry point of a spawned local worker process."""
+                 threads: int | None, spawned_at: float | None = None) -> None:
+    """Entry point of a spawned local worker process (exits with RECYCLE_EXIT_CODE when its
+    memory grew past `search.max_memory_growth`)."""
     from absl import flags
 
     flags.FLAGS.mark_as_parsed()  # absl.app does not run here: defaults, and no warning
@@ -86,40 +145,57 @@ def process_main(config_dict: dict, run_dir: str, storage: str | None,
     config = config_lib.from_dict(GridConfig, config_dict)
     ladder = plan.open_ladder(config, Path(run_dir), storage)
     logging.set_verbosity(logging.INFO)  # per-trial progress lines (threads, GPUs: the parent)
-    work(config, ladder, threads=threads, verbose=0,
-         max_trials=config.search.trials_per_process or None)
+    done = work(config, ladder, threads=threads, verbose=0,
+                max_trials=config.search.trials_per_process or None, run_dir=Path(run_dir),
+                spawned_at=spawned_at)  # fmt: skip
+    if done.memory_exceeded:
+        logging.info("worker %d: resident memory %.0f MiB is over the limit; a fresh process "
+                     "takes over", os.getpid(), proxy.current_rss_mb())  # fmt: skip
+        sys.exit(RECYCLE_EXIT_CODE)
+
+
+def resized_data(config: GridConfig, run_dir: Path | None,
+                 splits: Any = None) -> data_cache.ResizedSplits:
+    """The worker's data: loaded on its first trial, resized once per resolution (kept and
+    shared through `<run_dir>/cache/` with `search.data_cache`)."""
+    settings = {"data": config_lib.to_dict(config)["data"], "seed": config.search.seed}
+    key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    keep = config.search.data_cache
+    directory = run_dir / "cache" if keep and run_dir is not None else None
+    return data_cache.ResizedSplits(
+        lambda: splits if splits is not None else load_data(config), directory=directory,
+        key=f"data-{key}", keep=keep)  # fmt: skip
 
 
 def load_data(config: GridConfig):
-    """The proxy's train/val splits (the same seeded split for every candidate)."""
-    from efficientnet_search import data
-
-    source, seed = config.data.source, config.search.seed
-    if source.startswith("synthetic"):
-        classes = int(source.partition(":")[2] or 3)
-        return data.synthetic_splits(
-            num_classes=classes, image_size=32, n_train=config.data.max_train or 512,
-            n_val=config.data.max_val or 128, n_test=8, seed=seed,
-        )  # fmt: skip
-    return data.load_splits(
-        source, validation_fraction=config.data.validation_fraction, seed=seed,
-        max_train=config.data.max_train, max_val=config.data.max_val,
-        data_dir=config.data.data_dir,
-    )  # fmt: skip
+    """The proxy's train/val splits: the same seeded split (`search.seed`) for every trial."""
+    return data_config.load(config.data, config.search.seed)
 
 
 def train_trial(config: GridConfig, study: optuna.Study, trial: optuna.Trial, splits,
-                *, budget: int | None = None, verbose: int = 0) -> None:
+                *, budget: int | None = None, verbose: int = 0,
+                models: proxy.ModelCache | None = None, spawned_at: float | None = None) -> None:
     """Trains one queued trial and ends it: COMPLETE, PRUNED, or FAIL with its error.
 
-    `budget` (validation passes, default the full run) is a rung's budget: a trial that
-    reaches it is complete.
+    `splits` is a data.DataSplits or a data_cache.ResizedSplits. `budget` (validation
+    passes, default the full run) is a rung's budget: a trial that reaches it is complete.
+    `models` keeps the compiled model for the next trial (`search.reuse_models`);
+    `spawned_at` (wall clock) is when this process was started, for a process's first trial.
+    The trial records where its time went (results.TIMING_FIELDS).
     """
+    claimed = time.time()
     attrs = trial.user_attrs
     values = {name: trial.suggest_float(name, attrs[name], attrs[name])
               for name in ("alpha", "beta", "gamma")}  # fmt: skip
     seed = int(attrs["seed"])
     spec = config.proxy.spec(**values, num_classes=splits.num_classes)
+    timing = {"time_start_s": claimed - spawned_at if spawned_at else 0.0}
+    if isinstance(splits, data_cache.ResizedSplits):
+        if config.data.augment in _CROPPING_AUGMENTS:
+            splits = splits._original()
+        else:
+            splits = splits.get(spec.scaling.resolution)
+    timing["time_data_s"] = time.time() - claimed
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # who trained it
     trial.set_user_attr("resolution", spec.scaling.resolution)
     trial.set_user_attr("width", spec.scaling.width)
@@ -131,16 +207,21 @@ def train_trial(config: GridConfig, study: optuna.Study, trial: optuna.Trial, sp
         config.proxy, epochs=math.ceil(budget / config.proxy.evals_per_epoch))
     pruning = config.search.pruner in ("successive_halving", "hyperband")
     # Between halving rungs only the pass at the rung's budget decides: skip the others.
-    passes = {budget} if config.search.pruner == rungs_lib.HALVING else None
+    # With `search.validation: needed` and no asynchronous pruner, epoch ends before it too.
+    needed = config.search.validation == "needed" and not pruning
+    passes = {budget} if config.search.pruner == rungs_lib.HALVING or needed else None
 
     def report(step: int, accuracy: float) -> bool:
         trial.report(accuracy, step=step)
         return step >= budget or (pruning and trial.should_prune())
 
     try:
-        result = proxy.train_proxy(proxy_config, splits, **values, seed=seed, report=report,
-                                   passes=passes, verbose=verbose)
+        result = proxy.train_proxy(proxy_config, splits, **values, seed=seed, data=config.data,
+                                   report=report, passes=passes, epoch_ends=not needed,
+                                   verbose=verbose, models=models)  # fmt: skip
     except Exception as err:  # a failing trial is recorded; the search goes on
+        if models is not None:
+            models.clear()
         proxy.release_memory()
         message = f"{type(err).__name__}: {err}"
         logging.warning("trial %d (%s) failed: %s", trial.number, attrs["candidate"], message)
@@ -150,7 +231,9 @@ def train_trial(config: GridConfig, study: optuna.Study, trial: optuna.Trial, sp
     record = {"epoch_accuracies": list(result.epoch_accuracies),
               "curve": [list(point) for point in result.curve], "params": result.params,
               "macs": result.macs, "seconds": result.seconds,
-              "peak_rss_mb": result.peak_rss_mb, "rss_mb": proxy.current_rss_mb()}
+              "peak_rss_mb": result.peak_rss_mb, "rss_mb": proxy.current_rss_mb(),
+              "reused_model": result.reused_model, **timing,
+              **{f"time_{name}": value for name, value in result.timing.items()}}
     passes_done = round(result.curve[-1][0] * config.proxy.evals_per_epoch) if result.curve else 0
     if passes_done < budget:
         _finish(study, trial, record, state=TrialState.PRUNED)
@@ -160,10 +243,15 @@ def train_trial(config: GridConfig, study: optuna.Study, trial: optuna.Trial, sp
 
 def _finish(study: optuna.Study, trial: optuna.Trial, attrs: dict[str, Any], *,
             state: TrialState = TrialState.COMPLETE, value: float | None = None) -> None:
-    """Records the trial's attributes and ends it, unless another worker already retried it."""
+    """Records the trial's attributes and ends it, unless another worker already retried it.
+
+    The time spent recording is the `time_write_s` attribute (all but the final `tell`).
+    """
+    start = time.perf_counter()
     try:
         for key, item in attrs.items():
             trial.set_user_attr(key, item)
+        trial.set_user_attr("time_write_s", time.perf_counter() - start)
         study.tell(trial, value, state=state if value is None else None)
     except optuna.exceptions.UpdateFinishedTrialError:
         # Its heartbeat was late by more than grace_period, so another worker failed it and

@@ -40,23 +40,24 @@ class Loop:
         self.config, self.dist, self.splits = config, dist, splits
         self._started = time.perf_counter() if started is None else started
         self.global_batch, self.peak_lr = distribute.scale_batch_and_lr(
-            config.batch_size, dist.num_replicas, config.recipe.base_lr,
-            config.recipe.lr_reference_batch,
+            config.data.batch_size, dist.num_replicas, config.train.base_lr,
+            config.train.lr_reference_batch,
         )
         self.steps_per_epoch = splits.sizes["train"] // self.global_batch
         if self.steps_per_epoch < 1:
             raise ValueError(
                 f"the training split has {splits.sizes['train']} examples, fewer than one "
-                f"global batch of {self.global_batch}; lower batch_size={config.batch_size}"
+                f"global batch of {self.global_batch}; lower "
+                f"data.batch_size={config.data.batch_size}"
             )
-        self.planned_steps = config.epochs * self.steps_per_epoch
+        self.planned_steps = config.train.epochs * self.steps_per_epoch
         self._build(config)
         self._make_checkpoints(write_dir)
         self._restore(run_dir / "checkpoints")
         self.train_source = splits.train.cache() if config.data.cache else splits.train
         self.val_ds = self._pipeline(splits.val, training=False)
         self.stages = progressive.plan_stages(
-            config.progressive, epochs=config.epochs, final_resolution=self.resolution,
+            config.progressive, epochs=config.train.epochs, final_resolution=self.resolution,
             final_dropout=self._dropout_layer.rate if self._dropout_layer else 0.0,
         )
         self.stage: progressive.Stage | None = None
@@ -65,7 +66,7 @@ class Loop:
 
     # ------------------------------------------------------------------------ setup
     def _build(self, config) -> None:
-        cfg, rcp = config.model, config.recipe
+        cfg, rcp = config.model, config.train
         _, drop_connect = recipe.regularization_for(cfg.variant)
         with self.dist.strategy.scope():
             self.model = build_model(
@@ -160,7 +161,7 @@ class Loop:
             probs = self.model(images, training=True)
             loss = tf.reduce_sum(self.loss_fn(onehot, tf.cast(probs, tf.float32)))
             loss = loss / self.global_batch + recipe.l2_penalty(
-                self.decay_vars, self.config.recipe.weight_decay) / self.dist.num_replicas
+                self.decay_vars, self.config.train.weight_decay) / self.dist.num_replicas
             scaled = self.optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, self.model.trainable_variables)
         self.optimizer.apply(grads, self.model.trainable_variables)
@@ -191,13 +192,13 @@ class Loop:
     def fit(self, logs: _Logs) -> None:
         """Runs the remaining epochs; evaluates (averaged weights) and saves after each."""
         first_epoch = self.completed_steps // self.steps_per_epoch
-        for epoch in range(first_epoch, self.config.epochs):
+        for epoch in range(first_epoch, self.config.train.epochs):
             self._enter_stage(progressive.stage_at(self.stages, epoch))
             started = time.perf_counter()
             loss, rate = self._run_epoch(epoch)
             metrics = self.evaluate()
             self._end_epoch(epoch, loss, rate, metrics, time.perf_counter() - started, logs)
-        if first_epoch >= self.config.epochs:  # stopped after the last step, before the end
+        if first_epoch >= self.config.train.epochs:  # stopped after the last step, before the end
             self.last_metrics = self.evaluate()
 
     def _enter_stage(self, stage: progressive.Stage) -> None:
@@ -226,7 +227,7 @@ class Loop:
         iterator = iter(self.dist.strategy.experimental_distribute_dataset(ds))
         verbose = self.config.verbose if self.dist.is_chief else 0
         if verbose:
-            print(f"Epoch {epoch + 1}/{self.config.epochs}")
+            print(f"Epoch {epoch + 1}/{self.config.train.epochs}")
         bar = keras.utils.Progbar(self.steps_per_epoch, verbose=verbose,
                                   stateful_metrics=["lr"])
         total, images, seconds = 0.0, 0, 0.0
@@ -274,7 +275,7 @@ class Loop:
         })
         logging.info(
             "epoch %d/%d: loss %.4f, val top-1 %.4f, top-5 %.4f (averaged weights), %.1f img/s",
-            epoch + 1, self.config.epochs, loss, metrics["top1"], metrics["top5"], rate,
+            epoch + 1, self.config.train.epochs, loss, metrics["top1"], metrics["top5"], rate,
         )
 
     def evaluate(self) -> dict[str, float]:

@@ -2,7 +2,7 @@
 
 Every number here is the reference's (Tan & Le 2019, Section 5.2, and the official TPU code,
 tensorflow/tpu models/official/efficientnet/main.py and utils.py) unless a comment says
-otherwise; every one is overridable from a train config's `recipe:` section.
+otherwise; every one is overridable from a train config's `train:` section (`RecipeConfig`).
 
 - RMSProp with decay (rho) 0.9, momentum 0.9, epsilon 1e-3.
 - Learning rate 0.016 per 256 images (linear scaling, see `distribute.scale_batch_and_lr`),
@@ -42,8 +42,14 @@ DROP_CONNECT_RATE = 0.2
 
 @dataclasses.dataclass(frozen=True)
 class RecipeConfig:
-    """Optimizer, schedule and regularization of a training run (reference values)."""
+    """How a run trains: epochs, optimizer, schedule and regularization (reference values).
 
+    The `train:` section of a train config; the batch size is `data.batch_size` (per replica).
+    """
+
+    # The reference's ImageNet run: 218,949 steps at batch 2,048, about 350 epochs
+    # (tensorflow/tpu models/official/efficientnet/main.py, --train_steps).
+    epochs: int = 350
     optimizer: Literal["rmsprop", "momentum", "adam"] = "rmsprop"
     base_lr: float = 0.016  # per `lr_reference_batch` images
     lr_reference_batch: int = 256
@@ -59,15 +65,17 @@ class RecipeConfig:
     ema_decay: float = 0.9999  # 0 turns the moving average off
 
     def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"train.epochs must be >= 1, got {self.epochs!r}")
         for name in ("base_lr", "decay_epochs", "decay_rate", "epsilon"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"recipe.{name} must be > 0, got {getattr(self, name)!r}")
+                raise ValueError(f"train.{name} must be > 0, got {getattr(self, name)!r}")
         for name in ("warmup_epochs", "weight_decay"):
             if getattr(self, name) < 0:
-                raise ValueError(f"recipe.{name} must be >= 0, got {getattr(self, name)!r}")
+                raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)!r}")
         for name in ("label_smoothing", "ema_decay", "rho", "momentum"):
             if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"recipe.{name} must be in [0, 1), got {getattr(self, name)!r}")
+                raise ValueError(f"train.{name} must be in [0, 1), got {getattr(self, name)!r}")
 
 
 def regularization_for(variant: str | None) -> tuple[float, float]:

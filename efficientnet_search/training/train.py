@@ -25,15 +25,21 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import keras
 from absl import logging
 
 from efficientnet_search import config as config_lib
+from efficientnet_search.data import config as data_config
+from efficientnet_search.data.config import DataConfig
 from efficientnet_search.jsonio import write_json
 from efficientnet_search.training import distribute, recipe
 from efficientnet_search.training.loop import Loop, evaluate_model, measure_input, open_logs
 from efficientnet_search.training.progressive import ProgressiveConfig
+
+# The train command's `data` defaults: 32 images per replica, horizontal flips.
+TRAIN_DATA = DataConfig(batch_size=32, augment="flip")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,32 +58,16 @@ class ModelConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class DataConfig:
-    """Where the images come from and how they are augmented (see efficientnet_search.data)."""
-
-    source: str = "fashion_mnist"
-    data_dir: str | None = None
-    manual_dir: str | None = None
-    validation_fraction: float = 0.1
-    max_train: int | None = None
-    max_val: int | None = None
-    augment: str = "flip"  # none | flip | medical | inception | randaugment
-    cache: bool = True  # keep decoded training images in memory (small sources only)
-    shuffle_buffer: int = 10_000
-
-
-@dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """A whole training run. `batch_size` is per replica; the global batch and the learning
+    """A whole training run: sections `model`, `data` and `train` (epochs and the recipe),
+    then how it runs. `data.batch_size` is per replica; the global batch and the learning
     rate scale with the number of replicas (see distribute.scale_batch_and_lr)."""
 
     name: str = "train"
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    recipe: recipe.RecipeConfig = dataclasses.field(default_factory=recipe.RecipeConfig)
+    data: DataConfig = dataclasses.field(default_factory=lambda: TRAIN_DATA)
+    train: recipe.RecipeConfig = dataclasses.field(default_factory=recipe.RecipeConfig)
     progressive: ProgressiveConfig = dataclasses.field(default_factory=ProgressiveConfig)
-    epochs: int = 350
-    batch_size: int = 32
     strategy: str = "auto"
     tpu: str | None = None
     precision: str = "auto"
@@ -88,8 +78,12 @@ class TrainConfig:
     input_benchmark_batches: int = 20
     verbose: int = 1
 
+    MOVED_KEYS: ClassVar[dict[str, str]] = {
+        "recipe": "train", "epochs": "train.epochs", "batch_size": "data.batch_size",
+    }  # fmt: skip
+
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "checkpoint_every_steps", "keep_checkpoints"):
+        for name in ("checkpoint_every_steps", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if self.strategy not in distribute.STRATEGY_NAMES:
@@ -142,14 +136,16 @@ def train(config: TrainConfig, run_dir: str | Path | None = None) -> TrainResult
 def _train(config: TrainConfig, run_dir: Path) -> TrainResult:
     start = time.perf_counter()
     dist = distribute.setup(config.strategy, tpu=config.tpu, precision=config.precision)
-    if dist.is_chief:
-        config_lib.save_config(config, run_dir)
     finished = _finished_result(run_dir)
     if finished is not None:
+        if dist.is_chief:
+            config_lib.save_config(config, run_dir)  # refuses a different config
         logging.info("%s already finished (%d steps)", run_dir, finished.planned_steps)
         return finished
     keras.utils.set_random_seed(config.seed)
     splits = _load_data(config.data, config.seed)
+    if dist.is_chief:  # after the data loads, so a bad source leaves no run behind
+        config_lib.save_config(config, run_dir)
     # Non-chief workers write to a scratch directory: two writers on one file lock each other.
     write_dir = run_dir if dist.is_chief else Path(tempfile.mkdtemp(prefix="worker_"))
     try:
@@ -167,13 +163,7 @@ def _train(config: TrainConfig, run_dir: Path) -> TrainResult:
 
 
 def _load_data(data: DataConfig, seed: int):
-    from efficientnet_search import data as data_lib
-
-    splits = data_lib.load_splits(
-        data.source, validation_fraction=data.validation_fraction, seed=seed,
-        max_train=data.max_train, max_val=data.max_val, data_dir=data.data_dir,
-        manual_dir=data.manual_dir,
-    )
+    splits = data_config.load(data, seed)
     if splits.multi_label:
         raise ValueError(
             f"train handles single-label classification; {data.source!r} is multi-label "
@@ -194,7 +184,7 @@ def _finish(loop: Loop, run_dir: Path, write_dir: Path, input_rate: float, wall:
     result = TrainResult(
         run_dir=str(run_dir), planned_steps=loop.planned_steps,
         completed_steps=loop.completed_steps, resumed_from_step=loop.resumed_from_step,
-        epochs=loop.config.epochs, val_top1=metrics["top1"], val_top5=metrics["top5"],
+        epochs=loop.config.train.epochs, val_top1=metrics["top1"], val_top5=metrics["top5"],
         val_loss=metrics["loss"], best_val_top1=loop.best_top1,
         images_per_second=loop.images_per_second(), input_images_per_second=input_rate,
         wall_seconds=wall, global_batch_size=loop.global_batch,
@@ -257,7 +247,8 @@ def evaluate_main(args: argparse.Namespace) -> None:
             "away from the training resolution", resolution, native,
         )
         model = _with_resolution(model, resolution)
-    splits = data_lib.load_splits(args.data)
+    # `val` is the split `train` carves with its defaults (validation_fraction 0.1, seed 0).
+    splits = data_config.load(DataConfig(source=args.data, batch_size=args.batch_size), seed=0)
     split = getattr(splits, args.split, None) if args.split in ("train", "val", "test") else None
     if split is None:
         raise ValueError(
@@ -291,6 +282,6 @@ def tf_config_for(workers: list[str], index: int) -> str:
 
 
 __all__ = [
-    "DataConfig", "ModelConfig", "TrainConfig", "TrainResult", "evaluate_main", "main",
+    "TRAIN_DATA", "ModelConfig", "TrainConfig", "TrainResult", "evaluate_main", "main",
     "train", "tf_config_for",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from efficientnet_search.arch.cost import model_cost, spec_cost
+from efficientnet_search.arch.cost import measure_cost, model_cost, spec_cost
 from efficientnet_search.arch.model import build_model, resolve_spec
 from efficientnet_search.arch.scaling import PAPER_COSTS
 from tests.arch.parity_utils import REFERENCE, our_model, reference_model
@@ -55,3 +55,34 @@ def test_per_stage_breakdown_and_resolution():
 def test_dynamic_input_size_is_refused():
     with pytest.raises(ValueError, match="fixed input size"):
         model_cost(build_model(width=0.25, include_top=False, input_shape=(None, None, 3)))
+
+
+# One block at width 0.25, 32 px: stem 8 ch, block 8 -> 8 ch (no expansion), head 320 ch, and
+# every convolution's output counted by hand at 16 x 16 after the stride-2 stem.
+TINY = {"width": 0.25, "depth": 1.0, "resolution": 32, "num_classes": 10,
+        "blocks": ["r1_k3_s11_e1_i32_o16_se0.25"]}
+TINY_ACTIVATIONS = (8 * 16 * 16      # stem_conv
+                    + 8 * 16 * 16    # block1a_dwconv
+                    + 2 + 8          # block1a_se_reduce (int(8 * 0.25)) and se_expand, 1 x 1
+                    + 8 * 16 * 16    # block1a_project_conv
+                    + 320 * 16 * 16)  # top_conv; the classifier is not a convolution
+
+
+def test_activations_equal_a_hand_count_on_a_tiny_model():
+    spec = resolve_spec(**TINY)
+    assert measure_cost(spec, "activations") == TINY_ACTIVATIONS == 88_074
+    assert measure_cost(build_model(**TINY), "activations") == TINY_ACTIVATIONS
+
+
+def test_measure_cost_gives_each_measure_from_spec_or_model():
+    spec, model = resolve_spec("b0"), reference_model("b0")
+    assert measure_cost(spec, "macs") == measure_cost(model, "macs") == 385_814_752
+    assert measure_cost(spec, "activations") == measure_cost(model, "activations")
+    assert measure_cost(spec, "params") == spec_cost(spec).params
+    # Dollar et al. 2021 (Table 1) count B0's activations as about 6.7M at 224 px.
+    assert measure_cost(spec, "activations") == pytest.approx(6.7e6, rel=0.03)
+
+
+def test_unknown_measure_names_the_value_and_the_accepted_ones():
+    with pytest.raises(ValueError, match="'flops'.*macs, activations, params"):
+        measure_cost(resolve_spec(**TINY), "flops")

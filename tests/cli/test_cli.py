@@ -38,6 +38,13 @@ def test_build_all_prints_paper_beside_ours(capsys):
     assert out.count("\n   B") == 8 and "0.386B" in out and "37.746B" in out and "37B" in out
 
 
+def test_build_lite_variant_and_all_show_lite_beside_the_reference(capsys):
+    out = _run(["build", "--variant", "lite0"], capsys)
+    assert "(trainable 4,652,008)" in out and "multiply-adds 385,187,552" in out
+    out = _run(["build", "--all"], capsys)
+    assert "Lite0" in out and "Lite4" in out and "13.01M" in out and "README" in out
+
+
 def test_build_output_saves_model(tmp_path, capsys):
     path = tmp_path / "m.keras"
     _run(["build", "--width", "0.25", "--depth", "0.25", "--resolution", "32",

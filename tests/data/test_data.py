@@ -178,6 +178,67 @@ def test_npz_label_out_of_range_names_the_key(tmp_path):
         data.load_splits(f"npz:{path}")
 
 
+def test_npz_label_messages_say_what_is_accepted(tmp_path):
+    images, labels = _arrays(10, num_classes=2)
+    path = data.write_npz(tmp_path / "named.npz", {"train": (images, labels + 1)},
+                          class_names=("a", "b"))  # fmt: skip
+    with pytest.raises(ValueError, match=r"label 2 out of range; accepted: class ids 0 to 1 "
+                                         r"\(2 classes, named by 'class_names'\)"):
+        data.load_splits(f"npz:{path}")
+    np.savez(tmp_path / "empty.npz", train_images=np.zeros((0, 8, 8), np.uint8),
+             train_labels=np.zeros((0,), np.int64))  # fmt: skip
+    with pytest.raises(ValueError, match="'train_labels' is empty, so the classes cannot"):
+        data.load_splits(f"npz:{tmp_path / 'empty.npz'}")
+    np.savez(tmp_path / "words.npz", train_images=images, train_labels=np.array(["cat"] * 10))
+    with pytest.raises(ValueError, match="'train_labels' holds <U3 values; expected integer"):
+        data.load_splits(f"npz:{tmp_path / 'words.npz'}")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_npz_non_finite_pixels_are_refused_with_key_and_count(tmp_path, bad):
+    images, labels = _arrays(12, num_classes=2)
+    val = images.astype(np.float64)
+    val[0, :3, :2] = bad
+    np.savez(tmp_path / "d.npz", train_images=images, train_labels=labels,
+             val_images=val, val_labels=labels)  # fmt: skip
+    with pytest.raises(ValueError, match=r"'val_images' has 6 non-finite pixels \(NaN or inf\) "
+                                         r"of 3072; replace or drop") as info:
+        data.load_splits(f"npz:{tmp_path / 'd.npz'}")
+    assert "\n" not in str(info.value)
+
+
+def test_npz_float_pixels_out_of_range_show_the_range(tmp_path):
+    images, labels = _arrays(12, num_classes=2)
+    np.savez(tmp_path / "d.npz", train_images=images / 255.0 - 0.5, train_labels=labels)
+    with pytest.raises(ValueError, match=r"pixels in \[-0.5, .*\], outside \[0, 255\]"):
+        data.load_splits(f"npz:{tmp_path / 'd.npz'}")
+
+
+def test_files_that_are_not_npz_archives_say_so(tmp_path):
+    text = tmp_path / "text.npz"
+    text.write_text("path,label\n")
+    with pytest.raises(ValueError, match=r"'.*text.npz' is not an npz archive \(it starts "
+                                         r"b'path,lab'\); write one with numpy.savez"):
+        data.load_splits(f"npz:{text}")
+    single = tmp_path / "single.npz"
+    with open(single, "wb") as f:
+        np.save(f, np.zeros(3))
+    with pytest.raises(ValueError, match=r"not an npz archive \(a single .npy array\)"):
+        data.load_splits(f"npz:{single}")
+    truncated = tmp_path / "truncated.npz"
+    data.write_npz(tmp_path / "ok.npz", {"train": _arrays(10, num_classes=2)})
+    truncated.write_bytes((tmp_path / "ok.npz").read_bytes()[:-40])
+    with pytest.raises(ValueError, match=r"truncated.npz' is not an npz archive \(a damaged"):
+        data.load_splits(f"npz:{truncated}")
+
+
+def test_missing_npz_names_the_path_and_where_files_come_from(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nope.npz'; MedMNIST files come from "
+                                                r"https://zenodo.org") as info:
+        data.load_splits(f"npz:{tmp_path / 'nope.npz'}")
+    assert "\n" not in str(info.value)
+
+
 def test_empty_folder_fails_with_one_clear_line(tmp_path):
     (tmp_path / "cats").mkdir()
     with pytest.raises(ValueError, match="no images") as info:

@@ -145,3 +145,46 @@ def test_gradcam_examples_put_the_most_confident_mistakes_first():
     assert gradcam.pick_examples(labels, predicted, 1) == {"correct": [0], "wrong": [1]}
     top = clinical.prediction_margin(np.array([[0.2, 0.7, 0.1]]), "multiclass")
     assert top == pytest.approx([0.7])
+
+
+def test_quadratic_weighted_kappa_by_hand_and_its_extremes():
+    # 3 grades; one miss by one grade and one by two among 6 cases.
+    y = np.array([0, 0, 1, 1, 2, 2])
+    p = np.array([0, 1, 1, 1, 2, 0])
+    observed = clinical.confusion_matrix(y, p, 3) / 6
+    weights = np.array([[0, 0.25, 1], [0.25, 0, 0.25], [1, 0.25, 0]])
+    expected = np.outer(observed.sum(1), observed.sum(0))
+    by_hand = 1 - (weights * observed).sum() / (weights * expected).sum()
+    assert clinical.quadratic_weighted_kappa(y, p, 3) == pytest.approx(by_hand)
+    assert clinical.quadratic_weighted_kappa(y, y, 3) == 1.0
+    assert clinical.quadratic_weighted_kappa(y, 2 - y, 3) < 0  # reversed grades
+    # A miss by two grades costs more than a miss by one.
+    near = clinical.quadratic_weighted_kappa(y, np.array([0, 0, 1, 1, 2, 1]), 3)
+    far = clinical.quadratic_weighted_kappa(y, np.array([0, 0, 1, 1, 2, 0]), 3)
+    assert near > far
+
+
+def test_metrics_agree_with_scikit_learn():
+    metrics = pytest.importorskip(
+        "sklearn.metrics", reason="pip install scikit-learn (in the test extra)")
+    rng = np.random.default_rng(7)
+    y = rng.choice(5, 400, p=[0.435, 0.25, 0.15, 0.1, 0.065])
+    scores = rng.dirichlet(np.ones(5), 400) + 0.8 * np.eye(5)[y] * rng.random((400, 1))
+    scores /= scores.sum(axis=1, keepdims=True)
+    res = clinical.evaluate(y, scores, "multiclass", n_resamples=20, ordinal=True)
+    pred = scores.argmax(1)
+    assert res["auc"] == pytest.approx(
+        metrics.roc_auc_score(y, scores, multi_class="ovr", average="macro"))
+    assert res["balanced_accuracy"] == pytest.approx(metrics.balanced_accuracy_score(y, pred))
+    assert res["quadratic_weighted_kappa"] == pytest.approx(
+        metrics.cohen_kappa_score(y, pred, weights="quadratic"))
+    assert res["majority_class_share"] == pytest.approx(np.bincount(y).max() / 400)
+    for key in ("balanced_accuracy", "quadratic_weighted_kappa"):
+        low, high = res[f"{key}_ci"]
+        assert low <= res[key] <= high
+
+
+def test_ordinal_metrics_need_a_multiclass_task():
+    with pytest.raises(ValueError, match="ordinal metrics need a multiclass task"):
+        clinical.evaluate(np.array([0, 1]), np.eye(2), "binary",
+                          [clinical.Threshold(0.5, "fixed", 1, 1)], ordinal=True)

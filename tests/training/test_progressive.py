@@ -64,7 +64,7 @@ def test_mixup_weights_favour_the_first_image_and_repeat_with_the_seed():
 
 @pytest.mark.slow  # three tiny runs: ~70 s on an idle 2-core machine, 7 min at load 12
 def test_resume_at_a_stage_boundary_equals_an_uninterrupted_run(tmp_path, monkeypatch, caplog):
-    path = _config_file(tmp_path, epochs=2, progressive=PROGRESSIVE)
+    path = _config_file(tmp_path, progressive=PROGRESSIVE, **{"train.epochs": 2})
     config = config_lib.load_config(train.TrainConfig, path)
     straight = train.train(config, tmp_path / "straight")
 

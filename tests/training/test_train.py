@@ -32,9 +32,9 @@ TINY = {
     "name": "tiny",
     "model": {"variant": None, "width": 0.25, "depth": 0.25, "resolution": 32,
               "dropout": 0.0, "bn_momentum": 0.9},
-    "data": {"augment": "flip", "max_val": 128},
-    "recipe": {"base_lr": 0.05, "warmup_epochs": 0.5, "ema_decay": 0.99},
-    "epochs": 3, "batch_size": 32, "strategy": "cpu", "checkpoint_every_steps": 3,
+    "data": {"augment": "flip", "max_val": 128, "batch_size": 32},
+    "train": {"epochs": 3, "base_lr": 0.05, "warmup_epochs": 0.5, "ema_decay": 0.99},
+    "strategy": "cpu", "checkpoint_every_steps": 3,
     "input_benchmark_batches": 2, "verbose": 0,
 }  # fmt: skip
 
@@ -139,7 +139,7 @@ def test_killed_run_resumes_and_finishes_the_planned_steps(tmp_path):
 
 def _kill_and_resume(tmp_path: Path) -> tuple[Path, Path]:
     """SIGKILLs a run after its first checkpoint, re-runs the same command, checks the record."""
-    config = _config_file(tmp_path, epochs=4)
+    config = _config_file(tmp_path, **{"train.epochs": 4})
     run = tmp_path / "run"
     first = _cli("train", "--config", str(config), "--run_dir", str(run))
     deadline = time.monotonic() + 120
@@ -189,7 +189,7 @@ from tests.paths import CONFIGS, ROOT
 out = {}
 for strategy, batch in (("mirrored", 16), ("cpu", 32)):
     cfg = config.load_config(train.TrainConfig, sys.argv[1],
-                             [f"strategy={strategy}", f"batch_size={batch}"])
+                             [f"strategy={strategy}", f"data.batch_size={batch}"])
     result = train.train(cfg, f"{sys.argv[2]}/{strategy}")
     rows = list(csv.DictReader(open(f"{sys.argv[2]}/{strategy}/logs/history.csv")))
     out[strategy] = {"losses": [float(r["loss"]) for r in rows],
@@ -199,7 +199,7 @@ print(json.dumps(out))
 
 
 def test_mirrored_over_two_cpus_trains_like_one_device(tmp_path):
-    config = _config_file(tmp_path, epochs=2, **{"model.drop_connect_rate": 0.0})
+    config = _config_file(tmp_path, **{"train.epochs": 2, "model.drop_connect_rate": 0.0})
     proc = subprocess.run(
         [sys.executable, "-c", _MIRRORED_SCRIPT, str(config), str(tmp_path)], cwd=ROOT,
         capture_output=True, text=True, timeout=300,
@@ -227,7 +227,7 @@ def _free_ports(count: int) -> list[int]:
 
 
 def test_multi_worker_two_processes_train_with_identical_losses(tmp_path):
-    config = _config_file(tmp_path, epochs=2)
+    config = _config_file(tmp_path, **{"train.epochs": 2})
     workers = [f"localhost:{port}" for port in _free_ports(2)]
     procs = [
         _cli("train", "--config", str(config), "--run_dir", str(tmp_path / "run"),
@@ -251,7 +251,7 @@ def test_tfds_source_trains_under_mock_data(tmp_path):
     tfds = pytest.importorskip("tensorflow_datasets")
     config = config_lib.load_config(
         train.TrainConfig, _config_file(tmp_path),
-        ["data.source=tfds:mnist", "epochs=1", "data.max_train=64", "data.max_val=32"],
+        ["data.source=tfds:mnist", "train.epochs=1", "data.max_train=64", "data.max_val=32"],
     )
     with tfds.testing.mock_data(num_examples=120):
         result = train.train(config, tmp_path / "run")
@@ -322,10 +322,10 @@ def test_shipped_configs_load(path):
     if path.stem.startswith("b0_imagenet"):
         # The reference recipe, unchanged (Tan & Le 2019, Section 5.2).
         assert (config.model.variant, config.data.augment) == ("b0", "inception")
-        r = config.recipe
+        r = config.train
         assert (r.base_lr, r.decay_rate, r.decay_epochs, r.warmup_epochs) == (0.016, 0.97, 2.4, 5)
         assert (r.weight_decay, r.label_smoothing, r.ema_decay) == (1e-5, 0.1, 0.9999)
-        assert config.epochs == 350
+        assert r.epochs == 350
 
 
 @pytest.mark.slow
@@ -347,7 +347,7 @@ def test_mixed_float16_runs_with_loss_scaling_and_float32_outputs(tmp_path):
     import keras
 
     config = config_lib.load_config(train.TrainConfig, _config_file(tmp_path),
-                                    ["precision=mixed_float16", "epochs=1"])  # fmt: skip
+                                    ["precision=mixed_float16", "train.epochs=1"])  # fmt: skip
     result = train.train(config, tmp_path / "run")
     assert result.precision == "mixed_float16"
     assert np.isfinite(float(_history(tmp_path / "run")[0]["loss"]))

@@ -1,0 +1,141 @@
+"""The search algorithms, as Optuna samplers that read only the study's finished trials.
+
+* `random`: uniform sampling, choice by choice (Optuna's RandomSampler): the baseline every
+  NAS result is compared with (Li & Talwalkar 2019; Yang et al. 2020).
+* `evolution`: regularized evolution (Real et al. 2019, Algorithm 1): the population is the
+  `population` most recently finished trials (so the oldest die: age-based removal, not
+  worst-based); a tournament of `sample_size` of them picks the best as parent, and the
+  child changes one choice. Until the population is full, children are random.
+* `tpe`: Optuna's TPESampler (Bergstra et al. 2011), multi-objective under `pareto`.
+* `nsga2`: Optuna's NSGAIISampler (Deb et al. 2002), multi-objective only.
+
+Why every sampler is re-seeded per trial (seed and trial number): a search resumed after a
+kill builds its sampler afresh, and a sampler seeded once would replay the proposals of the
+first trials (random search would re-propose what it already trained). Seeded per trial,
+each proposal depends only on the seed, the trial number and the finished trials, so an
+interrupted search proposes what an uninterrupted one would have, given the same history.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler
+from optuna.study import Study
+from optuna.trial import FrozenTrial, TrialState
+
+from efficientnet_search.search.nas_space import SearchSpace
+
+SCORE_ATTR = "score"  # the reward of a finished trial, what evolution's tournament compares
+
+
+def trial_seed(seed: int, number: int) -> int:
+    """The seed of trial `number`'s proposal in a search seeded `seed`."""
+    return (seed * 1_000_003 + number * 7_919) % 2**31
+
+
+class RegularizedEvolutionSampler(BaseSampler):
+    """Regularized evolution over a SearchSpace (see the module docstring).
+
+    Args:
+      space: the architectures; all its parameters are sampled together (relative).
+      population: number of newest finished trials that form the population.
+      sample_size: tournament size.
+      seed: search seed.
+    """
+
+    def __init__(self, space: SearchSpace, population: int, sample_size: int,
+                 seed: int) -> None:
+        if not 1 <= sample_size <= population:
+            raise ValueError(f"need 1 <= sample_size <= population, got {sample_size=}, "
+                             f"{population=}")
+        self._space = space
+        self._population = population
+        self._sample_size = sample_size
+        self._seed = seed
+
+    def infer_relative_search_space(self, study: Study,
+                                    trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return dict(self._space.distributions)
+
+    def sample_relative(self, study: Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        if not search_space:
+            return {}
+        rng = random.Random(trial_seed(self._seed, trial.number))
+        population = self.population(study)
+        if len(population) < self._population:
+            return self._space.sample(rng)
+        contenders = rng.sample(population, self._sample_size)
+        parent = max(contenders, key=lambda t: (t.user_attrs[SCORE_ATTR], -t.number))
+        return self._space.mutate(parent.params, rng)
+
+    def population(self, study: Study) -> list[FrozenTrial]:
+        """The newest `population` finished trials with a score (the oldest aged out)."""
+        done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if SCORE_ATTR in t.user_attrs and set(self._space.distributions) <= set(t.params)]
+        done.sort(key=lambda t: (t.datetime_complete, t.number))
+        return done[-self._population:]
+
+    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        rng = random.Random(trial_seed(self._seed, trial.number) + zlib.crc32(param_name.encode()))
+        return rng.choice(param_distribution.choices)
+
+
+class PerTrialSeeded(BaseSampler):
+    """Delegates to a fresh Optuna sampler per trial, seeded from the trial's number."""
+
+    def __init__(self, factory: Callable[[int], BaseSampler], seed: int) -> None:
+        self._factory = factory
+        self._seed = seed
+        self._inner: dict[int, BaseSampler] = {}
+
+    def _for(self, trial: FrozenTrial) -> BaseSampler:
+        if trial.number not in self._inner:
+            self._inner[trial.number] = self._factory(trial_seed(self._seed, trial.number))
+        return self._inner[trial.number]
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._for(trial).before_trial(study, trial)
+
+    def infer_relative_search_space(self, study: Study,
+                                    trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return self._for(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        return self._for(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        return self._for(trial).sample_independent(study, trial, param_name,
+                                                   param_distribution)  # fmt: skip
+
+    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState,
+                    values: Any) -> None:
+        inner = self._inner.pop(trial.number, None) or self._for(trial)
+        inner.after_trial(study, trial, state, values)
+        self._inner.pop(trial.number, None)
+
+
+def make_sampler(algorithm: str, space: SearchSpace, *, seed: int, population: int,
+                 sample_size: int) -> BaseSampler:
+    """The sampler of `algorithm` (random, evolution, tpe, nsga2) for one search seed."""
+    if algorithm == "evolution":
+        return RegularizedEvolutionSampler(space, population, sample_size, seed)
+    factories: dict[str, Callable[[int], BaseSampler]] = {
+        "random": lambda s: optuna.samplers.RandomSampler(seed=s),
+        "tpe": lambda s: optuna.samplers.TPESampler(seed=s, n_startup_trials=population),
+        "nsga2": lambda s: optuna.samplers.NSGAIISampler(
+            seed=s, population_size=max(2, population)),
+    }
+    if algorithm not in factories:
+        raise ValueError(f"unknown search algorithm {algorithm!r}; accepted: evolution, "
+                         f"{', '.join(factories)}")
+    return PerTrialSeeded(factories[algorithm], seed)

@@ -1,0 +1,221 @@
+"""The architecture search end to end: outputs, exactly-once, resume after a kill, bad input,
+and its result feeding the grid, the scaler and the pipeline.
+
+Most tests replace the proxy training by a deterministic stand-in (accuracy from the
+architecture's cost and the seed), so they check the search's logic in seconds; the
+kill-and-resume test trains for real in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from efficientnet_search import config as config_lib
+from efficientnet_search.arch.cost import spec_cost
+from efficientnet_search.cli import main as cli
+from efficientnet_search.search import grid, nas, nas_plan, pipeline, proxy
+from tests.paths import CONFIGS
+
+SMOKE = str(CONFIGS / "nas" / "smoke.yaml")
+
+
+class FakeTraining:
+    """Stands in for proxy.train_proxy: more multiply-adds, higher accuracy, plus seed noise."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+
+    def __call__(self, config, splits, *, alpha, beta, gamma, seed, report=None, passes=None,
+                 verbose=0):  # fmt: skip
+        self.calls.append(tuple(config.blocks))
+        spec = config.spec(alpha, beta, gamma, splits.num_classes)
+        macs = spec_cost(spec).macs
+        noise = random.Random(seed * 7919 + zlib.crc32(" ".join(config.blocks).encode()))
+        accuracy = min(0.99, 0.4 + macs / 2e8 + 0.01 * noise.random())
+        return proxy.ProxyResult((accuracy,), ((1.0, accuracy),), 1000, macs, 0.01, False, 1.0)
+
+
+@pytest.fixture
+def fake(monkeypatch) -> FakeTraining:
+    stand_in = FakeTraining()
+    monkeypatch.setattr(proxy, "train_proxy", stand_in)
+    return stand_in
+
+
+def _config(*overrides: str) -> nas.NasConfig:
+    return nas.load_nas_config(SMOKE, list(overrides), None)
+
+
+def _studies(run_dir: Path) -> dict[str, list[optuna.trial.FrozenTrial]]:
+    url = f"sqlite:///{run_dir.resolve() / 'study.db'}"
+    return {s.study_name.split("/", 1)[1]: optuna.load_study(study_name=s.study_name,
+                                                                storage=url).get_trials()
+            for s in optuna.get_all_study_summaries(url)}  # fmt: skip
+
+
+def test_search_writes_every_output_chooses_honestly_and_resumes(tmp_path, fake):
+    result = nas.run_nas(_config(), run_dir=tmp_path)
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert payload["kind"] == "nas" and payload["chosen"]["blocks"]
+    assert len(payload["chosen"]["blocks"]) == 3 and payload["chosen"]["n"] == 2
+    assert payload["chosen"]["roles"][0] == "top1"
+    assert payload["baseline"]["roles"] == ["baseline"] and payload["front"]
+    assert {"macs", "params"} <= set(payload["chosen"])
+    assert set(payload["comparisons"]) == {"baseline", "random_best"}
+    assert "B0-shaped baseline" in payload["verdict"]
+    searches = {(s["algorithm"], s["search_seed"]): s for s in payload["searches"]}
+    assert set(searches) == {("evolution", 0), ("random", 0)}
+    assert all(s["trials"] == 3 and len(s["best_so_far"]) == 3 for s in searches.values())
+    for name, trials in _studies(tmp_path).items():  # every budget slot completed once
+        done = [t.user_attrs["point"] for t in trials if t.state == TrialState.COMPLETE]
+        assert len(done) == len(set(done)) == len(trials), name
+    retrained = len(_studies(tmp_path)["retrain"])
+    assert retrained == 2 * len(payload["retrained"])
+    assert (tmp_path / "trials.csv").read_text().count("\n") == 6 + retrained + 1
+    assert {p.name for p in (tmp_path / "plots").glob("*.png")} == {
+        "accuracy_vs_cost.png", "best_so_far.png", "architecture.png"}
+    report = (tmp_path / "report.md").read_text()
+    assert "winner's curse" in report and "random" in report
+    assert result.results["chosen"] == payload["chosen"]
+
+    calls = len(fake.calls)
+    again = nas.run_nas(_config(), run_dir=tmp_path)  # resumes: nothing is trained again
+    assert len(fake.calls) == calls and again.results["chosen"] == payload["chosen"]
+
+    before = (tmp_path / "results.json").read_text()  # another config: refused, kept
+    with pytest.raises(config_lib.ConfigError, match="already holds a run"):
+        nas.run_nas(_config("search.trials=5"), run_dir=tmp_path)
+    assert (tmp_path / "results.json").read_text() == before
+
+
+def test_identical_architectures_are_trained_once(tmp_path, fake):
+    one = ["space.kernels=[3]", "space.expansions=[1]", "space.se_ratios=[0.0]",
+           "space.repeat_offsets=[0]", "space.filter_multipliers=[1.0]"]
+    result = nas.run_nas(_config(*one), run_dir=tmp_path)
+    search = [t for t in result.results["trials"] if t["algorithm"] != "retrain"]
+    assert len(search) == 6 and sum(t["duplicate_of"] is None for t in search) == 1
+    # One search training, then 2 fresh seeds each for the one candidate and the baseline.
+    assert len(fake.calls) == 1 + 2 + 2
+    assert result.results["chosen"]["roles"] == ["top1", "random_best"]
+    assert "Random search found this same architecture" in result.results["verdict"]
+
+
+def test_pareto_search_with_nsga2_and_tpe(tmp_path, fake):
+    config = _config("objective.kind=pareto", "search.algorithms=[nsga2, tpe, random]")
+    result = nas.run_nas(config, run_dir=tmp_path)
+    algorithms = {s["algorithm"] for s in result.results["searches"]}
+    assert algorithms == {"nsga2", "tpe", "random"}
+    studies = _studies(tmp_path)
+    assert len(studies["nsga2/seed0"]) == 3 and len(studies["nsga2/seed0"][0].values) == 2
+    assert result.results["chosen"] is not None
+
+
+def test_a_nas_result_feeds_the_grid_the_scaler_and_the_pipeline(tmp_path, fake, capsys):
+    nas.run_nas(_config(), run_dir=tmp_path / "nas")
+    results = tmp_path / "nas" / "results.json"
+    chosen = tuple(json.loads(results.read_text())["chosen"]["blocks"])
+    grid_config = grid.load_grid_config(str(CONFIGS / "grid" / "smoke.yaml"),
+                                        [f"proxy.blocks_from={results}"], None)  # fmt: skip
+    assert grid_config.proxy.blocks == chosen
+    cli.main(cli.parse_args(["prog", "scale", "--coefficients", "paper", "--blocks_from",
+                             str(results), "--phi", "1", "2"]))  # fmt: skip
+    assert f"baseline from {results}" in capsys.readouterr().out
+
+    config = config_lib.load_config(pipeline.PipelineConfig, CONFIGS / "pipeline" / "smoke.yaml")
+    record = pipeline.run_pipeline(config, config_dir=CONFIGS / "pipeline",
+                                   run_dir=tmp_path / "pipe")  # fmt: skip
+    assert (tmp_path / "pipe" / "nas" / "results.json").is_file()
+    grid_payload = json.loads((tmp_path / "pipe" / "grid" / "results.json").read_text())
+    nas_payload = json.loads((tmp_path / "pipe" / "nas" / "results.json").read_text())
+    assert grid_payload["blocks"] == nas_payload["chosen"]["blocks"] == record["blocks"]
+    assert [m["phi"] for m in record["members"]] == [1, 2, 3]
+    assert (tmp_path / "pipe" / "family.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("space.kernels=[]", "space.kernels is empty"),
+        ("space.repeat_offsets=[-2]", "no repeats >= 1"),
+        ("objective.target_ratio=0.05", "the cheapest architecture in the space costs"),
+    ],
+)
+def test_bad_nas_input_fails_with_one_line_and_writes_nothing(tmp_path, capsys, override,
+                                                              message):
+    argv = ["prog", "nas", "--config", SMOKE, "--run_dir", str(tmp_path), "--set", override]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(cli.parse_args(argv))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert not (tmp_path / "config.yaml").exists()
+
+
+def test_a_blocks_from_file_that_is_no_result_is_refused(tmp_path, capsys):
+    bogus = tmp_path / "bogus.json"
+    bogus.write_text('{"hello": 1}')
+    run_dir = tmp_path / "run"
+    for argv in (["grid", "--config", str(CONFIGS / "grid" / "smoke.yaml"), "--run_dir",
+                  str(run_dir), "--set", f"proxy.blocks_from={bogus}"],
+                 ["scale", "--coefficients", "paper", "--blocks_from", str(bogus)]):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(cli.parse_args(["prog", *argv]))
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "is not a NAS or grid result" in err
+    assert not run_dir.exists()
+
+
+# ----------------------------------------------------------------------------- real training
+# Random search only, 2 slots, 1 fresh seed: 4 short trainings besides the killed one.
+KILL = ["search.algorithms=[random]", "search.trials=2", "search.retrain_seeds=1",
+        "search.heartbeat_interval=2", "search.grace_period=10"]  # fmt: skip
+
+
+def test_resume_after_kill_trains_each_slot_once_with_the_architecture_it_drew(tmp_path):
+    sets = [arg for item in KILL for arg in ("--set", item)]
+    command = [sys.executable, "-m", "efficientnet_search.cli.main", "nas", "--config", SMOKE,
+               "--run_dir", str(tmp_path), *sets]  # fmt: skip
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    name = nas_plan.study_name(_config(*KILL)) + "/random/seed0"
+    url = f"sqlite:///{tmp_path.resolve() / 'study.db'}"
+    deadline, states = time.monotonic() + 300, []
+    while time.monotonic() < deadline and first.poll() is None:
+        try:
+            trials = optuna.load_study(study_name=name, storage=url).get_trials()
+            states = [t.state for t in trials]
+        except Exception:  # not created yet
+            states = []
+        if states.count(TrialState.COMPLETE) == 1 and TrialState.RUNNING in states:
+            running = next(t for t in trials if t.state == TrialState.RUNNING)
+            if "blocks" in running.user_attrs:
+                break
+        time.sleep(0.2)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    assert states.count(TrialState.COMPLETE) == 1, "did not catch the second trial running"
+    killed_blocks = running.user_attrs["blocks"]
+
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    trials = optuna.load_study(study_name=name, storage=url).get_trials()
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert sorted(t.user_attrs["point"] for t in done) == ["slot0", "slot1"]
+    (killed,) = [t for t in trials if t.state == TrialState.FAIL]
+    assert "error" not in killed.user_attrs  # killed, so retried, not an error
+    retried = next(t for t in done if t.user_attrs["point"] == killed.user_attrs["point"])
+    assert retried.user_attrs["blocks"] == killed_blocks  # the retry trains what was drawn
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert payload["chosen"] is not None and "results:" in rerun.stdout

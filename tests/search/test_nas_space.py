@@ -1,0 +1,136 @@
+"""The NAS search space, objective and samplers: no training, so these run in a second."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import optuna
+import pytest
+
+from efficientnet_search import config as config_lib
+from efficientnet_search.arch.blocks import B0_BLOCK_STRINGS, decode_block_string
+from efficientnet_search.arch.family import read_baseline
+from efficientnet_search.search import nas_algorithms, nas_objective
+from efficientnet_search.search.nas_config import NasConfig
+from efficientnet_search.search.nas_space import SpaceConfig, build_space, canonical_key
+
+SPACE = build_space(SpaceConfig())
+
+
+def test_the_default_space_holds_b0_and_every_sample_is_a_chained_block_list():
+    assert SPACE.decode(SPACE.base_params()) == B0_BLOCK_STRINGS
+    rng = random.Random(0)
+    for _ in range(20):
+        blocks = SPACE.decode(SPACE.sample(rng))
+        args = [decode_block_string(b) for b in blocks]
+        assert args[0].filters_in == 32
+        assert all(a.filters_in == b.filters_out for b, a in zip(args, args[1:], strict=False))
+        base = [decode_block_string(b) for b in B0_BLOCK_STRINGS]
+        assert [a.strides for a in args] == [b.strides for b in base]  # strides fixed
+        assert all(a.repeats >= 1 and a.filters_out % 8 == 0 for a in args)
+        assert canonical_key(blocks) == " ".join(blocks)
+    # MnasNet's choices per stage: stages with one baseline block cannot drop to 0 repeats.
+    assert SPACE.options[0]["repeats"] == (1, 2) and SPACE.options[3]["repeats"] == (2, 3, 4)
+    assert SPACE.options[2]["filters"] == (32, 40, 48)  # 40 x {0.75, 1, 1.25} rounded to 8
+    # kernel x expansion x SE = 12 per stage; repeats 2,3,3,3,3,3,2; channels 2,2,3,3,3,3,3.
+    assert SPACE.size == 12**7 * (2 * 3**5 * 2) * (2 * 2 * 3**5)
+
+
+def test_mutation_changes_exactly_one_choice():
+    rng = random.Random(1)
+    parent = SPACE.sample(rng)
+    for _ in range(20):
+        child = SPACE.mutate(parent, rng)
+        assert sum(child[k] != parent[k] for k in parent) == 1
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("space.kernels=[]", "space.kernels is empty"),
+        ("space.kernels=[4]", "space.kernels holds [4]"),
+        ("space.repeat_offsets=[-3]", "leave stage 1 (baseline repeats 1) no repeats >= 1"),
+        ("objective.target_ratio=0.05", "the cheapest architecture in the space costs"),
+        ("search.algorithms=[evolution]", "lack random"),
+        ("search.algorithms=[nsga2, random]", "set objective.kind=pareto"),
+    ],
+)
+def test_bad_spaces_and_targets_are_refused_with_the_fix(override, message):
+    with pytest.raises(config_lib.ConfigError) as info:
+        config = config_lib.load_config(NasConfig, None, [override])
+        nas_objective.resolve_objective(config)
+    assert message in str(info.value)
+
+
+def test_reward_is_mnasnet_soft_constraint_and_the_front_keeps_undominated_points():
+    assert nas_objective.reward(0.8, 200, 100, -0.07) == pytest.approx(0.8 * 2**-0.07)
+    assert nas_objective.reward(0.8, 100, 100, -0.07) == 0.8
+    records = [{"number": i, "val_accuracy": a, "macs": m, "trained_key": str(i)}
+               for i, (a, m) in enumerate([(0.7, 10), (0.8, 20), (0.75, 30), (0.9, 40)])]
+    front = nas_objective.pareto_front(records, "macs")
+    assert [r["number"] for r in front] == [0, 1, 3]
+
+
+def _history(sampler, n: int, study=None) -> optuna.Study:
+    study = study or optuna.create_study(direction="maximize", sampler=sampler)
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {k: trial.suggest_categorical(k, d.choices)
+                  for k, d in SPACE.distributions.items()}  # fmt: skip
+        value = sum(float(v) for v in params.values())
+        trial.set_user_attr(nas_algorithms.SCORE_ATTR, value)
+        return value
+
+    study.optimize(objective, n_trials=n)
+    return study
+
+
+def test_regularized_evolution_mutates_a_tournament_winner_of_the_newest_trials():
+    sampler = nas_algorithms.RegularizedEvolutionSampler(SPACE, population=4, sample_size=2,
+                                                         seed=0)  # fmt: skip
+    study = _history(sampler, 10)
+    trials = study.trials
+    for trial in trials[4:]:
+        older = [t for t in trials if t.number < trial.number][-4:]  # the population
+        assert any(sum(trial.params[k] != t.params[k] for k in t.params) == 1 for t in older)
+    # Resuming: a fresh sampler proposes for the next trial what the first one would.
+    frozen = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING)
+    frozen.number = len(trials)
+    again = nas_algorithms.RegularizedEvolutionSampler(SPACE, 4, 2, seed=0)
+    space = sampler.infer_relative_search_space(study, frozen)
+    assert sampler.sample_relative(study, frozen, space) == again.sample_relative(
+        study, frozen, space)
+
+
+@pytest.mark.parametrize("algorithm", ["random", "tpe"])
+def test_a_resumed_sampler_does_not_replay_its_first_proposals(algorithm):
+    def make():
+        return nas_algorithms.make_sampler(algorithm, SPACE, seed=3, population=2,
+                                           sample_size=1)  # fmt: skip
+
+    study = _history(make(), 4)
+    resumed = optuna.load_study(study_name=study.study_name, storage=study._storage,
+                                sampler=make())  # a new process after a kill
+    _history(None, 4, resumed)
+    keys = [tuple(sorted(t.params.items())) for t in resumed.trials]
+    assert len(set(keys)) == 8
+
+
+def test_blocks_from_accepts_nas_and_grid_results_and_refuses_anything_else(tmp_path):
+    nas = tmp_path / "nas.json"
+    nas.write_text(json.dumps({"kind": "nas", "chosen": {"blocks": list(B0_BLOCK_STRINGS[:2])}}))
+    assert read_baseline(nas) == B0_BLOCK_STRINGS[:2]
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"best": {}, "blocks": list(B0_BLOCK_STRINGS)}))
+    assert read_baseline(grid) == B0_BLOCK_STRINGS
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"accuracy": 0.9}))
+    with pytest.raises(ValueError, match="is not a NAS or grid result"):
+        read_baseline(other)
+    unfinished = tmp_path / "unfinished.json"
+    unfinished.write_text(json.dumps({"kind": "nas", "chosen": None}))
+    with pytest.raises(ValueError, match="chose no architecture"):
+        read_baseline(unfinished)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        read_baseline(tmp_path / "missing.json")
