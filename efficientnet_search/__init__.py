@@ -5,59 +5,34 @@ The public API is listed in `__all__`; everything else lives in plain modules.
 
 from __future__ import annotations
 
-from efficientnet_search import quiet_start
+import importlib
 
-quiet_start.import_tensorflow()  # before anything loads it: its start-up chatter is dropped
-
-from efficientnet_search.arch.blocks import (  # noqa: E402
-    B0_BLOCK_STRINGS,
-    LITE_BLOCK_STRINGS,
-    V2_BASE_BLOCK_STRINGS,
-    BlockArgs,
-    decode_block_string,
-    encode_block_string,
-)
-from efficientnet_search.arch.model import (  # noqa: E402
-    EfficientNetB0,
-    EfficientNetB1,
-    EfficientNetB2,
-    EfficientNetB3,
-    EfficientNetB4,
-    EfficientNetB5,
-    EfficientNetB6,
-    EfficientNetB7,
-    EfficientNetLite0,
-    EfficientNetLite1,
-    EfficientNetLite2,
-    EfficientNetLite3,
-    EfficientNetLite4,
-    EfficientNetV2B0,
-    EfficientNetV2B1,
-    EfficientNetV2B2,
-    EfficientNetV2B3,
-    EfficientNetV2L,
-    EfficientNetV2M,
-    EfficientNetV2S,
-    build_model,
-)
-from efficientnet_search.arch.scaling import (  # noqa: E402
-    LITE_VARIANTS,
-    V2_VARIANTS,
-    VARIANTS,
-    ScalingParams,
-    compound_scaling,
-    grid_candidates,
-    round_filters,
-    round_repeats,
-)
-
-__version__ = "0.1.0"
-
-# Heavier entry points (Optuna, the training loop, clinical metrics) load on first use, so
-# `import efficientnet_search` and `efficientnet-search build` stay quick. The `train` and
-# `finetune` functions live in the modules of the same names:
+# Every public name loads on first use, TensorFlow with it (quietly, through the subpackages),
+# so `import efficientnet_search` and parsing the command line (`--help`, a bad flag) need no
+# TensorFlow. The `train` and `finetune` functions live in the modules of the same names:
 # `from efficientnet_search.training.train import train`.
+_ARCH_BLOCKS = "efficientnet_search.arch.blocks"
+_ARCH_MODEL = "efficientnet_search.arch.model"
+_ARCH_SCALING = "efficientnet_search.arch.scaling"
 _LAZY = {
+    "B0_BLOCK_STRINGS": _ARCH_BLOCKS,
+    "LITE_BLOCK_STRINGS": _ARCH_BLOCKS,
+    "V2_BASE_BLOCK_STRINGS": _ARCH_BLOCKS,
+    "BlockArgs": _ARCH_BLOCKS,
+    "decode_block_string": _ARCH_BLOCKS,
+    "encode_block_string": _ARCH_BLOCKS,
+    **{f"EfficientNetB{i}": _ARCH_MODEL for i in range(8)},
+    **{f"EfficientNetLite{i}": _ARCH_MODEL for i in range(5)},
+    **{f"EfficientNetV2{s}": _ARCH_MODEL for s in ("B0", "B1", "B2", "B3", "S", "M", "L")},
+    "build_model": _ARCH_MODEL,
+    "VARIANTS": _ARCH_SCALING,
+    "LITE_VARIANTS": _ARCH_SCALING,
+    "V2_VARIANTS": _ARCH_SCALING,
+    "ScalingParams": _ARCH_SCALING,
+    "compound_scaling": _ARCH_SCALING,
+    "grid_candidates": _ARCH_SCALING,
+    "round_filters": _ARCH_SCALING,
+    "round_repeats": _ARCH_SCALING,
     "run_grid_search": "efficientnet_search.search.grid",
     "GridConfig": "efficientnet_search.search.grid",
     "run_nas": "efficientnet_search.search.nas",
@@ -78,50 +53,19 @@ _LAZY = {
     "scale_family": "efficientnet_search.arch.family",
     "load_config": "efficientnet_search.config",
 }
+__version__ = "0.1.0"
 
 
 def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # the next lookup is a plain attribute
+        return value
     raise AttributeError(f"module 'efficientnet_search' has no attribute {name!r}")
 
-__all__ = [
-    *_LAZY,
-    "B0_BLOCK_STRINGS",
-    "BlockArgs",
-    "EfficientNetB0",
-    "EfficientNetB1",
-    "EfficientNetB2",
-    "EfficientNetB3",
-    "EfficientNetB4",
-    "EfficientNetB5",
-    "EfficientNetB6",
-    "EfficientNetB7",
-    "EfficientNetV2B0",
-    "EfficientNetV2B1",
-    "EfficientNetV2B2",
-    "EfficientNetV2B3",
-    "EfficientNetV2L",
-    "EfficientNetV2M",
-    "EfficientNetV2S",
-    "EfficientNetLite0",
-    "EfficientNetLite1",
-    "EfficientNetLite2",
-    "EfficientNetLite3",
-    "EfficientNetLite4",
-    "LITE_BLOCK_STRINGS",
-    "LITE_VARIANTS",
-    "ScalingParams",
-    "V2_BASE_BLOCK_STRINGS",
-    "V2_VARIANTS",
-    "VARIANTS",
-    "build_model",
-    "compound_scaling",
-    "decode_block_string",
-    "encode_block_string",
-    "grid_candidates",
-    "round_filters",
-    "round_repeats",
-]
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = sorted(_LAZY)

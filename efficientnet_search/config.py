@@ -34,7 +34,7 @@ def load_config(
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {str(path)!r}")
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = read_yaml(path) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"config {str(path)!r} must be a YAML mapping, got {loaded!r}")
         data = loaded
@@ -56,8 +56,33 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
             if not isinstance(child, dict):
                 raise ConfigError(f"override {item!r}: {part!r} is not a section")
             node = child
-        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+        node[parts[-1]] = _parse_value(raw, item) if raw.strip() else None
     return result
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parses a YAML file; a syntax error names the file, line and column (1-based)."""
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{str(path)!r} is not valid YAML: {_yaml_problem(err)}") from None
+
+
+def _parse_value(raw: str, item: str) -> Any:
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {item!r}: the value is not valid YAML "
+                          f"({_yaml_problem(err)}); quote it") from None
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's error as one line: what is wrong, and where (line and column from 1)."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "", *,
@@ -133,7 +158,7 @@ def save_config(config: Any, run_dir: str | Path) -> Path:
     path = run_dir / "config.yaml"
     new = to_dict(config)
     if path.exists():
-        old = yaml.safe_load(path.read_text()) or {}
+        old = read_yaml(path) or {}
         changed = _changed_keys(old, new)
         if changed:
             raise ConfigError(

@@ -20,12 +20,16 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import keras
-import numpy as np
-import tensorflow as tf
-from absl import logging
+from efficientnet_search import quiet_start
 
-from efficientnet_search.jsonio import write_json
+quiet_start.import_tensorflow()  # before keras loads it: no start-up chatter
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import logging  # noqa: E402
+
+from efficientnet_search.jsonio import write_json  # noqa: E402
 
 FORMATS = ("savedmodel", "tflite", "tflite_int8")
 FLOAT_TOLERANCE = 1e-4  # max |p_export - p_keras| over the sample, float32 exports

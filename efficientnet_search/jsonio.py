@@ -33,6 +33,19 @@ def to_plain(value: Any) -> Any:
     return value
 
 
+def read_json(path: str | Path) -> Any:
+    """Reads a JSON file; an empty or malformed file is a ValueError that names the path."""
+    path = Path(path)
+    text = path.read_text()
+    if not text.strip():
+        raise ValueError(f"{str(path)!r} is empty; expected JSON (a finished run writes it)")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{str(path)!r} is not valid JSON: {err.msg} at line {err.lineno}, "
+                         f"column {err.colno}") from None
+
+
 def write_json(path: str | Path, data: Any) -> Path:
     """Writes `data` as indented, strict JSON and returns the path."""
     path = Path(path)

@@ -6,8 +6,10 @@ such lines go straight to the process's stderr whatever TF_CPP_MIN_LOG_LEVEL say
 CPU instructions before its own output. `import_tensorflow` captures file descriptor 2 while
 TensorFlow loads and initialises its devices, then writes back every captured line except
 the known harmless ones, so an import failure or a real CUDA error still shows.
-`TF_CPP_MIN_LOG_LEVEL=0` shows everything. The package's `__init__` calls it first, so every
-command, spawned worker and `import efficientnet_search` starts quietly. The Python side:
+`TF_CPP_MIN_LOG_LEVEL=0` shows everything. Every subpackage that needs TensorFlow (arch, data,
+training, search, medical) and `export` call it before importing it, and the CLI before running
+a command, so every command, spawned worker and import starts quietly; the package itself and
+the CLI's flag parsing load no TensorFlow. The Python side:
 commands print each TensorFlow warning once, and grid workers drop the retracing warning that
 a fresh model per trial sets off.
 """

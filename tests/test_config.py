@@ -92,3 +92,13 @@ def test_a_section_starts_from_the_commands_own_defaults(tmp_path):
 def test_a_moved_key_names_its_new_place():
     with pytest.raises(ConfigError, match="config key width moved to model.width"):
         load_config(Narrow, None, ["width=1"])
+
+
+def test_yaml_syntax_errors_name_the_file_line_and_column(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("epochs: 5\nmodel:\n  width: [0.5\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml' is not valid YAML: .* at line 4, column 1"):
+        load_config(Experiment, path)
+    with pytest.raises(ConfigError,
+                       match=r"override 'epochs=\[1': the value is not valid YAML.*quote it"):
+        load_config(Experiment, None, ["epochs=[1"])

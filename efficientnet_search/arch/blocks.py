@@ -64,6 +64,20 @@ class BlockArgs:
         if self.stride_digits not in (1, 2):
             raise ValueError(f"BlockArgs.stride_digits must be 1 or 2, got {self.stride_digits!r}")
 
+    @property
+    def has_se(self) -> bool:
+        return self.se_ratio > 0
+
+    @property
+    def se_filters(self) -> int:
+        return se_filters(self.filters_in, self.se_ratio)
+
+
+def se_filters(filters_in: int, se_ratio: float) -> int:
+    """Squeeze-excitation bottleneck width: `se_ratio` times the *block input* channels, as
+    the reference computes it (not the expanded channels), at least 1."""
+    return max(1, int(filters_in * se_ratio))
+
 
 # EfficientNet-B0 (Tan & Le 2019, Table 1): seven stages after a 32-channel stem, before a
 # 1280-channel head.

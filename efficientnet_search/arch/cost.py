@@ -206,8 +206,8 @@ def _mbconv_cost(args, size: int) -> tuple[int, int, int, int, int]:
     bn_channels += expanded
     macs += k * k * expanded * out**2
     activations += expanded * out**2
-    if 0 < args.se_ratio <= 1:
-        reduced = max(1, int(c_in * args.se_ratio))
+    if args.has_se:
+        reduced = args.se_filters
         weights += expanded * reduced + reduced + reduced * expanded + expanded
         macs += 2 * expanded * reduced
         activations += reduced + expanded  # the two 1x1 convolutions on the pooled vector

@@ -15,6 +15,7 @@ from efficientnet_search.arch.scaling import (
     compound_scaling,
     nominal_cost_ratio,
 )
+from efficientnet_search.jsonio import read_json
 
 PRESETS: dict[str, dict[str, float]] = {"paper": PAPER_COEFFICIENTS}
 
@@ -55,7 +56,7 @@ def read_coefficients(source: str | Path) -> Coefficients:
             f"coefficients not found: {str(source)!r}; give a grid run's results.json "
             f"or a preset ({', '.join(PRESETS)})"
         )
-    data = json.loads(path.read_text())
+    data = read_json(path)
     best = data.get("best") if isinstance(data, dict) else None
     if not isinstance(best, dict) or not {"alpha", "beta", "gamma"} <= set(best):
         raise ValueError(

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
-from efficientnet_search.arch.blocks import BlockArgs
+from efficientnet_search.arch.blocks import BlockArgs, se_filters
 
 # keras.applications' initializers (from the official code): He-like fan-out for convolutions,
 # a uniform fan-out scaled by 1/3 for the classifier.
@@ -116,11 +116,10 @@ def conv_bn_act(
 def squeeze_excite(x, filters_in: int, se_ratio: float, activation: str, name: str):
     """Channel attention (Hu et al. 2018): pool, reduce, expand, gate.
 
-    The bottleneck width is `se_ratio` times the *block input* channels, as the reference
-    computes it (not the expanded channels).
+    The bottleneck width is `blocks.se_filters(filters_in, se_ratio)` (the reference's rule).
     """
     filters = x.shape[-1]
-    reduced = max(1, int(filters_in * se_ratio))
+    reduced = se_filters(filters_in, se_ratio)
     se = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}se_squeeze")(x)
     se = layers.Conv2D(
         reduced, 1, activation=activation, kernel_initializer=CONV_KERNEL_INITIALIZER,
@@ -190,7 +189,7 @@ def mbconv_block(
     )(x)
     x = parts.norm(f"{name}bn")(x)
     x = layers.Activation(act, name=f"{name}activation")(x)
-    if 0 < args.se_ratio <= 1:
+    if args.has_se:
         _require_se(parts, args, name)
         x = parts.squeeze_excite(x, args.filters_in, args.se_ratio, act, name)
     x = conv_bn_act(
@@ -228,7 +227,7 @@ def fused_mbconv_block(
             conv_name=f"{name}expand_conv", bn_name=f"{name}expand_bn",
             act_name=f"{name}expand_activation", **bn,
         )
-    if 0 < args.se_ratio <= 1:
+    if args.has_se:
         _require_se(parts, args, name)
         x = parts.squeeze_excite(x, args.filters_in, args.se_ratio, activation, name)
     single = args.expand_ratio == 1

@@ -28,6 +28,7 @@ from efficientnet_search.arch.blocks import (
     BlockArgs,
     decode_blocks,
 )
+from efficientnet_search.arch.features import STEM_FEATURES, TOP_FEATURES
 from efficientnet_search.arch.layers import (
     DENSE_KERNEL_INITIALIZER,
     BlockParts,
@@ -370,7 +371,7 @@ def _backbone(x, spec: ModelSpec, bn_momentum: float):
     parts = BlockParts(activation=spec.activation, norm=batch_norm(bn_momentum))
     x = conv_bn_act(
         x, spec.stem_channels, 3, strides=2, activation=spec.activation, norm=parts.norm,
-        conv_name="stem_conv", bn_name="stem_bn", act_name="stem_activation",
+        conv_name="stem_conv", bn_name="stem_bn", act_name=STEM_FEATURES,
     )
     # keras.applications names the depthwise layer `dwconv` in V1 and `dwconv2` in V2.
     dwconv_name = "dwconv2" if spec.family == "v2" else "dwconv"
@@ -382,7 +383,7 @@ def _backbone(x, spec: ModelSpec, bn_momentum: float):
             x = mbconv_block(x, block.args, dwconv_name=dwconv_name, **common)
     return conv_bn_act(
         x, spec.head_channels, 1, activation=spec.activation, norm=parts.norm,
-        conv_name="top_conv", bn_name="top_bn", act_name="top_activation",
+        conv_name="top_conv", bn_name="top_bn", act_name=TOP_FEATURES,
     )
 
 

@@ -2,9 +2,9 @@
 
 Each command is a pair of functions: `_add_<name>(parser)` declares its flags and
 `_run_<name>(args)` calls the library function that does the work. `COMMANDS` maps the
-command names to those pairs; nothing else lives here. Library errors (ValueError,
-FileNotFoundError) print as one line and exit with status 2; `--verbosity=1` shows the
-traceback as well.
+command names to those pairs and the line `--help` shows for each; nothing else lives here.
+Library errors (ValueError, FileNotFoundError) print as one line and exit with status 2;
+`--verbosity=1` shows the traceback as well.
 """
 
 from __future__ import annotations
@@ -12,14 +12,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from absl import app, flags, logging
 from absl.flags import argparse_flags
 
 EXIT_USAGE = 2
-# distribute.STRATEGY_NAMES, spelled out so parsing flags does not import TensorFlow
-# (tests/test_cli.py keeps the two equal).
+# distribute.STRATEGY_NAMES, spelled out so parsing flags does not import TensorFlow: `--help`
+# and a mistyped flag answer in a second (tests/cli/test_cli.py keeps the two equal).
 STRATEGY_CHOICES = ("auto", "cpu", "gpu", "mirrored", "multi_worker", "tpu")
+EXPORT_FORMATS = ("savedmodel", "tflite", "tflite_int8")  # export.FORMATS, likewise
 
 
 # ----------------------------------------------------------------------------- build
@@ -156,7 +158,7 @@ def _run_finetune(args: argparse.Namespace) -> None:
 def _add_export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="a .keras file")
     parser.add_argument(
-        "--format", choices=["savedmodel", "tflite", "tflite_int8"], default="savedmodel"
+        "--format", choices=EXPORT_FORMATS, default="savedmodel"
     )
     parser.add_argument("--output", required=True, help="output path")
     parser.add_argument("--data", help="data source URI for int8 calibration and the check")
@@ -187,18 +189,35 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run_dir", help="run directory (default: runs/<config name>)")
 
 
-Handler = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], None]]
-COMMANDS: dict[str, Handler] = {
-    "build": (_add_build, _run_build),
-    "scale": (_add_scale, _run_scale),
-    "grid": (_add_grid, _run_grid),
-    "nas": (_add_nas, _run_nas),
-    "pipeline": (_add_pipeline, _run_pipeline),
-    "train": (_add_train, _run_train),
-    "evaluate": (_add_evaluate, _run_evaluate),
-    "finetune": (_add_finetune, _run_finetune),
-    "export": (_add_export, _run_export),
-    "report": (_add_report, _run_report),
+class Command(NamedTuple):
+    """One command: its flags, the adapter that runs it, and its line in `--help`."""
+
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], None]
+    help: str
+
+
+COMMANDS: dict[str, Command] = {
+    "build": Command(_add_build, _run_build,
+                     "build one EfficientNet; print its per-stage cost"),
+    "scale": Command(_add_scale, _run_scale,
+                     "scale a model family (phi=1..7) from alpha, beta, gamma"),
+    "grid": Command(_add_grid, _run_grid,
+                    "search alpha, beta, gamma at phi=1 (grid of proxies)"),
+    "nas": Command(_add_nas, _run_nas,
+                   "search a baseline's block list (accuracy against measured cost)"),
+    "pipeline": Command(_add_pipeline, _run_pipeline,
+                        "chain nas -> grid -> family in one run directory"),
+    "train": Command(_add_train, _run_train,
+                     "train one model with tf.distribute (CPU, GPU, TPU)"),
+    "evaluate": Command(_add_evaluate, _run_evaluate,
+                        "top-1/top-5 accuracy of a .keras model on a data source"),
+    "finetune": Command(_add_finetune, _run_finetune,
+                        "fine-tune on medical images; clinical report, Grad-CAM"),
+    "export": Command(_add_export, _run_export,
+                      "export a .keras model to SavedModel or TFLite"),
+    "report": Command(_add_report, _run_report,
+                      "redraw a grid run's report.md and plots"),
 }
 
 
@@ -213,11 +232,15 @@ class _Parser(argparse_flags.ArgumentParser):
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     """Parses `argv` (program name first) into a namespace with `.command`."""
     parser = _Parser(
-        prog="efficientnet-search", description=__doc__.splitlines()[0], allow_abbrev=False
+        prog="efficientnet-search", allow_abbrev=False,
+        description="EfficientNet compound scaling: build, search, train, fine-tune, export.",
+        epilog="`efficientnet-search COMMAND --help` lists a command's flags.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name, (add_arguments, _) in COMMANDS.items():
-        add_arguments(sub.add_parser(name, allow_abbrev=False))
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                                metavar="COMMAND", title="commands")
+    for name, command in COMMANDS.items():
+        command.add_arguments(sub.add_parser(name, allow_abbrev=False, help=command.help,
+                                             description=command.help))
     return parser.parse_args(list(argv[1:]))
 
 
@@ -225,7 +248,8 @@ def main(args: argparse.Namespace) -> None:
     """Runs one parsed command, turning user errors into one line and exit status 2."""
     from efficientnet_search import quiet_start
 
-    _, run = COMMANDS[args.command]
+    run = COMMANDS[args.command].run
+    quiet_start.import_tensorflow()  # every command needs it; parsing the flags did not
     quiet_start.send_tensorflow_logs_through_absl()
     try:
         run(args)

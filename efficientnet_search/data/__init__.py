@@ -10,8 +10,12 @@ tests and smoke runs).
 
 from __future__ import annotations
 
-from efficientnet_search.data.config import DataConfig, load
-from efficientnet_search.data.splits import (
+from efficientnet_search import quiet_start
+
+quiet_start.import_tensorflow()  # before anything below loads it: no start-up chatter
+
+from efficientnet_search.data.config import DataConfig, load  # noqa: E402
+from efficientnet_search.data.splits import (  # noqa: E402
     ACCEPTED_URIS,
     AUGMENTS,
     EVAL_CROP_FRACTION,

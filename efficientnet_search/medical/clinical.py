@@ -294,25 +294,35 @@ def prediction_margin(
     return np.abs(columns - np.array([t.value for t in thresholds])[None, :]).mean(axis=1)
 
 
+def task_auc(y_true: np.ndarray, scores: np.ndarray, task: str, positive_class: int = 1
+             ) -> float:
+    """The headline AUC of a task: the positive class's ROC-AUC (binary), else the macro mean
+    of the one-vs-rest (multiclass) or per-label (multilabel) AUCs that are defined.
+
+    Early stopping watches it on validation; `evaluate` reports it (with its bootstrap CI).
+    """
+    _check_task(task)
+    scores = np.asarray(scores, dtype=np.float64)
+    if task == "multilabel":
+        labels = np.asarray(y_true).astype(np.int64)
+        return _mean_present([roc_auc(labels[:, j], scores[:, j])
+                              for j in range(labels.shape[1])])
+    labels = np.asarray(y_true).astype(np.int64).ravel()
+    if task == "binary":
+        return roc_auc(labels == positive_class, scores[:, positive_class])
+    return _mean_present([roc_auc(labels == k, scores[:, k]) for k in range(scores.shape[1])])
+
+
 def _metric_fns(y_true, scores, task, thresholds, positive_class) -> dict[str, Callable]:
     """{name: metric(indices)} closures used for the point value and the bootstrap: auc,
     accuracy and (single-label) balanced accuracy."""
     preds = predict_labels(scores, task, thresholds, positive_class)
-    if task == "multilabel":
-        labels = np.asarray(y_true).astype(np.int64)
+    labels = np.asarray(y_true).astype(np.int64)
+    if task != "multilabel":
+        labels = labels.ravel()
 
-        def auc(idx):
-            return _mean_present([roc_auc(labels[idx, j], scores[idx, j])
-                                  for j in range(labels.shape[1])])
-    else:
-        labels = np.asarray(y_true).astype(np.int64).ravel()
-        onehot = np.eye(scores.shape[1], dtype=bool)[labels]
-
-        def auc(idx):
-            if task == "binary":
-                return roc_auc(labels[idx] == positive_class, scores[idx, positive_class])
-            per = [roc_auc(onehot[idx, k], scores[idx, k]) for k in range(scores.shape[1])]
-            return _mean_present(per)
+    def auc(idx):
+        return task_auc(labels[idx], scores[idx], task, positive_class)
 
     def accuracy(idx):
         return float(np.mean(preds[idx] == labels[idx]))  # multilabel: per-label accuracy

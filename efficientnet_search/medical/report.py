@@ -1,6 +1,6 @@
 """What a fine-tuning run leaves for its readers: plots, report.md and model_card.md.
 
-Plots (matplotlib, Agg): ROC curves of the test split with the validation-chosen operating
+Plots (`plotting`): ROC curves of the test split with the validation-chosen operating
 point, the confusion matrix (or per-label sensitivity/specificity for multi-label), training
 curves over both phases, and Grad-CAM overlays of the most confident correct and wrong test
 predictions.
@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from efficientnet_search import plotting
 from efficientnet_search.medical import clinical, gradcam
 
 GRADCAM_SCAN_LIMIT = 2048  # test images searched for the most confident examples
@@ -25,15 +26,6 @@ DISCLAIMER = (
     "prospectively, on other sites or scanners, or by regulators, and must not be used to "
     "diagnose, treat or triage patients."
 )
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def write_all(run_dir: Path, model: keras.Model, results: dict, predictions: dict,
@@ -56,7 +48,6 @@ def write_all(run_dir: Path, model: keras.Model, results: dict, predictions: dic
 
 def plot_roc(path: Path, y: np.ndarray, scores: np.ndarray, results: dict) -> Path:
     """Test ROC curves with their AUC; the binary operating point is marked."""
-    plt = _plt()
     task, names = results["task"], results["data"]["class_names"]
     positive = results["config"]["eval"]["positive_class"]
     if task == "binary":
@@ -65,7 +56,7 @@ def plot_roc(path: Path, y: np.ndarray, scores: np.ndarray, results: dict) -> Pa
         curves = [(n, y.ravel() == k, scores[:, k]) for k, n in enumerate(names)]
     else:
         curves = [(n, y[:, k], scores[:, k]) for k, n in enumerate(names)]
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, ax = plotting.figure(figsize=(5.5, 5))
     for name, truth, score in curves:
         fpr, tpr, _ = clinical.roc_curve(truth, score)
         ax.plot(fpr, tpr, lw=1.3, label=f"{name} (AUC {clinical.roc_auc(truth, score):.3f})")
@@ -76,25 +67,24 @@ def plot_roc(path: Path, y: np.ndarray, scores: np.ndarray, results: dict) -> Pa
     ax.plot([0, 1], [0, 1], ":", color="gray")
     ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC, test split")
     ax.legend(fontsize=7, loc="lower right")
-    return _save(fig, path)
+    return plotting.save(fig, path)
 
 
 def plot_confusion(path: Path, results: dict) -> Path:
     """Confusion matrix (single-label) or per-label sensitivity/specificity (multi-label)."""
-    plt = _plt()
     test, names = results["test"], results["data"]["class_names"]
     if results["task"] == "multilabel":
         per = test["per_label"]
         x = np.arange(len(per))
-        fig, ax = plt.subplots(figsize=(max(5, 0.5 * len(per)), 4))
+        fig, ax = plotting.figure(figsize=(max(5, 0.5 * len(per)), 4))
         ax.bar(x - 0.2, [v["sensitivity"] for v in per.values()], 0.4, label="sensitivity")
         ax.bar(x + 0.2, [v["specificity"] for v in per.values()], 0.4, label="specificity")
         ax.set_xticks(x, list(per), rotation=60, fontsize=7)
         ax.set(ylim=(0, 1), title="Per label at validation-chosen thresholds (test)")
         ax.legend(fontsize=8)
-        return _save(fig, path)
+        return plotting.save(fig, path)
     matrix = np.asarray(test["confusion_matrix"])
-    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 3, 1.2 * len(names) + 2.5))
+    fig, ax = plotting.figure(figsize=(1.2 * len(names) + 3, 1.2 * len(names) + 2.5))
     ax.imshow(matrix, cmap="Blues")
     for (i, j), count in np.ndenumerate(matrix):
         color = "white" if count > matrix.max() / 2 else "black"
@@ -102,13 +92,12 @@ def plot_confusion(path: Path, results: dict) -> Path:
     ax.set_xticks(range(len(names)), names, rotation=45, fontsize=8)
     ax.set_yticks(range(len(names)), names, fontsize=8)
     ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix, test split")
-    return _save(fig, path)
+    return plotting.save(fig, path)
 
 
 def plot_training(path: Path, history: dict) -> Path:
     """Loss, accuracy and validation AUC per epoch; a line marks the start of phase 2."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = plotting.figure(1, 3, figsize=(13, 3.6))
     epochs = np.arange(1, len(history.get("loss", [])) + 1)
     acc_key = "binary_accuracy" if "binary_accuracy" in history else "accuracy"
     panels = [("loss", ["loss", "val_loss"]), ("accuracy", [acc_key, "val_" + acc_key]),
@@ -125,7 +114,7 @@ def plot_training(path: Path, history: dict) -> Path:
             xlabel += " (dashed: phase 2 starts)"
         ax.set(title=title, xlabel=xlabel)
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return plotting.save(fig, path)
 
 
 def gradcam_overlay(path: Path, model: keras.Model, pipe: tf.data.Dataset, results: dict,
@@ -158,12 +147,13 @@ def gradcam_overlay(path: Path, model: keras.Model, pipe: tf.data.Dataset, resul
     images = np.stack([it[1] for it in items])
     explain = [int(np.argmax(it[4])) if task == "multilabel" else int(np.argmax(it[4])
                if task == "multiclass" else it[3]) for it in items]
-    heat = gradcam.gradcam(model, images, explain)
+    layer = gradcam.explained_layer(model, images.shape[1:3])
+    heat = gradcam.gradcam(model, images, explain, layer.name)
     names = results["data"]["class_names"]
     titles = [f"{g}: true {_name(t, names)} / pred {_name(p, names)}"
               + _score_text(score, task, thresholds, positive)
               for g, _, t, p, score in items]  # fmt: skip
-    return gradcam.save_overlays(path, images, heat, titles)
+    return gradcam.save_overlays(path, images, heat, titles, layer=layer)
 
 
 def _score_text(score: np.ndarray, task: str, thresholds, positive: int) -> str:
@@ -184,13 +174,6 @@ def _name(label, names) -> str:
         return names[int(label)]
     on = [names[k] for k in np.flatnonzero(label > 0.5)]
     return "+".join(on[:2]) + ("..." if len(on) > 2 else "") if on else "none"
-
-
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    _plt().close(fig)
-    return path
 
 
 def _ci(metrics: dict, key: str) -> str:

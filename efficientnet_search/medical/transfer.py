@@ -19,10 +19,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from efficientnet_search.arch.features import top_features
 from efficientnet_search.medical import clinical
+from efficientnet_search.training.progress import keras_verbose
 
 HEAD_PREFIX = "head_"
-FEATURE_LAYER = "top_activation"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,11 +63,12 @@ def build_finetune_model(
         if not path.is_file():
             raise FileNotFoundError(f"model.path {cfg.path!r} (init keras) does not exist")
         base = keras.saving.load_model(path, compile=False)
-        names = {layer.name for layer in base.layers}
-        if FEATURE_LAYER not in names:
-            raise ValueError(f"{cfg.path!r} has no {FEATURE_LAYER!r} layer; fine-tuning needs "
-                             "an EfficientNet built by this project")
-        inputs, features = base.inputs[0], base.get_layer(FEATURE_LAYER).output
+        try:
+            features = top_features(base).output
+        except ValueError as err:
+            raise ValueError(f"model.path {cfg.path!r}: {err}; fine-tuning needs an "
+                             "EfficientNet built by this project") from None
+        inputs = base.inputs[0]
     else:
         from efficientnet_search.arch.model import build_model
 
@@ -154,7 +156,7 @@ class BestWeights(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         y, scores = predict_split(self.model, self.val_ds)
-        auc = macro_auc(y, scores, self.task, self.positive_class)
+        auc = clinical.task_auc(y, scores, self.task, self.positive_class)
         logs["val_auc"] = auc
         loss = float(logs.get("val_loss", math.inf))
         self.epochs_seen += 1
@@ -185,7 +187,8 @@ def run_phase(model, train_ds, val_ds, *, epochs, learning_rate, task, tracker, 
                                          min_delta=AUC_TIE)
     history = model.fit(
         train_ds, validation_data=val_ds, epochs=epochs, callbacks=[tracker, stop],
-        class_weight=class_weight, steps_per_epoch=steps_per_epoch, verbose=verbose,
+        class_weight=class_weight, steps_per_epoch=steps_per_epoch,
+        verbose=keras_verbose(verbose),
         shuffle=False,  # the pipeline shuffles
     )
     return {k: [float(v) for v in values] for k, values in history.history.items()}
@@ -198,15 +201,6 @@ def predict_split(model: keras.Model, ds: tf.data.Dataset) -> tuple[np.ndarray, 
         scores.append(np.asarray(model.predict_on_batch(x)))
         labels.append(y.numpy())
     return np.concatenate(labels), np.concatenate(scores)
-
-
-def macro_auc(y: np.ndarray, scores: np.ndarray, task: str, positive_class: int = 1) -> float:
-    """The AUC early stopping watches: the positive class's, or the macro one-vs-rest mean."""
-    if task == "binary":
-        return clinical.roc_auc(y.ravel() == positive_class, scores[:, positive_class])
-    labels = y if task == "multilabel" else np.eye(scores.shape[1])[y.ravel().astype(int)]
-    return float(np.nanmean([clinical.roc_auc(labels[:, k], scores[:, k])
-                             for k in range(scores.shape[1])]))
 
 
 def class_counts(train: tf.data.Dataset, num_classes: int) -> np.ndarray:

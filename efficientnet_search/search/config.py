@@ -55,7 +55,9 @@ class SearchConfig:
         retried (RDB storages).
       trials_per_process: with local workers, restart each worker process after this many
         trials (0: never). TensorFlow keeps ~40-130 MB per trained model even after
-        `clear_session` and gc (measured here), so a fresh process keeps memory flat.
+        `clear_session` and gc: after-trial RSS grew 107% over the first trial's peak with
+        no recycling, 45% at 3 trials a process, at most 12% at 1 (quick grid, 2 CPU cores;
+        `benchmarks/grid_cost.py`), so a fresh process keeps memory flat.
       reuse_models, data_cache, max_memory_growth: speed-ups that leave every result as it
         is (tested; benchmarks/search_throughput.py measures each). `reuse_models`: a worker
         keeps its compiled model and takes the next seed of the same candidate, which
@@ -96,8 +98,8 @@ class SearchConfig:
     def __post_init__(self) -> None:
         if self.repeats < 1 or self.workers < 0:
             raise ValueError(
-                f"search.repeats must be >= 1 and search.workers >= 1 (0: from the machine), "
-                f"got repeats={self.repeats}, workers={self.workers}"
+                f"search.repeats and search.workers must be >= 1 (workers: 0 sizes them from "
+                f"the machine), got repeats={self.repeats}, workers={self.workers}"
             )
         if not self.pruner_min_epochs > 0 or self.pruner_reduction_factor < 2:
             raise ValueError(

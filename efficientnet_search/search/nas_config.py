@@ -11,7 +11,7 @@ from typing import Literal
 from efficientnet_search import config as config_lib
 from efficientnet_search.search.config import DataConfig
 from efficientnet_search.search.nas_space import SpaceConfig
-from efficientnet_search.search.proxy import ProxyConfig
+from efficientnet_search.search.proxy import PROXY_DATA, ProxyConfig
 
 ALGORITHMS = ("random", "evolution", "tpe", "nsga2")
 # MnasNet's soft-constraint exponent (Tan et al. 2019, Section 3: w = alpha = beta = -0.07),
@@ -124,7 +124,7 @@ class NasConfig:
     space: SpaceConfig = dataclasses.field(default_factory=SpaceConfig)
     objective: ObjectiveConfig = dataclasses.field(default_factory=ObjectiveConfig)
     proxy: ProxyConfig = dataclasses.field(default_factory=ProxyConfig)
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    data: DataConfig = dataclasses.field(default_factory=lambda: PROXY_DATA)
     search: NasSearchConfig = dataclasses.field(default_factory=NasSearchConfig)
 
     def __post_init__(self) -> None:

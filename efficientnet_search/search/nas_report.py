@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from efficientnet_search import plotting
 from efficientnet_search.arch.blocks import decode_block_string
 
 COLORS = {"random": "tab:gray", "evolution": "tab:blue", "tpe": "tab:green",
@@ -98,10 +99,7 @@ def _markdown(results: Mapping[str, Any], config: Mapping[str, Any],
 
 
 def _plot_front(results: Mapping[str, Any], path: Path) -> str | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plotting.pyplot()
 
     measure = results["objective"]["measure"]
     base_cost = results["objective"]["baseline_cost"]
@@ -139,10 +137,7 @@ def _plot_front(results: Mapping[str, Any], path: Path) -> str | None:
 
 
 def _plot_best_so_far(results: Mapping[str, Any], path: Path) -> str | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plotting.pyplot()
 
     searches = results.get("searches", [])
     if not searches:
@@ -170,10 +165,7 @@ def _plot_best_so_far(results: Mapping[str, Any], path: Path) -> str | None:
 
 def _plot_architecture(results: Mapping[str, Any], path: Path) -> str | None:
     """Baseline and chosen, one box per stage: width ~ repeats, height ~ output channels."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plotting.pyplot()
     from matplotlib.patches import Rectangle
 
     rows = [("chosen", results.get("chosen")), ("B0-shaped baseline", results.get("baseline"))]

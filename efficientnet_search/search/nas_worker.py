@@ -122,7 +122,7 @@ def _train(plan: nas_plan.NasPlan, trial: optuna.Trial, blocks, seed: int, split
     config = dataclasses.replace(plan.config.proxy, blocks=tuple(blocks))
     try:
         result = proxy.train_proxy(config, splits, alpha=1.0, beta=1.0, gamma=1.0, seed=seed,
-                                   verbose=verbose)  # fmt: skip
+                                   data=plan.config.data, verbose=verbose)  # fmt: skip
     except Exception as err:  # a failing architecture is recorded; the search goes on
         proxy.release_memory()
         message = f"{type(err).__name__}: {err}"

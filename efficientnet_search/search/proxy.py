@@ -2,10 +2,13 @@
 
 The proxy is the paper's small-budget stand-in (Section 3.3: the grid is searched at phi=1
 on the baseline): depth `base_depth * alpha`, width `base_width * beta`, resolution
-`round(base_resolution * gamma)`. Short runs on small data train far better with batch-norm
-momentum near 0.9 than the reference 0.99, and with a constant Adam rate (a decaying rate made
-seed noise worse on these machines), so those are the defaults. The heavy EfficientNet recipe
-(RMSProp, EMA, warm-up) lives in `train.py`; a proxy only has to rank candidates.
+`round(base_resolution * gamma)`. Batch-norm momentum defaults to 0.9, not the reference 0.99:
+moving statistics average over about 1 / (1 - momentum) steps, 10 at 0.9 but 100 at 0.99,
+which is a third of the quick grid's whole run (10,000 images, batch 128, 3 epochs: 234
+steps), so validation would see statistics of much earlier weights. The optimizer is Adam at
+a constant rate (an earlier session's choice; no comparison with a decaying rate is on
+record). The heavy EfficientNet recipe (RMSProp, EMA, warm-up) lives in `training/recipe.py`
+and runs in `training/loop.py`; a proxy only has to rank candidates.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from efficientnet_search.arch.cost import spec_cost
 from efficientnet_search.arch.model import ModelSpec, build_model, resolve_spec
 from efficientnet_search.data.config import DataConfig
 from efficientnet_search.search.model_cache import ModelCache  # noqa: F401  (re-exported)
+from efficientnet_search.training.progress import keras_verbose
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 # The grid's `data` defaults: 10k training / 5k validation images (a 2k validation set alone
@@ -174,7 +178,7 @@ def train_proxy(
       passes: the pass numbers inside epochs to run (default: all); epoch ends always run,
         unless `epoch_ends` is False: then only the listed passes run (a run whose only
         reader is the final accuracy validates once).
-      verbose: Keras fit verbosity.
+      verbose: Keras fit verbosity (bars become one line per epoch off a terminal).
       models: keeps the compiled model for the next trial of the same architecture, which
         re-initializes it instead of building and tracing again (same results); None builds
         a fresh model and frees it before returning.
@@ -218,7 +222,8 @@ def train_proxy(
         warnings.filterwarnings("ignore", message=".*shuffle=True.*")
         model.fit(
             train, epochs=config.epochs,
-            steps_per_epoch=config.steps_per_epoch, callbacks=[watcher], verbose=verbose,
+            steps_per_epoch=config.steps_per_epoch, callbacks=[watcher],
+            verbose=keras_verbose(verbose),
         )  # fmt: skip
     fit_seconds = time.perf_counter() - fit_start
     timing = {

@@ -2,20 +2,21 @@
 
     efficientnet-search report --run_dir runs/fashion_mnist_quick
 
-Plots (matplotlib, Agg backend, so no display is needed): validation accuracy versus measured
+Plots (`plotting`: matplotlib without a display): validation accuracy versus measured
 multiply-adds with seed error bars and the single-dimension points marked (the paper's
 Table 3 comparison), mean accuracy over the (beta, gamma) plane, and the learning curves.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
+from efficientnet_search import plotting
+from efficientnet_search.config import read_yaml
+from efficientnet_search.jsonio import read_json
 
 METHOD = (
     "Seed noise is pooled over candidates (the within-candidate variances of validation "
@@ -148,15 +149,6 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _field(results: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]], str]:
     """The candidates to draw side by side, and what budget they share.
 
@@ -190,8 +182,7 @@ def _plot_accuracy_vs_macs(results: Mapping[str, Any], path: Path) -> str | None
     candidates = [c for c in field if c.get("macs_ratio")]
     if not candidates:
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plotting.figure(figsize=(7, 4.5))
     for kind, marker in KIND_MARKERS.items():
         chosen = [c for c in candidates if c["kind"] == kind]
         if chosen:
@@ -206,18 +197,14 @@ def _plot_accuracy_vs_macs(results: Mapping[str, Any], path: Path) -> str | None
     ax.set_title(f"Accuracy versus cost at phi = 1, {budget}")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path.name
+    return plotting.save(fig, path).name
 
 
 def _plot_plane(results: Mapping[str, Any], path: Path) -> str | None:
     candidates, budget = _field(results)
     if not candidates:
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig, ax = plotting.figure(figsize=(6, 5))
     points = ax.scatter([c["beta"] for c in candidates], [c["gamma"] for c in candidates],
                         c=[c["mean"] for c in candidates], cmap="viridis", s=120)  # fmt: skip
     for c in candidates:
@@ -231,18 +218,14 @@ def _plot_plane(results: Mapping[str, Any], path: Path) -> str | None:
     ax.set_ylabel("gamma (resolution)")
     ax.set_title(f"Accuracy over (beta, gamma), {budget}\nalpha from the budget", fontsize=10)
     ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path.name
+    return plotting.save(fig, path).name
 
 
 def _plot_learning_curves(results: Mapping[str, Any], path: Path) -> str | None:
     trials = [t for t in results.get("trials", []) if t.get("curve")]
     if not trials:
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plotting.figure(figsize=(7, 4.5))
     for t in trials:
         epochs = [point[0] for point in t["curve"]]  # (epochs trained, accuracy) a pass
         accuracies = [point[1] for point in t["curve"]]
@@ -252,10 +235,7 @@ def _plot_learning_curves(results: Mapping[str, Any], path: Path) -> str | None:
     ax.set_ylabel("validation accuracy")
     ax.set_title("Learning curves (dotted: pruned or failed)")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path.name
+    return plotting.save(fig, path).name
 
 
 def main(args) -> None:
@@ -264,8 +244,8 @@ def main(args) -> None:
     results_path = run_dir / "results.json"
     if not results_path.is_file():
         raise FileNotFoundError(f"no results.json in {str(run_dir)!r}; run a grid search first")
-    results = json.loads(results_path.read_text())
+    results = read_json(results_path)
     config_path = run_dir / "config.yaml"
-    config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
+    config = read_yaml(config_path) if config_path.is_file() else {}
     path = write_report(run_dir, results, config)
     print(f"report: {path}\nplots:  {run_dir / 'plots'}")

@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from efficientnet_search.arch.scaling import nominal_cost_ratio
+
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
@@ -64,7 +66,7 @@ def trial_record(trial: FrozenTrial) -> dict[str, Any]:
         **{k: attrs.get(k) for k in ("params", "macs", "macs_ratio", "resolution", "width",
                                      "depth", "peak_rss_mb", "rss_mb", "worker", "error",
                                      "reused_model", *TIMING_FIELDS)},
-        "nominal_cost": attrs["alpha"] * attrs["beta"] ** 2 * attrs["gamma"] ** 2,
+        "nominal_cost": nominal_cost_ratio(attrs["alpha"], attrs["beta"], attrs["gamma"]),
         "seconds": seconds,
     }  # fmt: skip
 
@@ -165,8 +167,8 @@ def _candidate(key: str, group: Sequence[Mapping[str, Any]]) -> CandidateSummary
         alpha=first["alpha"],
         beta=first["beta"],
         gamma=first["gamma"],
-        nominal_cost=first.get("nominal_cost", first["alpha"] * first["beta"] ** 2
-                               * first["gamma"] ** 2),
+        nominal_cost=first.get("nominal_cost",
+                               nominal_cost_ratio(first["alpha"], first["beta"], first["gamma"])),
         macs_ratio=first.get("macs_ratio"),
         params=first.get("params"),
         macs=first.get("macs"),

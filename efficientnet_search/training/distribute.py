@@ -1,6 +1,6 @@
 """Distribution strategy and mixed-precision policy from a name.
 
-One training step (train.py) serves every strategy, so this module only has to answer three
+One training step (`loop.Loop`) serves every strategy, so this module only has to answer three
 questions: which `tf.distribute.Strategy`, which Keras dtype policy, and how the batch and the
 learning rate scale with the number of replicas.
 
@@ -111,9 +111,27 @@ def make_strategy(name: str = "auto", *, tpu: str | None = None) -> tf.distribut
                 f"got TF_CONFIG={os.environ.get('TF_CONFIG')!r}"
             )
         return tf.distribute.MultiWorkerMirroredStrategy()
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
-    tf.config.experimental_connect_to_cluster(resolver)
-    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return _tpu_strategy(tpu)
+
+
+def _tpu_strategy(tpu: str | None) -> tf.distribute.TPUStrategy:
+    """TPUStrategy through the cluster resolver, with errors that say how to name a TPU."""
+    named = tpu or os.environ.get("TPU_NAME")
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, OSError, tf.errors.OpError) as err:
+        if not named:  # TensorFlow says only "Please provide a TPU Name to connect to."
+            raise ValueError(
+                "strategy 'tpu': no TPU found on this machine and none named; name one with "
+                "--tpu NAME (a Cloud TPU name, a grpc:// address, or 'local' on a TPU VM), the "
+                "train config's `tpu:` key or the TPU_NAME environment variable, or choose "
+                f"another --strategy ({', '.join(n for n in STRATEGY_NAMES if n != 'tpu')})"
+            ) from err
+        raise ValueError(f"strategy 'tpu': could not connect to TPU {named!r}: "
+                         f"{str(err).splitlines()[0] if str(err) else type(err).__name__}; "
+                         "check the name or grpc:// address") from err
     return tf.distribute.TPUStrategy(resolver)
 
 

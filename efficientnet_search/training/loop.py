@@ -20,7 +20,7 @@ from absl import logging
 from tensorflow.core.framework import summary_pb2
 
 from efficientnet_search.arch.model import build_model
-from efficientnet_search.training import distribute, progressive, recipe
+from efficientnet_search.training import distribute, progress, progressive, recipe
 
 _SCALAR_METADATA = summary_pb2.SummaryMetadata(
     plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
@@ -225,7 +225,7 @@ class Loop:
             logging.info("epoch %d: skipping the %d batches already trained on", epoch + 1, offset)
             ds = ds.skip(offset)
         iterator = iter(self.dist.strategy.experimental_distribute_dataset(ds))
-        verbose = self.config.verbose if self.dist.is_chief else 0
+        verbose = progress.keras_verbose(self.config.verbose) if self.dist.is_chief else 0
         if verbose:
             print(f"Epoch {epoch + 1}/{self.config.train.epochs}")
         bar = keras.utils.Progbar(self.steps_per_epoch, verbose=verbose,

@@ -121,9 +121,14 @@ def test_mixed_precision_outputs_float32(policy):
 
 
 def test_public_api_names_all_resolve():
+    import importlib
+
     import efficientnet_search
 
     for name in efficientnet_search.__all__:
-        assert getattr(efficientnet_search, name) is not None, name
+        home = importlib.import_module(efficientnet_search._LAZY[name])
+        assert getattr(efficientnet_search, name) is getattr(home, name), name
+    assert efficientnet_search.EfficientNetB3.__name__ == "EfficientNetB3"
+    assert set(efficientnet_search.__all__) <= set(dir(efficientnet_search))
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         efficientnet_search.nope  # noqa: B018

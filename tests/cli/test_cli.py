@@ -10,6 +10,7 @@ import keras
 import pytest
 
 from efficientnet_search.cli.main import main, parse_args
+from tests.paths import CONFIGS
 
 
 def run_cli(*argv: str) -> subprocess.CompletedProcess:
@@ -84,10 +85,83 @@ def test_bad_flags_exit_2_with_one_line(argv, message):
 
 
 def test_strategy_flag_accepts_every_strategy_name():
+    from efficientnet_search import export
     from efficientnet_search.cli import main as cli
     from efficientnet_search.training import distribute
 
     assert cli.STRATEGY_CHOICES == distribute.STRATEGY_NAMES
+    assert cli.EXPORT_FORMATS == export.FORMATS
     args = parse_args(["efficientnet-search", "train", "--config", "x.yaml",
                        "--strategy", "mirrored"])
     assert args.strategy == "mirrored"
+
+
+def _fails_with_one_line(argv, capsys) -> str:
+    """Runs a command in-process; returns its one stderr line after checking exit status 2."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(parse_args(["efficientnet-search", *argv]))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("command", ["grid", "train", "finetune"])
+def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path, capsys, command):
+    config = tmp_path / "broken.yaml"
+    config.write_text("name: broken\nmodel:\n  width: [0.25, 0.5\nepochs: 3\n")
+    run_dir = tmp_path / "run"
+    err = _fails_with_one_line([command, "--config", str(config), "--run_dir", str(run_dir)],
+                               capsys)
+    assert f"{str(config)!r} is not valid YAML" in err and "line 4" in err, err
+    assert not run_dir.exists()
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("", "is empty"), ("{'best': 1}", "is not valid JSON"), ("[1, 2", "is not valid JSON")])
+def test_an_unreadable_results_json_is_named(tmp_path, capsys, text, message):
+    results = tmp_path / "results.json"
+    results.write_text(text)
+    err = _fails_with_one_line(["scale", "--coefficients", str(results), "--phi", "1",
+                                "--output_dir", str(tmp_path / "family")], capsys)
+    assert f"{str(results)!r} {message}" in err, err
+    assert not (tmp_path / "family").exists()
+
+
+def test_strategy_tpu_without_a_tpu_says_how_to_name_one(tmp_path, monkeypatch, capsys):
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("TPU"):
+        pytest.skip("this machine has a TPU: the no-TPU message cannot show here")
+    for name in ("TPU_NAME", "KUBE_GOOGLE_CLOUD_TPU_ENDPOINTS"):
+        monkeypatch.delenv(name, raising=False)
+    run_dir = tmp_path / "run"
+    err = _fails_with_one_line(["train", "--config", str(CONFIGS / "train" / "smoke.yaml"),
+                                "--strategy", "tpu", "--run_dir", str(run_dir)], capsys)
+    assert "no TPU found" in err and "--tpu NAME" in err and "TPU_NAME" in err, err
+    assert "Please provide a TPU Name" not in err
+    assert not run_dir.exists()
+
+
+def test_help_says_what_each_command_does(capsys):
+    from efficientnet_search.cli.main import COMMANDS
+
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["efficientnet-search", "--help"])
+    assert exit_info.value.code == 0
+    lines = capsys.readouterr().out.splitlines()
+    for name, command in COMMANDS.items():
+        assert command.help, name
+        assert any(line.split() == [name, *command.help.split()] for line in lines), name
+
+
+def test_parsing_flags_and_importing_the_package_load_no_tensorflow():
+    code = ("import sys\n"
+            "import efficientnet_search\n"
+            "from efficientnet_search.cli.main import parse_args\n"
+            "parse_args(['efficientnet-search', 'train', '--config', 'x.yaml'])\n"
+            "print('tensorflow' in sys.modules)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "False"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -188,3 +189,17 @@ def test_ordinal_metrics_need_a_multiclass_task():
     with pytest.raises(ValueError, match="ordinal metrics need a multiclass task"):
         clinical.evaluate(np.array([0, 1]), np.eye(2), "binary",
                           [clinical.Threshold(0.5, "fixed", 1, 1)], ordinal=True)
+def test_early_stopping_watches_the_auc_the_report_gives():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 60)
+    scores = rng.dirichlet(np.ones(3), 60)
+    scores[np.arange(60), y] += 0.3
+    multi = clinical.evaluate(y, scores, "multiclass", n_resamples=20)["auc"]
+    assert clinical.task_auc(y, scores, "multiclass") == pytest.approx(multi)
+    binary = (y == 1).astype(int)
+    two = np.stack([1 - scores[:, 1], scores[:, 1]], axis=1)
+    threshold = [clinical.Threshold(0.5, "fixed", math.nan, math.nan)]
+    reported = clinical.evaluate(binary, two, "binary", threshold, n_resamples=20)["auc"]
+    assert clinical.task_auc(binary, two, "binary") == pytest.approx(reported)
+    assert clinical.task_auc(binary, two, "binary") == pytest.approx(
+        clinical.roc_auc(binary, two[:, 1]))

@@ -94,7 +94,7 @@ def test_best_weights_break_auc_ties_by_validation_loss(monkeypatch):
         tracker = transfer.BestWeights(ds.take(1), "binary", 1)
         tracker.set_model(model)
         values = iter(aucs)
-        monkeypatch.setattr(transfer, "macro_auc", lambda *args: next(values))
+        monkeypatch.setattr(transfer.clinical, "task_auc", lambda *args: next(values))
         for epoch, loss in enumerate(losses):
             tracker.on_epoch_end(epoch, {"val_loss": loss})
         return tracker.best_epoch

@@ -37,8 +37,7 @@ class FakeTraining:
     def __init__(self) -> None:
         self.calls: list[tuple[str, ...]] = []
 
-    def __call__(self, config, splits, *, alpha, beta, gamma, seed, report=None, passes=None,
-                 verbose=0):  # fmt: skip
+    def __call__(self, config, splits, *, alpha, beta, gamma, seed, **_):
         self.calls.append(tuple(config.blocks))
         spec = config.spec(alpha, beta, gamma, splits.num_classes)
         macs = spec_cost(spec).macs

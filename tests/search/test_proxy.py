@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -54,11 +57,15 @@ def test_a_report_that_says_stop_ends_training_inside_the_epoch(splits):
 
 def test_unlisted_passes_inside_an_epoch_are_skipped(splits):
     seen: list[int] = []
-    result = proxy.train_proxy(_config(evals_per_epoch=3), splits, alpha=1.0, beta=1.0,
-                               gamma=1.0, seed=3, data=BATCH_16, passes={2},
-                               report=lambda step, acc: seen.append(step) and False)
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log):  # a log file: one progress line per epoch
+        result = proxy.train_proxy(_config(evals_per_epoch=3), splits, alpha=1.0, beta=1.0,
+                                   gamma=1.0, seed=3, data=BATCH_16, passes={2}, verbose=1,
+                                   report=lambda step, acc: seen.append(step) and False)
     assert seen == [2, 3, 6]  # pass 2 asked for, epoch ends always
     assert [epochs for epochs, _ in result.curve] == [0.6667, 1.0, 2.0]
+    assert "\r" not in log.getvalue() and "\x1b" not in log.getvalue()
+    assert sum("loss" in line for line in log.getvalue().splitlines()) == 2  # epochs=2
 
 
 def test_more_passes_than_steps_is_refused(splits):
@@ -95,8 +102,30 @@ def test_a_pruned_grid_trial_records_its_curve_and_the_epochs_it_trained(splits,
 )
 def test_the_first_rung_is_given_in_epochs(min_epochs, evals_per_epoch, pruner, expected):
     search = grid.SearchConfig(pruner=pruner, pruner_min_epochs=min_epochs)
-    made = plan.make_pruner(search, _config(evals_per_epoch=evals_per_epoch, epochs=3))
-    assert made._min_resource == expected
+    proxy_config = _config(evals_per_epoch=evals_per_epoch, epochs=3)
+    made = plan.make_pruner(search, proxy_config)
+    first = _first_pruned_steps(made, proxy_config.evaluations)
+    # Weak trials go on until the first rung and some stop exactly there (with Hyperband,
+    # those in its most aggressive bracket; the others at later rungs).
+    assert min(first) == expected, first
+
+
+def _first_pruned_steps(pruner, steps: int, trials: int = 12) -> list[int]:
+    """The pass at which each weak trial is first pruned, behind strong ones (public API)."""
+    study = optuna.create_study(study_name="rungs", direction="maximize", pruner=pruner)
+    pruned_at = []
+    for number in range(trials):
+        strong = number % 2 == 0
+        trial = study.ask()
+        for step in range(1, steps + 1):
+            trial.report(1.0 if strong else 0.0, step)
+            if trial.should_prune():
+                pruned_at.append(step)
+                study.tell(trial, state=TrialState.PRUNED)
+                break
+        else:
+            study.tell(trial, 1.0 if strong else 0.0)
+    return pruned_at
 
 
 def test_v2_baseline_proxy_builds_and_counts_fused_blocks():

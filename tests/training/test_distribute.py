@@ -9,10 +9,34 @@ import pytest
 from efficientnet_search.training import distribute
 
 
-def test_auto_picks_cpu_on_a_cpu_machine(monkeypatch):
-    monkeypatch.delenv("TF_CONFIG", raising=False)
-    monkeypatch.delenv("TPU_NAME", raising=False)
+def _devices(monkeypatch, **found: int) -> None:
+    """Makes TensorFlow report `found` devices per kind (GPU=2, ...), none of other kinds."""
+    def listed(kind=None):
+        return [f"/device:{kind}:{i}" for i in range(found.get(kind, 0))]
+
+    monkeypatch.setattr(distribute.tf.config, "list_physical_devices", listed)
+    monkeypatch.setattr(distribute.tf.config, "list_logical_devices", listed)
+
+
+def test_auto_picks_cpu_without_accelerators_and_gpus_when_present(monkeypatch):
+    for name in ("TF_CONFIG", "TPU_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    _devices(monkeypatch)
     assert distribute.resolve_strategy_name("auto") == "cpu"
+    _devices(monkeypatch, GPU=2)
+    assert distribute.resolve_strategy_name("auto") == "gpu"
+    assert distribute.resolve_precision("auto", "gpu") == "mixed_float16"
+
+
+def test_tpu_without_a_tpu_says_how_to_name_one(monkeypatch):
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("TPU"):
+        pytest.skip("this machine has a TPU: the no-TPU message cannot show here")
+    for name in ("TPU_NAME", "KUBE_GOOGLE_CLOUD_TPU_ENDPOINTS"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValueError, match=r"no TPU found.*--tpu NAME.*TPU_NAME"):
+        distribute.make_strategy("tpu")
 
 
 def test_auto_picks_tpu_when_named_and_multi_worker_from_tf_config(monkeypatch):
