@@ -1,18 +1,26 @@
 """The MBConv baseline as data: block strings and their decoded form.
 
 A block string describes one stage of MBConv blocks in the reference's notation
-(Tan & Le 2019, Table 1; the official TPU code's `BlockDecoder`), tokens joined by `_`:
+(Tan & Le 2019, Table 1; the official TPU code's `BlockDecoder`; for V2 google/automl
+`efficientnetv2/effnetv2_configs.py`), tokens joined by `_`:
 
     r<repeats>        number of blocks in the stage (before depth scaling)
-    k<kernel>         depthwise kernel size
-    s<sy><sx>         stride of the first block (one digit each way, `s11` or `s22`)
+    k<kernel>         depthwise (fused: regular) kernel size
+    s<sy><sx> | s<s>  stride of the first block: `s11`/`s22` (V1 reference) or `s1`/`s2`
+                      (V2 reference); both mean the same, the spelling is kept for encoding
     e<expand>         expansion ratio of the inverted bottleneck
     i<in>, o<out>     input and output channels (before width scaling)
-    se<ratio>         squeeze-excitation ratio, relative to the block's input channels
+    c1                Fused-MBConv (V2): the 1x1 expansion and the depthwise kxk are one
+                      regular kxk convolution; without it the stage is MBConv (`c0`, the
+                      default, is not written)
+    se<ratio>         squeeze-excitation ratio in (0, 1], relative to the block's input
+                      channels (without it: no squeeze-excitation)
     noskip            no identity skip (and so no stochastic depth) in this stage
 
-Example: `r2_k3_s22_e6_i16_o24_se0.25`. Decoding is strict: an unknown or repeated token raises
-`ValueError`, and `encode_block_string(decode_block_string(s)) == s` for canonical strings.
+Examples: `r2_k3_s22_e6_i16_o24_se0.25` (V1), `r4_k3_s2_e4_i24_o48_c1` (V2-S stage 2).
+Decoding is strict: an unknown, repeated or redundant token raises `ValueError` naming the
+string, and `encode_block_string(decode_block_string(s)) == s` for canonical strings (tokens in
+the order above). A list of stages must chain: each stage's `i` is the previous stage's `o`.
 """
 
 from __future__ import annotations
@@ -21,9 +29,11 @@ import dataclasses
 import re
 from collections.abc import Iterable
 
-BLOCK_STRING_FORMAT = "r<repeats>_k<kernel>_s<sy><sx>_e<expand>_i<in>_o<out>[_se<ratio>][_noskip]"
+BLOCK_STRING_FORMAT = (
+    "r<repeats>_k<kernel>_s<sy><sx>_e<expand>_i<in>_o<out>[_c1][_se<ratio>][_noskip]"
+)
 
-_TOKEN = re.compile(r"^(r|k|s|e|i|o|se)(\d+(?:\.\d+)?)$")
+_TOKEN = re.compile(r"^(r|k|s|e|i|o|c|se)(\d+(?:\.\d+)?)$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +48,10 @@ class BlockArgs:
     filters_out: int
     se_ratio: float = 0.0
     id_skip: bool = True
+    fused: bool = False
+    # How the stride was spelled (2: `s22`, V1 reference; 1: `s2`, V2 reference). Not part of
+    # the architecture, so equality ignores it; encoding uses it to give the string back.
+    stride_digits: int = dataclasses.field(default=2, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("repeats", "kernel_size", "strides", "expand_ratio", "filters_in",
@@ -47,6 +61,8 @@ class BlockArgs:
                 raise ValueError(f"BlockArgs.{name} must be a positive integer, got {value!r}")
         if not 0.0 <= self.se_ratio <= 1.0:
             raise ValueError(f"BlockArgs.se_ratio must be in [0, 1], got {self.se_ratio!r}")
+        if self.stride_digits not in (1, 2):
+            raise ValueError(f"BlockArgs.stride_digits must be 1 or 2, got {self.stride_digits!r}")
 
     @property
     def has_se(self) -> bool:
@@ -77,6 +93,43 @@ B0_BLOCK_STRINGS: tuple[str, ...] = (
 STEM_FILTERS = 32
 HEAD_FILTERS = 1280
 
+# EfficientNetV2 (Tan & Le 2021, Table 4 for S; google/automl efficientnetv2/effnetv2_configs.py
+# `v2_base_block`, `v2_s_block`, `v2_m_block`, `v2_l_block`). V2 models take their stem width
+# from the first stage's input channels and keep the 1280-channel head.
+V2_BASE_BLOCK_STRINGS: tuple[str, ...] = (
+    "r1_k3_s1_e1_i32_o16_c1",
+    "r2_k3_s2_e4_i16_o32_c1",
+    "r2_k3_s2_e4_i32_o48_c1",
+    "r3_k3_s2_e4_i48_o96_se0.25",
+    "r5_k3_s1_e6_i96_o112_se0.25",
+    "r8_k3_s2_e6_i112_o192_se0.25",
+)
+V2_S_BLOCK_STRINGS: tuple[str, ...] = (
+    "r2_k3_s1_e1_i24_o24_c1",
+    "r4_k3_s2_e4_i24_o48_c1",
+    "r4_k3_s2_e4_i48_o64_c1",
+    "r6_k3_s2_e4_i64_o128_se0.25",
+    "r9_k3_s1_e6_i128_o160_se0.25",
+    "r15_k3_s2_e6_i160_o256_se0.25",
+)
+V2_M_BLOCK_STRINGS: tuple[str, ...] = (
+    "r3_k3_s1_e1_i24_o24_c1",
+    "r5_k3_s2_e4_i24_o48_c1",
+    "r5_k3_s2_e4_i48_o80_c1",
+    "r7_k3_s2_e4_i80_o160_se0.25",
+    "r14_k3_s1_e6_i160_o176_se0.25",
+    "r18_k3_s2_e6_i176_o304_se0.25",
+    "r5_k3_s1_e6_i304_o512_se0.25",
+)
+V2_L_BLOCK_STRINGS: tuple[str, ...] = (
+    "r4_k3_s1_e1_i32_o32_c1",
+    "r7_k3_s2_e4_i32_o64_c1",
+    "r7_k3_s2_e4_i64_o96_c1",
+    "r10_k3_s2_e4_i96_o192_se0.25",
+    "r19_k3_s1_e6_i192_o224_se0.25",
+    "r25_k3_s2_e6_i224_o384_se0.25",
+    "r7_k3_s1_e6_i384_o640_se0.25",
+)
 # EfficientNet-Lite (tensorflow/tpu, models/official/efficientnet/lite/
 # efficientnet_lite_builder.py): the B0 stages without squeeze-excitation. The reference keeps
 # `se0.25` in its strings and switches SE off globally (`use_se=False`); here the strings say
@@ -110,9 +163,13 @@ def decode_block_string(block_string: str) -> BlockArgs:
             f"expected {BLOCK_STRING_FORMAT}"
         )
     strides = values["s"]
-    if len(strides) != 2 or strides[0] != strides[1]:
+    if len(strides) not in (1, 2) or strides[0] != strides[-1]:
         raise _bad(block_string, "s" + strides,
-                   "needs two equal stride digits, such as s11 or s22:")
+                   "needs one stride digit or two equal ones (s1, s2, s11, s22):")
+    fused = _conv_type(values.get("c"), block_string)
+    if values.get("se") is not None and float(values["se"]) == 0:
+        raise _bad(block_string, "se" + values["se"],
+                   "se0 means no squeeze-excitation (omit the token):")
     try:
         return BlockArgs(
             repeats=_int(values["r"], block_string),
@@ -123,6 +180,8 @@ def decode_block_string(block_string: str) -> BlockArgs:
             filters_out=_int(values["o"], block_string),
             se_ratio=float(values.get("se", 0.0)),
             id_skip=id_skip,
+            fused=fused,
+            stride_digits=len(strides),
         )
     except ValueError as err:
         raise ValueError(f"block string {block_string!r}: {err}") from None
@@ -133,11 +192,13 @@ def encode_block_string(args: BlockArgs) -> str:
     tokens = [
         f"r{args.repeats}",
         f"k{args.kernel_size}",
-        f"s{args.strides}{args.strides}",
+        "s" + str(args.strides) * args.stride_digits,
         f"e{args.expand_ratio}",
         f"i{args.filters_in}",
         f"o{args.filters_out}",
     ]
+    if args.fused:
+        tokens.append("c1")
     if args.se_ratio > 0:
         tokens.append(f"se{args.se_ratio:g}")
     if not args.id_skip:
@@ -152,7 +213,26 @@ def decode_blocks(block_strings: Iterable[str | BlockArgs]) -> tuple[BlockArgs, 
     )
     if not blocks:
         raise ValueError("a baseline needs at least one block string, got none")
+    for previous, block in zip(blocks[:-1], blocks[1:], strict=True):
+        if block.filters_in != previous.filters_out:
+            raise ValueError(
+                f"block string {encode_block_string(block)!r} takes i{block.filters_in}, but "
+                f"the stage before it ({encode_block_string(previous)!r}) gives "
+                f"o{previous.filters_out}; a stage's input must be the previous output"
+            )
     return blocks
+
+
+def _conv_type(value: str | None, block_string: str) -> bool:
+    """True for a Fused-MBConv stage (`c1`); the reference's `c0` is the unwritten default."""
+    if value is None:
+        return False
+    if value == "1":
+        return True
+    if value == "0":
+        raise _bad(block_string, "c0", "c0 is the default MBConv (omit the token):")
+    raise _bad(block_string, "c" + value,
+               "conv type must be c1 (Fused-MBConv) or absent (MBConv), not")
 
 
 def _int(text: str, block_string: str) -> int:
@@ -169,4 +249,8 @@ def _bad(block_string: str, token: str, problem: str) -> ValueError:
 
 
 B0_BLOCKS: tuple[BlockArgs, ...] = decode_blocks(B0_BLOCK_STRINGS)
+V2_BASE_BLOCKS: tuple[BlockArgs, ...] = decode_blocks(V2_BASE_BLOCK_STRINGS)
+V2_S_BLOCKS: tuple[BlockArgs, ...] = decode_blocks(V2_S_BLOCK_STRINGS)
+V2_M_BLOCKS: tuple[BlockArgs, ...] = decode_blocks(V2_M_BLOCK_STRINGS)
+V2_L_BLOCKS: tuple[BlockArgs, ...] = decode_blocks(V2_L_BLOCK_STRINGS)
 LITE_BLOCKS: tuple[BlockArgs, ...] = decode_blocks(LITE_BLOCK_STRINGS)

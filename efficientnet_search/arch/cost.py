@@ -1,7 +1,8 @@
 """Parameter, multiply-add and activation counts, analytic and per stage.
 
 Convention (the paper's "FLOPs" are multiply-adds): count the multiply-adds of convolutions
-(squeeze-excitation 1x1 convolutions included), depthwise convolutions and the classifier;
+(squeeze-excitation 1x1 convolutions and Fused-MBConv's regular kxk convolutions included),
+depthwise convolutions and the classifier;
 batch norm, activations, pooling, bias additions and element-wise ops are not counted. With
 it, keras.applications' B0 at 224 px has 385,814,752 multiply-adds.
 
@@ -121,23 +122,26 @@ def model_cost(model: keras.Model) -> ModelCost:
     )
 
 
-def spec_cost(spec: ModelSpec, resolution: int | None = None) -> ModelCost:
+def spec_cost(spec: ModelSpec, resolution: int | None = None, channels: int = 3) -> ModelCost:
     """Counts parameters and multiply-adds of `spec` without building it.
 
     `params` counts what our built model holds (weights and batch-norm statistics, not the
     fixed normalization constants); `trainable_params` excludes the moving statistics.
+    `channels` is the number of input channels (3 for RGB).
     """
     input_size = resolution or spec.scaling.resolution
     size = _same_out(input_size, 2)
     stem_c = spec.stem_channels
-    stages = [_StageTally("stem", 1, stem_c, size, 27 * stem_c, stem_c, 27 * stem_c * size**2,
+    stem_w = 9 * channels * stem_c
+    stages = [_StageTally("stem", 1, stem_c, size, stem_w, stem_c, stem_w * size**2,
                           stem_c * size**2)]
     planned = spec.planned_blocks()
     for stage in sorted({b.stage for b in planned}):
         blocks = [b for b in planned if b.stage == stage]
         tally = _StageTally(f"stage{stage}", len(blocks), blocks[-1].args.filters_out, 0, 0, 0, 0)
         for block in blocks:
-            weights, bn_channels, macs, activations, size = _mbconv_cost(block.args, size)
+            block_cost = _fused_cost if block.args.fused else _mbconv_cost
+            weights, bn_channels, macs, activations, size = block_cost(block.args, size)
             tally.add(weights, bn_channels, macs, activations)
         tally.resolution = size
         stages.append(tally)
@@ -211,6 +215,29 @@ def _mbconv_cost(args, size: int) -> tuple[int, int, int, int, int]:
     bn_channels += c_out
     macs += expanded * c_out * out**2
     activations += c_out * out**2
+    return weights, bn_channels, macs, activations, out
+
+
+def _fused_cost(args, size: int) -> tuple[int, int, int, int, int]:
+    """(trainable weights, BN channels, multiply-adds, activations, output size) of a
+    Fused-MBConv block."""
+    c_in, c_out, k = args.filters_in, args.filters_out, args.kernel_size
+    out = _same_out(size, args.strides)
+    if args.expand_ratio == 1:  # the kxk convolution is the projection
+        weights, bn_channels, macs = k * k * c_in * c_out, c_out, k * k * c_in * c_out * out**2
+        expanded = c_in
+        activations = c_out * out**2
+    else:
+        expanded = c_in * args.expand_ratio
+        weights = k * k * c_in * expanded + expanded * c_out
+        bn_channels = expanded + c_out
+        macs = (k * k * c_in * expanded + expanded * c_out) * out**2
+        activations = (expanded + c_out) * out**2
+    if 0 < args.se_ratio <= 1:
+        reduced = max(1, int(c_in * args.se_ratio))
+        weights += expanded * reduced + reduced + reduced * expanded + expanded
+        macs += 2 * expanded * reduced
+        activations += reduced + expanded
     return weights, bn_channels, macs, activations, out
 
 

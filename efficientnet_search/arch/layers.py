@@ -1,4 +1,4 @@
-"""Keras 3 building blocks of EfficientNet: the MBConv block, squeeze-excitation, stochastic depth.
+"""Keras 3 blocks of EfficientNet: MBConv, Fused-MBConv, squeeze-excitation, stochastic depth.
 
 A block is assembled from interchangeable parts (`BlockParts`: activation, normalization,
 squeeze-excitation), as timm's blocks take `act_layer`, `norm_layer` and `se_layer`, so that a
@@ -159,6 +159,7 @@ def mbconv_block(
     name: str,
     drop_rate: float = 0.0,
     parts: BlockParts | None = None,
+    dwconv_name: str = "dwconv",
 ):
     """One inverted-residual block (Sandler et al. 2018), optionally with squeeze-excitation.
 
@@ -166,6 +167,8 @@ def mbconv_block(
     with it stochastic depth, applies only when the block keeps its shape (stride 1 and equal
     channels) and the stage does not say `noskip`. `parts` chooses the activation, the
     normalization and the SE part (default: EfficientNet's swish, batch norm and SE).
+    `dwconv_name` is the depthwise layer's suffix: keras.applications calls it `dwconv` in V1
+    and `dwconv2` in V2.
     """
     parts = parts or BlockParts()
     act = parts.activation
@@ -182,21 +185,71 @@ def mbconv_block(
         padding="same",
         use_bias=False,
         depthwise_initializer=CONV_KERNEL_INITIALIZER,
-        name=f"{name}dwconv",
+        name=f"{name}{dwconv_name}",
     )(x)
     x = parts.norm(f"{name}bn")(x)
     x = layers.Activation(act, name=f"{name}activation")(x)
     if args.has_se:
-        if parts.squeeze_excite is None:
-            raise ValueError(
-                f"block {name!r} asks for squeeze-excitation (se_ratio={args.se_ratio}) but "
-                "these block parts have none; drop the se token from the block string"
-            )
+        _require_se(parts, args, name)
         x = parts.squeeze_excite(x, args.filters_in, args.se_ratio, act, name)
     x = conv_bn_act(
         x, args.filters_out, 1, activation=None, conv_name=f"{name}project_conv",
         bn_name=f"{name}project_bn", norm=parts.norm,
     )
+    return _residual(x, inputs, args, drop_rate, name)
+
+
+def fused_mbconv_block(
+    inputs,
+    args: BlockArgs,
+    *,
+    name: str,
+    drop_rate: float = 0.0,
+    parts: BlockParts | None = None,
+):
+    """One Fused-MBConv block (Tan & Le 2021, Figure 2; google/automl `FusedMBConvBlock`).
+
+    The 1x1 expansion and the depthwise kxk of MBConv become one regular kxk convolution
+    (`expand_conv`, carrying the stride), followed by squeeze-excitation when the stage has
+    one and a 1x1 projection. With expansion 1 there is no expansion: the kxk convolution is
+    the projection itself (`project_conv`, strided) and, unlike MBConv's linear projection, it
+    is followed by the activation (`project_activation`). Skip, stochastic depth and `parts`
+    as MBConv.
+    """
+    parts = parts or BlockParts()
+    activation = parts.activation
+    bn = {"norm": parts.norm}
+    x = inputs
+    expanded = args.filters_in * args.expand_ratio
+    if args.expand_ratio != 1:
+        x = conv_bn_act(
+            x, expanded, args.kernel_size, strides=args.strides, activation=activation,
+            conv_name=f"{name}expand_conv", bn_name=f"{name}expand_bn",
+            act_name=f"{name}expand_activation", **bn,
+        )
+    if args.has_se:
+        _require_se(parts, args, name)
+        x = parts.squeeze_excite(x, args.filters_in, args.se_ratio, activation, name)
+    single = args.expand_ratio == 1
+    x = conv_bn_act(
+        x, args.filters_out, args.kernel_size if single else 1,
+        strides=args.strides if single else 1, activation=activation if single else None,
+        conv_name=f"{name}project_conv", bn_name=f"{name}project_bn",
+        act_name=f"{name}project_activation" if single else None, **bn,
+    )
+    return _residual(x, inputs, args, drop_rate, name)
+
+
+def _require_se(parts: BlockParts, args: BlockArgs, name: str) -> None:
+    if parts.squeeze_excite is None:
+        raise ValueError(
+            f"block {name!r} asks for squeeze-excitation (se_ratio={args.se_ratio}) but "
+            "these block parts have none; drop the se token from the block string"
+        )
+
+
+def _residual(x, inputs, args: BlockArgs, drop_rate: float, name: str):
+    """The identity skip (with stochastic depth) of a block that keeps its shape."""
     if args.id_skip and args.strides == 1 and args.filters_in == args.filters_out:
         if drop_rate > 0:
             x = StochasticDepth(drop_rate, name=f"{name}drop")(x)

@@ -13,7 +13,13 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
-from efficientnet_search.arch.blocks import BlockArgs
+from efficientnet_search.arch.blocks import (
+    V2_BASE_BLOCKS,
+    V2_L_BLOCKS,
+    V2_M_BLOCKS,
+    V2_S_BLOCKS,
+    BlockArgs,
+)
 
 # The reference rounds channels to multiples of 8 (official `round_filters`, depth_divisor=8).
 DEPTH_DIVISOR = 8
@@ -104,32 +110,80 @@ LITE_PUBLISHED_COSTS: dict[str, tuple[float, float]] = {
 }
 
 
+# EfficientNetV2 (google/automl efficientnetv2/effnetv2_configs.py, `efficientnetv2_params`):
+# B0-B3 scale the V2 base blocks with V1's width/depth coefficients; S, M and L have their own
+# block lists at width = depth = 1. Resolution is the evaluation size (keras.applications'
+# default_size: 224, 240, 260, 300, 384, 480, 480); dropout is the reference's (keras'
+# EfficientNetV2 wrappers leave it at 0.2 for every variant).
+V2_VARIANTS: dict[str, ScalingParams] = {
+    name: ScalingParams(width, depth, resolution, dropout, source="table")
+    for name, (width, depth, resolution, dropout) in {
+        "v2-b0": (1.0, 1.0, 224, 0.2),
+        "v2-b1": (1.0, 1.1, 240, 0.2),
+        "v2-b2": (1.1, 1.2, 260, 0.3),
+        "v2-b3": (1.2, 1.4, 300, 0.3),
+        "v2-s": (1.0, 1.0, 384, 0.2),
+        "v2-m": (1.0, 1.0, 480, 0.3),
+        "v2-l": (1.0, 1.0, 480, 0.4),
+    }.items()
+}
+V2_VARIANT_BLOCKS: dict[str, tuple[BlockArgs, ...]] = {
+    **{f"v2-b{i}": V2_BASE_BLOCKS for i in range(4)},
+    "v2-s": V2_S_BLOCKS,
+    "v2-m": V2_M_BLOCKS,
+    "v2-l": V2_L_BLOCKS,
+}
+# Parameters and FLOPs (multiply-adds) as printed in the V2 paper (Tan & Le 2021, Table 7).
+V2_PAPER_COSTS: dict[str, tuple[float, float]] = {
+    "v2-b0": (7.1e6, 0.72e9),
+    "v2-b1": (8.1e6, 1.2e9),
+    "v2-b2": (10.1e6, 1.7e9),
+    "v2-b3": (14.4e6, 3.0e9),
+    "v2-s": (21.5e6, 8.4e9),
+    "v2-m": (54.1e6, 24.7e9),
+    "v2-l": (119.5e6, 56.3e9),
+}
+
+
 def variant_key(name: str) -> str:
-    """The canonical key of a variant name: "EfficientNet-Lite0" -> "lite0", "B3" -> "b3"."""
+    """Canonical key of a variant name: "B0", "efficientnet-b0" -> "b0"; "EfficientNet-Lite0"
+    -> "lite0"; "V2S", "efficientnetv2-s", "v2-s" -> "v2-s". Unknown names raise."""
     key = str(name).lower().removeprefix("efficientnet").removeprefix("-")
-    if key not in VARIANTS and key not in LITE_VARIANTS:
-        valid = ", ".join([*VARIANTS, *LITE_VARIANTS])
+    if key.startswith("v2") and not key.startswith("v2-"):
+        key = "v2-" + key[2:]
+    if key not in VARIANTS and key not in LITE_VARIANTS and key not in V2_VARIANTS:
+        valid = ", ".join([*VARIANTS, *LITE_VARIANTS, *V2_VARIANTS])
         raise ValueError(f"unknown variant {name!r}; valid variants: {valid}")
     return key
 
 
+def is_v2(name: str | None) -> bool:
+    """Whether `name` is an EfficientNetV2 variant."""
+    return name is not None and variant_key(name) in V2_VARIANTS
+
+
 def get_variant(name: str) -> ScalingParams:
-    """Returns the published scaling of `name` ("b0" ... "b7", "lite0" ... "lite4", any case)."""
+    """Returns the published scaling of `name` ("b0" ... "b7", "lite0" ... "lite4",
+    "v2-b0" ... "v2-l", any case)."""
     key = variant_key(name)
-    return VARIANTS[key] if key in VARIANTS else LITE_VARIANTS[key]
+    return {**VARIANTS, **LITE_VARIANTS, **V2_VARIANTS}[key]
 
 
-def round_filters(filters: int, width: float, divisor: int = DEPTH_DIVISOR) -> int:
+def round_filters(
+    filters: int, width: float, divisor: int = DEPTH_DIVISOR, *, limit_shrink: bool = True
+) -> int:
     """Scales a channel count by `width`, rounded to a multiple of `divisor`.
 
     Reference rule: round to the nearest multiple of `divisor`, never below `divisor`, and
-    never more than 10% below the unrounded value (add one `divisor` if it would be).
+    (V1 only) never more than 10% below the unrounded value (add one `divisor` if it would
+    be). The V2 reference drops the 10% guard (google/automl efficientnetv2/effnetv2_model.py
+    `round_filters`): pass `limit_shrink=False` for V2 models.
     """
     if not width > 0:
         raise ValueError(f"width must be > 0, got width={width!r}")
     scaled = filters * width
     rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * scaled:
+    if limit_shrink and rounded < 0.9 * scaled:
         rounded += divisor
     return int(rounded)
 
@@ -137,7 +191,8 @@ def round_filters(filters: int, width: float, divisor: int = DEPTH_DIVISOR) -> i
 def round_repeats(repeats: int, depth: float) -> int:
     """Scales a stage's block count by `depth`, rounding up.
 
-    Reference rule: ceil, so any depth above 1 adds at least one block to every stage.
+    Reference rule: ceil, so any depth above 1 adds at least one block to every stage. V2
+    keeps the same ceil (google/automl efficientnetv2/effnetv2_model.py `round_repeats`).
     """
     if not depth > 0:
         raise ValueError(f"depth must be > 0, got depth={depth!r}")
@@ -272,6 +327,7 @@ def plan_blocks(
     depth: float,
     drop_connect_rate: float = 0.2,
     *,
+    limit_shrink: bool = True,
     stem_channels: int | None = None,
 ) -> tuple[PlannedBlock, ...]:
     """Expands stages into individual blocks, scaled by `width` and `depth`.
@@ -280,6 +336,9 @@ def plan_blocks(
     only the first block of a stage strides and changes the channel count; the stochastic
     depth rate grows linearly with the block index, `drop_connect_rate * index / total`.
     Names follow keras.applications: `block<stage><letter>_`, letters a, b, c, ...
+    `limit_shrink` is `round_filters`' V1 guard (False for V2). The V2 reference divides by
+    the scaled block count too (automl `EffNetV2Model.call`: idx / len(self._blocks));
+    keras.applications' V2 divides by the unscaled count, which only changes training.
 
     `stem_channels` given means a fixed (unscaled) stem and head, the Lite rule
     (`fix_head_stem` in the reference's efficientnet_model.py): the first and last stages then
@@ -296,10 +355,10 @@ def plan_blocks(
     total = sum(repeats(stage, b) for stage, b in enumerate(blocks, start=1))
     planned: list[PlannedBlock] = []
     for stage, stage_args in enumerate(blocks, start=1):
-        filters_in = round_filters(stage_args.filters_in, width)
+        filters_in = round_filters(stage_args.filters_in, width, limit_shrink=limit_shrink)
         if stage == 1 and stem_channels is not None:
             filters_in = stem_channels
-        filters_out = round_filters(stage_args.filters_out, width)
+        filters_out = round_filters(stage_args.filters_out, width, limit_shrink=limit_shrink)
         for j in range(repeats(stage, stage_args)):
             args = dataclasses.replace(
                 stage_args,

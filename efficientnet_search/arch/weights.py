@@ -2,14 +2,16 @@
 
 Sources: `"imagenet"` (Lite0/1/2 from their installed PyPI packages, offline; B0-B7 from the
 `.h5` files Keras publishes, downloaded once into Keras' cache), a keras.applications
-EfficientNet model object, one of Keras' `.h5` weight files (`efficientnetb0.h5`,
-`efficientnetb0_notop.h5`, ... in the legacy HDF5 layout: root attribute `layer_names`, one
-group per layer with attribute `weight_names`), a `.keras` file, or a Lite `.pth` checkpoint.
-Weights map by layer name, which our builder shares with keras.applications. A file whose name
-is a published one is checked against the published hash before it is read. The reference's
-Normalization layer is skipped: our models normalize with fixed ImageNet constants (the
-published files store the standard deviations where variances belong and patch that with an
-extra Rescaling layer; fixed constants avoid the trap).
+EfficientNet(V2) model object, one of Keras' `.h5` weight files (`efficientnetb0.h5`,
+`efficientnetb0_notop.h5`, `efficientnetv2-s.h5`, ... in the legacy HDF5 layout: root attribute
+`layer_names`, one group per layer with attribute `weight_names`), a `.keras` file, or a Lite
+`.pth` checkpoint. Weights map by layer name, which our builder shares with keras.applications.
+A file whose name is a published one is checked against the published hash before it is read.
+The reference's Normalization layer is skipped: our models normalize with fixed ImageNet
+constants (the published files store the standard deviations where variances belong and
+patch that with an extra Rescaling layer; fixed constants avoid the trap). A model with other
+than 3 input channels takes the RGB stem through `adapt_stem_kernel`, the one place every
+weight source (Keras files and models, Lite checkpoints) has its pretrained stem adapted.
 """
 
 from __future__ import annotations
@@ -23,13 +25,18 @@ import numpy as np
 
 from efficientnet_search.arch import pretrained
 
-Signature = tuple[int, int, int, int, bool]
-"""(stem channels, head channels, blocks, channels of the last block, squeeze-excitation)."""
+Signature = tuple[int, int, int, int, bool, int]
+"""(stem channels, head channels, blocks, channels of the last block, squeeze-excitation,
+Fused-MBConv blocks)."""
 
 _SKIPPED_PREFIXES = ("normalization", "rescaling")
 KERAS_WEIGHTS_URL = "https://storage.googleapis.com/keras-applications/"
-_URL_HINT = ("download it on a machine with internet from "
-             f"{KERAS_WEIGHTS_URL}efficientnet<b0..b7>[_notop].h5")
+_URL_HINT = (
+    "download it on a machine with internet from "
+    f"{KERAS_WEIGHTS_URL}efficientnet<b0..b7>[_notop].h5 or "
+    "https://storage.googleapis.com/tensorflow/keras-applications/efficientnet_v2/"
+    "efficientnetv2-<b0..b3|s|m|l>[_notop].h5"
+)
 # MD5 of Keras' published files, (with top, without top): WEIGHTS_HASHES in
 # keras/src/applications/efficientnet.py (Keras publishes MD5, not sha256, for these).
 KERAS_H5_MD5: dict[str, tuple[str, str]] = {
@@ -75,6 +82,29 @@ def resolve_weights(weights: Any, variant: str | None, include_top: bool) -> Any
     )
 
 
+def adapt_stem_kernel(kernel: np.ndarray, channels: int) -> np.ndarray:
+    """Adapts a pretrained stem kernel (height, width, in, out) to `channels` input channels.
+
+    The rule of timm's `adapt_input_conv`: one channel takes the sum of the input kernels
+    (a gray image replicated into R, G and B gives the same response); any other count
+    repeats the kernels cyclically and scales them by in/channels, so a constant image gives
+    the same pre-activation as before. Pair it with `model.normalization_statistics`.
+    """
+    kernel = np.asarray(kernel)
+    if kernel.ndim != 4:
+        raise ValueError(f"a stem kernel has 4 axes (h, w, in, out), got shape {kernel.shape}")
+    if not isinstance(channels, int) or channels < 1:
+        raise ValueError(f"channels must be a positive integer, got {channels=}")
+    given = kernel.shape[2]
+    if channels == given:
+        return kernel
+    if channels == 1:
+        return kernel.sum(axis=2, keepdims=True)
+    repeats = -(-channels // given)
+    tiled = np.tile(kernel, (1, 1, repeats, 1))[:, :, :channels, :]
+    return (tiled * (given / channels)).astype(kernel.dtype)
+
+
 def load_reference_weights(
     model: keras.Model, source: Any, known: Mapping[str, Signature] | None = None
 ) -> keras.Model:
@@ -111,6 +141,8 @@ def _copy_layer(layer, reference: dict[str, list[np.ndarray]]) -> None:
             )
         raise ValueError(f"reference weights have no layer {layer.name!r}")
     values = reference[layer.name]
+    if layer.name == "stem_conv":
+        values = [adapt_stem_kernel(values[0], int(layer.weights[0].shape[2])), *values[1:]]
     expected = [tuple(w.shape) for w in layer.weights]
     got = [tuple(v.shape) for v in values]
     if expected != got:
@@ -179,7 +211,7 @@ def _signature_of_weights(weights: dict[str, list[np.ndarray]]) -> Signature:
     projects = [values for name, values in weights.items() if name.endswith("project_conv")]
     last = projects[-1][0].shape[-1] if projects else -1
     se = any(name.endswith("se_reduce") for name in weights)
-    return int(stem), int(head), len(projects), int(last), se
+    return int(stem), int(head), len(projects), int(last), se, _fused_count(weights)
 
 
 def _signature_of_model(model: keras.Model) -> Signature:
@@ -189,7 +221,15 @@ def _signature_of_model(model: keras.Model) -> Signature:
     projects = [layer for layer in model.layers if layer.name.endswith("project_conv")]
     last = projects[-1].filters if projects else -1
     se = any(name.endswith("se_reduce") for name in names)
-    return stem, head, len(projects), last, se
+    return stem, head, len(projects), last, se, _fused_count(names)
+
+
+def _fused_count(names) -> int:
+    """Fused-MBConv blocks: every block projects, only MBConv has a depthwise layer (Keras'
+    `dwconv` (V1) or `dwconv2` (V2); a Lite checkpoint's `_blocks.N.dwconv`)."""
+    blocks = sum(1 for name in names if name.endswith("project_conv"))
+    depthwise = sum(1 for name in names if name.endswith(("dwconv", "dwconv2")))
+    return blocks - depthwise
 
 
 def _block_prefixes(model: keras.Model) -> list[str]:
@@ -199,12 +239,15 @@ def _block_prefixes(model: keras.Model) -> list[str]:
 
 def _describe(signature: Signature, known: Mapping[str, Signature]) -> str:
     matches = [name for name, s in known.items() if s == signature]
-    stem, head, blocks, last, se = signature
-    shape = (f"stem {stem}, head {head}, {blocks} blocks, last block {last} channels, "
-             f"{'with' if se else 'no'} squeeze-excitation")
+    stem, head, blocks, last, se, fused = signature
+    shape = (f"stem {stem}, head {head}, {blocks} blocks ({fused} fused), last block {last} "
+             f"channels, {'with' if se else 'no'} squeeze-excitation")
     if not matches:
         return f"a custom model ({shape})"
-    title = matches[0].upper() if matches[0].startswith("b") else matches[0].title()
+    name = matches[0]
+    if name.startswith("v2-"):
+        return f"EfficientNetV2-{name[3:].upper()} ({shape})"
+    title = name.upper() if name.startswith("b") else name.title()
     return f"EfficientNet-{title} ({shape})"
 
 

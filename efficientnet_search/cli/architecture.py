@@ -20,6 +20,8 @@ from efficientnet_search.arch.scaling import (
     LITE_PUBLISHED_COSTS,
     LITE_VARIANTS,
     PAPER_COSTS,
+    V2_PAPER_COSTS,
+    V2_VARIANTS,
     VARIANTS,
 )
 from efficientnet_search.tables import format_table
@@ -35,7 +37,8 @@ def describe_spec(spec: ModelSpec, cost: ModelCost) -> str:
         f"dropout {scaling.dropout:g} ({scaling.source})"
     )
     totals = (
-        f"input {scaling.resolution}x{scaling.resolution}x3; params {cost.params:,} "
+        f"{spec.family} family; input {scaling.resolution}x{scaling.resolution}x3; "
+        f"params {cost.params:,} "
         f"(trainable {cost.trainable_params:,}); multiply-adds {cost.macs:,} "
         f"({cost.macs / 1e9:.3f} B)"
     )
@@ -44,8 +47,15 @@ def describe_spec(spec: ModelSpec, cost: ModelCost) -> str:
     return f"{header}\n{table}\n{totals}"
 
 
-def variants_table() -> str:
-    """B0-B7 beside the paper's Table 2, Lite0-4 beside the Lite README's table."""
+def variants_table(family: str = "v1") -> str:
+    """B0-B7 beside the paper's Table 2 and Lite0-4 beside the Lite README's table (V1), or
+    V2-B0..L beside the V2 paper's Table 7."""
+    if family == "v2":
+        v2_table = _cost_table(V2_VARIANTS, V2_PAPER_COSTS, "paper", str.upper)
+        v2_note = ("params are trainable parameters; mult-adds per image at the evaluation size "
+                   "(keras.applications' default_size). Table 7 of Tan & Le 2021 prints FLOPs "
+                   "(multiply-adds) and parameters rounded to 0.1.")
+        return f"{v2_table}\n{v2_note}"
     b_table = _cost_table(VARIANTS, PAPER_COSTS, "paper", str.upper)
     lite_table = _cost_table(LITE_VARIANTS, LITE_PUBLISHED_COSTS, "README", str.title)
     note = ("params are trainable parameters (as the paper counts); mult-adds per image. "
@@ -76,14 +86,14 @@ def build(args: argparse.Namespace) -> None:
     """`efficientnet-search build`: describe (and optionally save) one model or all variants."""
     if args.all:
         if any(getattr(args, k) is not None for k in ("variant", "width", "depth", "resolution")):
-            raise ValueError(
-                "--all prints B0-B7 and Lite0-4; drop --variant/--width/--depth/--resolution"
-            )
-        print(variants_table())
+            raise ValueError("--all prints every variant of --family (v1: B0-B7 and Lite0-4; "
+                             "v2: V2-B0..L); drop --variant/--width/--depth/--resolution")
+        print(variants_table(getattr(args, "family", None) or "v1"))
         return
     spec = resolve_spec(
         args.variant, width=args.width, depth=args.depth, resolution=args.resolution,
         dropout=args.dropout, blocks=args.blocks, num_classes=args.num_classes,
+        family=getattr(args, "family", None),
     )
     print(describe_spec(spec, spec_cost(spec)))
     if args.output:

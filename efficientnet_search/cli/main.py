@@ -26,7 +26,8 @@ EXPORT_FORMATS = ("savedmodel", "tflite", "tflite_int8")  # export.FORMATS, like
 
 # ----------------------------------------------------------------------------- build
 def _add_build(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--variant", help="b0 ... b7, lite0 ... lite4")
+    parser.add_argument("--variant",
+                        help="b0 ... b7, lite0 ... lite4, v2-b0 ... v2-b3, v2-s, v2-m, v2-l")
     parser.add_argument("--width", type=float, help="width coefficient (channels multiplier)")
     parser.add_argument("--depth", type=float, help="depth coefficient (repeats multiplier)")
     parser.add_argument("--resolution", type=int, help="input resolution in pixels")
@@ -34,7 +35,9 @@ def _add_build(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num_classes", type=int, default=1000)
     parser.add_argument("--blocks", nargs="+", help="baseline block strings (default: B0/Lite)")
     parser.add_argument("--all", action="store_true",
-                        help="print B0-B7 and Lite0-4 beside the published figures")
+                        help="print every variant of --family beside the published figures")
+    parser.add_argument("--family", choices=("v1", "v2"),
+                        help="v1 (B0-B7, Lite0-4) or v2 (EfficientNetV2); with --all default v1")
     parser.add_argument("--output", help="save the built model to this .keras file")
 
 

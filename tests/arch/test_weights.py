@@ -14,7 +14,7 @@ from keras.src.legacy.saving import legacy_h5_format
 from efficientnet_search import build_model
 from efficientnet_search.arch.model import variant_signatures
 from efficientnet_search.arch.weights import KERAS_H5_MD5, load_reference_weights
-from tests.arch.parity_utils import REFERENCE, images, randomize
+from tests.arch.parity_utils import REFERENCE, REFERENCE_V2, images, randomize
 
 
 def _write_reference_file(model, path):
@@ -71,10 +71,39 @@ def test_missing_file_and_wrong_format(tmp_path):
 
 def test_variant_signatures_are_distinct():
     signatures = variant_signatures()
-    assert len(set(signatures.values())) == len(signatures) == 13
-    assert signatures["b0"] == (32, 1280, 16, 320, True)
-    assert signatures["b7"] == (64, 2560, 55, 640, True)
-    assert signatures["lite0"] == (32, 1280, 16, 320, False)
+    assert len(set(signatures.values())) == len(signatures) == 20
+    assert signatures["b0"] == (32, 1280, 16, 320, True, 0)
+    assert signatures["b7"] == (64, 2560, 55, 640, True, 0)
+    assert signatures["lite0"] == (32, 1280, 16, 320, False, 0)
+    assert signatures["v2-s"] == (24, 1280, 40, 256, True, 10)
+
+
+@pytest.fixture(scope="module")
+def v2_b0_notop_file(tmp_path_factory):
+    shape = (65, 65, 3)
+    reference = randomize(REFERENCE_V2["v2-b0"](weights=None, include_top=False,
+                                                input_shape=shape))
+    path = tmp_path_factory.mktemp("v2") / "efficientnetv2-b0_notop.h5"
+    return _write_reference_file(reference, path), reference
+
+
+def test_published_v2_layout_loads_by_layer_name(v2_b0_notop_file):
+    path, reference = v2_b0_notop_file
+    ours = build_model("v2-b0", include_top=False, input_shape=(65, 65, 3), weights=str(path))
+    x = images(65)
+    np.testing.assert_allclose(ours(x, training=False), reference(x, training=False),
+                               atol=1e-4, rtol=1e-4)
+
+
+def test_v2_file_into_v1_model_and_back_names_both(v2_b0_notop_file, tmp_path):
+    path, _ = v2_b0_notop_file
+    with pytest.raises(ValueError, match=r"fit EfficientNetV2-B0 \(stem 32, head 1280, 21 "
+                                         r"blocks \(5 fused\).*but the model is EfficientNet-B0"):
+        build_model("b0", include_top=False, input_shape=(65, 65, 3), weights=str(path))
+    v1 = randomize(REFERENCE["b0"](weights=None, include_top=False, input_shape=(65, 65, 3)))
+    v1_path = _write_reference_file(v1, tmp_path / "random_b0_notop.h5")
+    with pytest.raises(ValueError, match="fit EfficientNet-B0 .*model is EfficientNetV2-B0"):
+        build_model("v2-b0", include_top=False, input_shape=(65, 65, 3), weights=str(v1_path))
 
 
 def test_damaged_published_h5_is_refused_naming_the_file(tmp_path):

@@ -126,3 +126,22 @@ def _first_pruned_steps(pruner, steps: int, trials: int = 12) -> list[int]:
         else:
             study.tell(trial, 1.0 if strong else 0.0)
     return pruned_at
+
+
+def test_v2_baseline_proxy_builds_and_counts_fused_blocks():
+    # A grid over a V2 baseline: the proxy takes V2 rules (stem from the first stage, no
+    # 10% rounding guard) and both cost routes count its Fused-MBConv stages alike.
+    from efficientnet_search.arch.blocks import V2_BASE_BLOCK_STRINGS
+    from efficientnet_search.arch.cost import model_cost, spec_cost
+    from efficientnet_search.arch.model import build_model
+    from efficientnet_search.search.proxy import ProxyConfig
+
+    proxy = ProxyConfig(blocks=V2_BASE_BLOCK_STRINGS)
+    spec = proxy.spec(1.2, 1.1, 1.15, num_classes=10)
+    assert spec.family == "v2" and spec.blocks[0].fused
+    model = build_model(spec=spec)
+    assert {"block1a_project_activation", "block2a_expand_conv", "block4a_dwconv2"} <= {
+        layer.name for layer in model.layers}
+    built, counted = model_cost(model), spec_cost(spec)
+    assert built.macs == counted.macs and built.trainable_params == counted.trainable_params
+    assert 1.3 < proxy.macs_ratio(1.2, 1.1, 1.15, num_classes=10) < 3.0
