@@ -30,7 +30,7 @@ search: install data
 		--run_dir runs/fashion_mnist_quick
 
 test: install data
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 test-all: install data
 	$(PY) -m pytest -q --runslow
