@@ -234,7 +234,7 @@ COMMANDS: dict[str, Command] = {
     "report": Command(_add_report, _run_report,
                       "redraw a grid run's report.md and plots"),
     "verify": Command(_add_verify, _run_verify,
-                      "check a grid's answer at phi=2,3 against the paper's and alternatives"),
+                      "check a grid's answer at larger phi (2, 3)"),
 }
 
 

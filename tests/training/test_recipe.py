@@ -93,5 +93,5 @@ def test_regularization_follows_variant_table():
 @pytest.mark.parametrize("field,value", [("ema_decay", 1.0), ("base_lr", 0.0),
                                          ("label_smoothing", -0.1)])
 def test_recipe_config_rejects_bad_values_naming_them(field, value):
-    with pytest.raises(ValueError, match=f"recipe.{field}"):
+    with pytest.raises(ValueError, match=f"train.{field}"):
         recipe.RecipeConfig(**{field: value})
