@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from efficientnet_search.data import files as data_files
-from efficientnet_search.data.records import Source, Table
+from efficientnet_search.data.records import Source, Table, path_table
 
 DICOM_EXTENSIONS = (".dcm", ".dicom", "")
 _INSTALL = "pip install 'efficientnet_search[dicom]' (or pip install pydicom)"
@@ -108,8 +108,6 @@ def check_dicom(paths: Sequence[str]) -> int:
 
 def dicom_table(paths: Sequence[str], labels: np.ndarray, channels: int) -> Table:
     """A table over DICOM files decoded lazily (pydicom in a tf.numpy_function)."""
-    paths_array = np.asarray(paths)
-
     def load(path: bytes) -> np.ndarray:
         image = read_dicom_image(path.decode())
         return np.repeat(image, channels, axis=-1) if image.shape[-1] < channels else image
@@ -118,13 +116,7 @@ def dicom_table(paths: Sequence[str], labels: np.ndarray, channels: int) -> Tabl
         image = tf.numpy_function(load, [path], tf.uint8, stateful=False)
         return tf.ensure_shape(image, [None, None, channels]), label
 
-    def to_dataset(indices: np.ndarray | None) -> tf.data.Dataset:
-        p = paths_array if indices is None else paths_array[indices]
-        y = labels if indices is None else labels[indices]
-        ds = tf.data.Dataset.from_tensor_slices((p, y))
-        return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-
-    return Table(size=len(paths), labels=labels, to_dataset=to_dataset)
+    return path_table(paths, labels, decode)
 
 
 def _voi_lookup(values: np.ndarray, item, ds) -> np.ndarray:

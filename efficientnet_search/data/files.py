@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from efficientnet_search.data.records import Source, Table
+from efficientnet_search.data.records import Source, Table, path_table
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 _CSV_SPLITS = {"train": ("train",), "val": ("val", "validation"), "test": ("test",)}
@@ -23,21 +23,13 @@ _CSV_SPLITS = {"train": ("train",), "val": ("val", "validation"), "test": ("test
 
 def file_table(paths: Sequence[str], labels: np.ndarray, channels: int) -> Table:
     """A table over image files decoded lazily (PNG, JPEG, BMP, GIF) to `channels`."""
-    paths_array = np.asarray(paths)
-
     def decode(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         image = tf.io.decode_image(
             tf.io.read_file(path), channels=channels, expand_animations=False
         )
         return tf.ensure_shape(image, [None, None, channels]), label
 
-    def to_dataset(indices: np.ndarray | None) -> tf.data.Dataset:
-        p = paths_array if indices is None else paths_array[indices]
-        y = labels if indices is None else labels[indices]
-        ds = tf.data.Dataset.from_tensor_slices((p, y))
-        return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-
-    return Table(size=len(paths), labels=labels, to_dataset=to_dataset)
+    return path_table(paths, labels, decode)
 
 
 def check_images(paths: Sequence[str]) -> int:

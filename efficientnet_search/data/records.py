@@ -64,3 +64,16 @@ def array_table(images: np.ndarray, labels: np.ndarray) -> Table:
         return ds.apply(tf.data.experimental.assert_cardinality(len(x)))
 
     return Table(size=len(images), labels=labels, to_dataset=to_dataset)
+
+
+def path_table(paths, labels: np.ndarray, decode: Callable) -> Table:
+    """A table over files named by `paths`, each decoded lazily by `decode(path, label)`."""
+    paths_array = np.asarray(paths)
+
+    def to_dataset(indices: np.ndarray | None) -> tf.data.Dataset:
+        p = paths_array if indices is None else paths_array[indices]
+        y = labels if indices is None else labels[indices]
+        ds = tf.data.Dataset.from_tensor_slices((p, y))
+        return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+
+    return Table(size=len(paths_array), labels=labels, to_dataset=to_dataset)
