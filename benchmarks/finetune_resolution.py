@@ -24,7 +24,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from efficientnet_search.data import splits as data  # noqa: E402
-from efficientnet_search.medical import clinical, transfer  # noqa: E402
+from efficientnet_search.medical import metrics, transfer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = "npz:" + str(ROOT.parent / "shared" / "data" / "pneumoniamnist_balanced.npz")
@@ -48,7 +48,7 @@ def measure(resolution: int, splits, seed: int = 0) -> dict:
     head.fit(*features["train"], batch_size=64, epochs=30, verbose=0,
              class_weight=transfer.class_weights(counts))
     x_val, y_val = features["val"]
-    val_auc = clinical.roc_auc(y_val.ravel() == 1, head.predict(x_val, verbose=0)[:, 1])
+    val_auc = metrics.roc_auc(y_val.ravel() == 1, head.predict(x_val, verbose=0)[:, 1])
     transfer.unfreeze_top_blocks(model, 2, bn_inference=True)
     model.compile(keras.optimizers.Adam(1e-4), "sparse_categorical_crossentropy")
     train = data.make_pipeline(splits.train, resolution=resolution, batch_size=64,

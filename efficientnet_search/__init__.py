@@ -13,6 +13,7 @@ import importlib
 # `from efficientnet_search.training.train import train`.
 _ARCH_BLOCKS = "efficientnet_search.arch.blocks"
 _ARCH_MODEL = "efficientnet_search.arch.model"
+_ARCH_APPS = "efficientnet_search.arch.applications"
 _ARCH_SCALING = "efficientnet_search.arch.scaling"
 _LAZY = {
     "B0_BLOCK_STRINGS": _ARCH_BLOCKS,
@@ -21,9 +22,9 @@ _LAZY = {
     "BlockArgs": _ARCH_BLOCKS,
     "decode_block_string": _ARCH_BLOCKS,
     "encode_block_string": _ARCH_BLOCKS,
-    **{f"EfficientNetB{i}": _ARCH_MODEL for i in range(8)},
-    **{f"EfficientNetLite{i}": _ARCH_MODEL for i in range(5)},
-    **{f"EfficientNetV2{s}": _ARCH_MODEL for s in ("B0", "B1", "B2", "B3", "S", "M", "L")},
+    **{f"EfficientNetB{i}": _ARCH_APPS for i in range(8)},
+    **{f"EfficientNetLite{i}": _ARCH_APPS for i in range(5)},
+    **{f"EfficientNetV2{s}": _ARCH_APPS for s in ("B0", "B1", "B2", "B3", "S", "M", "L")},
     "build_model": _ARCH_MODEL,
     "VARIANTS": _ARCH_SCALING,
     "LITE_VARIANTS": _ARCH_SCALING,

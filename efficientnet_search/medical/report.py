@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from efficientnet_search import plotting
-from efficientnet_search.medical import clinical, gradcam
+from efficientnet_search.medical import clinical, gradcam, metrics
 
 GRADCAM_SCAN_LIMIT = 2048  # test images searched for the most confident examples
 
@@ -58,8 +58,8 @@ def plot_roc(path: Path, y: np.ndarray, scores: np.ndarray, results: dict) -> Pa
         curves = [(n, y[:, k], scores[:, k]) for k, n in enumerate(names)]
     fig, ax = plotting.figure(figsize=(5.5, 5))
     for name, truth, score in curves:
-        fpr, tpr, _ = clinical.roc_curve(truth, score)
-        ax.plot(fpr, tpr, lw=1.3, label=f"{name} (AUC {clinical.roc_auc(truth, score):.3f})")
+        fpr, tpr, _ = metrics.roc_curve(truth, score)
+        ax.plot(fpr, tpr, lw=1.3, label=f"{name} (AUC {metrics.roc_auc(truth, score):.3f})")
     if task == "binary":
         test = results["test"]
         ax.plot(1 - test["specificity"], test["sensitivity"], "ko",

@@ -30,7 +30,7 @@ from efficientnet_search.search import equal_cost, local_workers, plan, proxy, w
 from efficientnet_search.search import report as report_lib
 from efficientnet_search.search import results as results_lib
 from efficientnet_search.search import rungs as rungs_lib
-from efficientnet_search.search import study as study_lib
+from efficientnet_search.search import storage as storage_lib
 from efficientnet_search.search.config import (  # noqa: F401  (re-exported: the grid's API)
     CandidatesConfig,
     GridConfig,
@@ -100,7 +100,7 @@ def run_grid_search(
     points = len(ladder.points0)
     logging.info("grid %s: %d candidates x %d seeds = %d trials; storage %s",
                  config.name, points // config.search.repeats, config.search.repeats,
-                 points, study_lib.storage_url(storage, run_dir))  # fmt: skip
+                 points, storage_lib.storage_url(storage, run_dir))  # fmt: skip
     if len(ladder.budgets) > 1:
         factor = config.search.pruner_reduction_factor
         logging.info(

@@ -28,6 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from efficientnet_search import config as config_lib
 from efficientnet_search.search import nas_algorithms
+from efficientnet_search.search import storage as storage_lib
 from efficientnet_search.search import study as study_lib
 from efficientnet_search.search.nas_config import NasConfig
 from efficientnet_search.search.nas_objective import (
@@ -94,15 +95,15 @@ class NasPlan:
         search = self.config.search
         return study_lib.open_study(
             self.storage, name, points, sampler=sampler, directions=directions,
-            claim_lock=study_lib.sqlite_claim_lock(self.url),
+            claim_lock=storage_lib.sqlite_claim_lock(self.url),
             heartbeat_interval=search.heartbeat_interval, grace_period=search.grace_period)
 
 
 def open_plan(config: NasConfig, run_dir: Path, storage: str | None) -> NasPlan:
     """Opens (or joins) every search study of `config`, each with its budget slots queued."""
     objective = resolve_objective(config)
-    url = study_lib.storage_url(storage, run_dir)
-    opened = study_lib.open_storage(url, heartbeat_interval=config.search.heartbeat_interval,
+    url = storage_lib.storage_url(storage, run_dir)
+    opened = storage_lib.open_storage(url, heartbeat_interval=config.search.heartbeat_interval,
                                     grace_period=config.search.grace_period)
     plan = NasPlan(config, objective, url, opened, study_name(config), ())
     searches = []

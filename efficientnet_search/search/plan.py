@@ -26,6 +26,7 @@ from efficientnet_search.arch.scaling import (
 from efficientnet_search.jsonio import write_json
 from efficientnet_search.search import costs
 from efficientnet_search.search import rungs as rungs_lib
+from efficientnet_search.search import storage as storage_lib
 from efficientnet_search.search import study as study_lib
 from efficientnet_search.search.config import GridConfig, SearchConfig
 from efficientnet_search.search.proxy import ProxyConfig
@@ -256,7 +257,7 @@ def open_ladder(config: GridConfig, run_dir: Path, storage: str | None,
     table = table or candidate_plan(config, run_dir)
     return rungs_lib.open_ladder(
         grid_points(config, table), budgets(config), config.search.pruner_reduction_factor,
-        study_lib.storage_url(storage, run_dir), study_name(config),
+        storage_lib.storage_url(storage, run_dir), study_name(config),
         pruner=make_pruner(config.search, config.proxy),
         heartbeat_interval=config.search.heartbeat_interval,
         grace_period=config.search.grace_period,

@@ -20,7 +20,7 @@ import resource
 import sys
 import time
 import warnings
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from typing import ClassVar, Literal
 
 import keras
@@ -31,6 +31,7 @@ from efficientnet_search.arch.cost import spec_cost
 from efficientnet_search.arch.model import ModelSpec, build_model, resolve_spec
 from efficientnet_search.data.config import DataConfig
 from efficientnet_search.search.model_cache import ModelCache  # noqa: F401  (re-exported)
+from efficientnet_search.search.validation_passes import EvalReport, ValidationWatcher
 from efficientnet_search.training.progress import keras_verbose
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
@@ -139,9 +140,6 @@ class NonFiniteLossError(FloatingPointError):
     """Training diverged (loss NaN or infinite): the trial fails, the search goes on."""
 
 
-# Called after each validation pass with (pass number from 1, val accuracy); True stops.
-EvalReport = Callable[[int, float], bool]
-
 
 def configure_threads(threads: int | None) -> None:
     """Limits this process's TensorFlow CPU threads (call before any TF op runs)."""
@@ -186,7 +184,6 @@ def train_proxy(
     Raises:
       NonFiniteLossError: when the loss becomes NaN or infinite.
     """
-    from efficientnet_search import data as data_lib
     from efficientnet_search.training.distribute import make_strategy
 
     start = time.perf_counter()
@@ -194,28 +191,8 @@ def train_proxy(
     model, reused = _model_for(config, spec, splits.multi_label, seed, models,
                                make_strategy(config.strategy))  # fmt: skip
     built = time.perf_counter()
-    resolution = spec.scaling.resolution
-    repeat = config.steps_per_epoch is not None
-    # One batch shape: a smaller last batch would retrace the training step every epoch.
-    batch = data.batch_size
-    full_batches = splits.sizes["train"] >= batch
-    train = data_lib.make_pipeline(
-        splits.train, resolution=resolution, batch_size=batch, training=True,
-        augment=data.augment, cache=data.cache, shuffle_buffer=data.shuffle_buffer, seed=seed,
-        repeat=repeat, drop_remainder=full_batches,
-    )  # fmt: skip
-    val = data_lib.make_pipeline(
-        splits.val, resolution=resolution, batch_size=max(batch, 256), training=False,
-        cache=data.cache,
-    )  # fmt: skip
-    steps_per_epoch = config.steps_per_epoch or (
-        splits.sizes["train"] // batch if full_batches
-        else math.ceil(splits.sizes["train"] / batch))
-    if config.evals_per_epoch > steps_per_epoch:
-        raise ValueError(
-            f"proxy.evals_per_epoch ({config.evals_per_epoch}) exceeds the {steps_per_epoch} "
-            "training steps of an epoch; lower it or the batch size")
-    watcher = _Watcher(report, val, steps_per_epoch, config.evals_per_epoch, passes,
+    train, val, steps_per_epoch = _pipelines(config, splits, data, spec.scaling.resolution, seed)
+    watcher = ValidationWatcher(report, val, steps_per_epoch, config.evals_per_epoch, passes,
                        epoch_ends)  # fmt: skip
     fit_start = time.perf_counter()
     with warnings.catch_warnings():  # Keras warns that fit's shuffle=True skips a tf.data input
@@ -249,6 +226,32 @@ def train_proxy(
     if watcher.error:
         raise NonFiniteLossError(watcher.error)
     return result
+
+
+def _pipelines(config: ProxyConfig, splits, data: DataConfig, resolution: int, seed: int):
+    """(train, val, steps per epoch) at the candidate's resolution."""
+    from efficientnet_search import data as data_lib
+
+    # One batch shape: a smaller last batch would retrace the training step every epoch.
+    batch = data.batch_size
+    full_batches = splits.sizes["train"] >= batch
+    train = data_lib.make_pipeline(
+        splits.train, resolution=resolution, batch_size=batch, training=True,
+        augment=data.augment, cache=data.cache, shuffle_buffer=data.shuffle_buffer, seed=seed,
+        repeat=config.steps_per_epoch is not None, drop_remainder=full_batches,
+    )  # fmt: skip
+    val = data_lib.make_pipeline(
+        splits.val, resolution=resolution, batch_size=max(batch, 256), training=False,
+        cache=data.cache,
+    )  # fmt: skip
+    steps_per_epoch = config.steps_per_epoch or (
+        splits.sizes["train"] // batch if full_batches
+        else math.ceil(splits.sizes["train"] / batch))
+    if config.evals_per_epoch > steps_per_epoch:
+        raise ValueError(
+            f"proxy.evals_per_epoch ({config.evals_per_epoch}) exceeds the {steps_per_epoch} "
+            "training steps of an epoch; lower it or the batch size")
+    return train, val, steps_per_epoch
 
 
 def _model_for(config: ProxyConfig, spec: ModelSpec, multi_label: bool, seed: int,
@@ -292,93 +295,6 @@ def _compile(config: ProxyConfig, model: keras.Model, multi_label: bool) -> None
         metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
     model.compile(optimizer=optimizer, loss=loss, metrics=[metric])
     optimizer.build(model.trainable_variables)  # else fit's first step is traced twice
-
-
-class _Watcher(keras.callbacks.Callback):
-    """Validates `evals_per_epoch` times an epoch, reports each pass, stops on a non-finite
-    loss or when the report says so.
-
-    Every pass is a `model.evaluate` between two training steps (fit gets no validation data,
-    so a trial stopped inside an epoch is not validated again at its end). Passes do not
-    change what is trained: a run's epoch-end accuracies are the same for any setting.
-    With `passes`, passes inside an epoch whose number is not listed are skipped (epoch
-    ends always run, unless `epoch_ends` is False: then only listed passes run).
-    """
-
-    def __init__(self, report: EvalReport | None, val, steps_per_epoch: int,
-                 evals_per_epoch: int, passes: Collection[int] | None = None,
-                 epoch_ends: bool = True) -> None:
-        super().__init__()
-        self.epoch_ends = epoch_ends or passes is None
-        self.report = report
-        self.val = val
-        self.per_epoch = evals_per_epoch
-        self.passes = passes
-        self.inner_steps = {round(i * steps_per_epoch / evals_per_epoch): i
-                            for i in range(1, evals_per_epoch)}  # fmt: skip
-        self.epoch = 0
-        self.accuracies: list[float] = []
-        self.curve: list[tuple[float, float]] = []
-        self.stopped = False
-        self.error = ""
-        self.val_seconds = 0.0  # time spent in validation passes
-        self.first_step_seconds = 0.0  # fit's start to the end of its first step (tracing)
-        self._fit_start = 0.0
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        self._fit_start = time.perf_counter()
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        loss = (logs or {}).get("loss")
-        if not self.first_step_seconds:
-            float(loss if loss is not None else 0.0)  # waits for the step to finish
-            self.first_step_seconds = time.perf_counter() - self._fit_start
-        if loss is not None and not math.isfinite(float(loss)):
-            self.error = f"loss became {float(loss)} at step {batch + 1}"
-            self.model.stop_training = True
-            return
-        inner = self.inner_steps.get(batch + 1)
-        number = self.epoch * self.per_epoch + (inner or 0)
-        if inner and not self.stopped and (self.passes is None or number in self.passes):
-            self._record(number, self._evaluate())
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = logs or {}
-        if self.error or self.stopped:
-            return
-        loss = float(logs.get("loss", math.nan))
-        if not math.isfinite(loss):
-            self.error = f"loss {loss} at epoch {epoch + 1}"
-            self.model.stop_training = True
-            return
-        if not self.epoch_ends and (epoch + 1) * self.per_epoch not in self.passes:
-            return
-        accuracy = self._evaluate()
-        if self._record((epoch + 1) * self.per_epoch, accuracy):
-            self.accuracies.append(accuracy)
-
-    def _evaluate(self) -> float:
-        start = time.perf_counter()
-        logs = self.model.evaluate(self.val, verbose=0, return_dict=True)
-        self.val_seconds += time.perf_counter() - start
-        return float(logs.get("accuracy", math.nan))
-
-    def _record(self, number: int, accuracy: float) -> bool:
-        """Keeps the result of pass `number` (from 1) and reports it; False when training
-        must stop."""
-        epochs_done = number / self.per_epoch
-        if not math.isfinite(accuracy):
-            self.error = f"val accuracy {accuracy} after {epochs_done:g} epochs"
-            self.model.stop_training = True
-            return False
-        self.curve.append((round(epochs_done, 4), accuracy))
-        if self.report is not None and self.report(number, accuracy):
-            self.stopped = True
-            self.model.stop_training = True
-        return True
 
 
 def release_memory() -> None:

@@ -31,6 +31,7 @@ from typing import Any
 import optuna
 
 from efficientnet_search.search import results as results_lib
+from efficientnet_search.search import storage as storage_lib
 from efficientnet_search.search import study as study_lib
 
 HALVING = "candidate_halving"
@@ -131,9 +132,9 @@ def open_ladder(points0: list[study_lib.Point], budgets_: tuple[int, ...], facto
                 url: str, base_name: str, *, pruner: optuna.pruners.BasePruner,
                 heartbeat_interval: int, grace_period: int) -> Ladder:
     """A Ladder over the storage at `url` (one storage handle for every rung)."""
-    storage = study_lib.open_storage(url, heartbeat_interval=heartbeat_interval,
+    storage = storage_lib.open_storage(url, heartbeat_interval=heartbeat_interval,
                                      grace_period=grace_period)  # fmt: skip
-    lock = study_lib.sqlite_claim_lock(url)
+    lock = storage_lib.sqlite_claim_lock(url)
 
     def open_queue(name: str, points: list[study_lib.Point]) -> study_lib.TrialQueue:
         return study_lib.open_study(

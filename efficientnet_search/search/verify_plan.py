@@ -21,6 +21,7 @@ from efficientnet_search.arch.scaling import PAPER_COEFFICIENTS
 from efficientnet_search.jsonio import write_json
 from efficientnet_search.search import costs, plan
 from efficientnet_search.search import rungs as rungs_lib
+from efficientnet_search.search import storage as storage_lib
 from efficientnet_search.search import study as study_lib
 from efficientnet_search.search.config import GridConfig
 
@@ -103,7 +104,7 @@ def open_ladder(config: GridConfig, run_dir: Path, storage: str | None,
     planned = verify_plan(config, results, phis, run_dir)
     return rungs_lib.open_ladder(
         points(config, planned), (config.proxy.evaluations,), 2,
-        study_lib.storage_url(storage, run_dir), f"{plan.study_name(config)}-verify",
+        storage_lib.storage_url(storage, run_dir), f"{plan.study_name(config)}-verify",
         pruner=optuna.pruners.NopPruner(), heartbeat_interval=config.search.heartbeat_interval,
         grace_period=config.search.grace_period,
     )  # fmt: skip

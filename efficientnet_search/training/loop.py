@@ -135,9 +135,15 @@ class Loop:
         from efficientnet_search import data as data_lib
 
         data = self.config.data
+        # Progressive learning trains each stage at its own size and RandAugment factor;
+        # evaluation always runs at the final size.
+        stage = self.stage if training and self.stage is not None else None
         ds = data_lib.make_pipeline(
-            ds, resolution=self.resolution, batch_size=self.global_batch, training=training,
+            ds, resolution=stage.resolution if stage else self.resolution,
+            batch_size=self.global_batch, training=training,
             augment=data.augment,  # evaluation: a 0.875 centre crop for inception/randaugment
+            randaugment_factor=(stage.randaugment_factor if stage
+                                else self.config.progressive.max_randaugment),
             # Training pipelines are rebuilt every epoch on `train_source`, cached once.
             cache=data.cache and not training, shuffle_buffer=data.shuffle_buffer,
             seed=self.config.seed + epoch, repeat=training,

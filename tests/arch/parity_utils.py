@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import functools
 
+import pytest
+
 import keras
 import numpy as np
 
 from efficientnet_search.arch.model import IMAGENET_MEAN_RGB, IMAGENET_STDDEV_RGB
 
 REFERENCE = {f"b{i}": getattr(keras.applications, f"EfficientNetB{i}") for i in range(8)}
+# B5-B7 are B0's builder with larger table entries (tests/arch/test_scaling.py checks the table)
+# and the largest graphs to build: their full-size parity runs with --runslow.
+LARGEST_V1 = ("b5", "b6", "b7")
+
+
+def v1_params(names) -> list:
+    """pytest parameters for `names`, the largest V1 variants marked slow."""
+
+    return [pytest.param(n, marks=pytest.mark.slow) if n in LARGEST_V1 else n for n in names]
+
+
 REFERENCE_V2 = {
     **{f"v2-b{i}": getattr(keras.applications, f"EfficientNetV2B{i}") for i in range(4)},
     **{f"v2-{s}": getattr(keras.applications, f"EfficientNetV2{s.upper()}") for s in "sml"},

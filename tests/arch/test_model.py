@@ -10,14 +10,21 @@ import pytest
 
 from efficientnet_search import EfficientNetB0, build_model
 from efficientnet_search.arch.weights import load_reference_weights
-from tests.arch.parity_utils import REFERENCE, images, our_model, randomize, reference_model
+from tests.arch.parity_utils import (
+    REFERENCE,
+    images,
+    our_model,
+    randomize,
+    reference_model,
+    v1_params,
+)
 
 
 def _trainable(model: keras.Model) -> int:
     return sum(math.prod(w.shape) for w in model.trainable_weights)
 
 
-@pytest.mark.parametrize("variant", list(REFERENCE))
+@pytest.mark.parametrize("variant", v1_params(REFERENCE))
 def test_trainable_parameters_equal_keras_applications(variant):
     ours, reference = our_model(variant), reference_model(variant)
     assert _trainable(ours) == _trainable(reference)
@@ -37,7 +44,7 @@ def test_outputs_equal_reference_at_native_resolution(variant):
     np.testing.assert_allclose(ours(x, training=False), reference(x, training=False), atol=1e-4)
 
 
-@pytest.mark.parametrize("variant", ["b2", "b3", "b4", "b5", "b6", "b7"])
+@pytest.mark.parametrize("variant", v1_params(["b2", "b3", "b4", "b5", "b6", "b7"]))
 def test_outputs_equal_reference_at_small_resolution(variant):
     # Odd size on purpose: strided "same" padding must match the reference's correct_pad.
     shape = (65, 65, 3)

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from efficientnet_search.medical import clinical
+from efficientnet_search.medical import clinical, metrics
 
 
 def _pairwise_auc(y, s):
@@ -19,7 +19,7 @@ def _pairwise_auc(y, s):
 
 
 def _trapezoid_auc(y, s):
-    fpr, tpr, _ = clinical.roc_curve(y, s)
+    fpr, tpr, _ = metrics.roc_curve(y, s)
     return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
 
 
@@ -27,16 +27,16 @@ def test_roc_auc_matches_pairwise_definition_with_ties():
     rng = np.random.default_rng(1)
     y = rng.integers(0, 2, 80)
     s = np.round(rng.normal(y * 0.8, 1.0), 1)  # rounding makes many ties
-    assert clinical.roc_auc(y, s) == pytest.approx(_pairwise_auc(y, s), abs=1e-12)
-    assert clinical.roc_auc(y, s) == pytest.approx(_trapezoid_auc(y, s), abs=1e-12)
+    assert metrics.roc_auc(y, s) == pytest.approx(_pairwise_auc(y, s), abs=1e-12)
+    assert metrics.roc_auc(y, s) == pytest.approx(_trapezoid_auc(y, s), abs=1e-12)
 
 
 def test_roc_auc_extremes_and_undefined():
     y = np.array([0, 0, 1, 1])
-    assert clinical.roc_auc(y, [0.1, 0.2, 0.8, 0.9]) == 1.0
-    assert clinical.roc_auc(y, [0.9, 0.8, 0.2, 0.1]) == 0.0
-    assert clinical.roc_auc(y, [0.5, 0.5, 0.5, 0.5]) == 0.5
-    assert np.isnan(clinical.roc_auc([1, 1], [0.2, 0.3]))
+    assert metrics.roc_auc(y, [0.1, 0.2, 0.8, 0.9]) == 1.0
+    assert metrics.roc_auc(y, [0.9, 0.8, 0.2, 0.1]) == 0.0
+    assert metrics.roc_auc(y, [0.5, 0.5, 0.5, 0.5]) == 0.5
+    assert np.isnan(metrics.roc_auc([1, 1], [0.2, 0.3]))
 
 
 def test_youden_threshold_separates_separable_scores():
@@ -55,7 +55,7 @@ def test_target_sensitivity_threshold_reaches_target_with_best_specificity():
     assert t.sensitivity >= 0.9
     # Any higher threshold (better specificity) would miss the target.
     higher = np.unique(s[s > t.value])[0]
-    assert clinical.sensitivity_specificity(y, s >= higher)[0] < 0.9
+    assert metrics.sensitivity_specificity(y, s >= higher)[0] < 0.9
 
 
 def test_bootstrap_ci_contains_point_and_narrows_with_n():
@@ -152,16 +152,16 @@ def test_quadratic_weighted_kappa_by_hand_and_its_extremes():
     # 3 grades; one miss by one grade and one by two among 6 cases.
     y = np.array([0, 0, 1, 1, 2, 2])
     p = np.array([0, 1, 1, 1, 2, 0])
-    observed = clinical.confusion_matrix(y, p, 3) / 6
+    observed = metrics.confusion_matrix(y, p, 3) / 6
     weights = np.array([[0, 0.25, 1], [0.25, 0, 0.25], [1, 0.25, 0]])
     expected = np.outer(observed.sum(1), observed.sum(0))
     by_hand = 1 - (weights * observed).sum() / (weights * expected).sum()
-    assert clinical.quadratic_weighted_kappa(y, p, 3) == pytest.approx(by_hand)
-    assert clinical.quadratic_weighted_kappa(y, y, 3) == 1.0
-    assert clinical.quadratic_weighted_kappa(y, 2 - y, 3) < 0  # reversed grades
+    assert metrics.quadratic_weighted_kappa(y, p, 3) == pytest.approx(by_hand)
+    assert metrics.quadratic_weighted_kappa(y, y, 3) == 1.0
+    assert metrics.quadratic_weighted_kappa(y, 2 - y, 3) < 0  # reversed grades
     # A miss by two grades costs more than a miss by one.
-    near = clinical.quadratic_weighted_kappa(y, np.array([0, 0, 1, 1, 2, 1]), 3)
-    far = clinical.quadratic_weighted_kappa(y, np.array([0, 0, 1, 1, 2, 0]), 3)
+    near = metrics.quadratic_weighted_kappa(y, np.array([0, 0, 1, 1, 2, 1]), 3)
+    far = metrics.quadratic_weighted_kappa(y, np.array([0, 0, 1, 1, 2, 0]), 3)
     assert near > far
 
 
@@ -202,4 +202,4 @@ def test_early_stopping_watches_the_auc_the_report_gives():
     reported = clinical.evaluate(binary, two, "binary", threshold, n_resamples=20)["auc"]
     assert clinical.task_auc(binary, two, "binary") == pytest.approx(reported)
     assert clinical.task_auc(binary, two, "binary") == pytest.approx(
-        clinical.roc_auc(binary, two[:, 1]))
+        metrics.roc_auc(binary, two[:, 1]))

@@ -12,7 +12,7 @@ import pytest
 
 from efficientnet_search.config import ConfigError, load_config
 from efficientnet_search.data.synthetic import synthetic_arrays, write_npz
-from efficientnet_search.medical import clinical, finetune, transfer
+from efficientnet_search.medical import clinical, finetune, metrics, transfer
 from tests.paths import CONFIGS
 
 SMOKE = CONFIGS / "finetune" / "smoke.yaml"
@@ -63,7 +63,7 @@ def test_finetune_learns_and_reported_metrics_match_predictions(binary_run):
     assert test["auc"] > 0.9
     saved = np.load(run_dir / "predictions.npz")
     y, scores = saved["y_test"], saved["s_test"]
-    assert test["auc"] == pytest.approx(clinical.roc_auc(y == 1, scores[:, 1]))
+    assert test["auc"] == pytest.approx(metrics.roc_auc(y == 1, scores[:, 1]))
     predicted = (scores[:, 1] >= test["threshold"]).astype(int)
     assert test["accuracy"] == pytest.approx(np.mean(predicted == y))
     assert test["sensitivity"] == pytest.approx(np.mean(predicted[y == 1] == 1))
@@ -101,6 +101,7 @@ def test_run_dir_holds_report_card_plots_and_resumes(binary_run):
     assert again.test["auc"] == json.loads(before)["test"]["auc"]
 
 
+@pytest.mark.slow  # multi-label metrics and thresholds are tested without training in test_clinical
 def test_multilabel_end_to_end(tmp_path):
     data = _npz(tmp_path / "multi.npz", num_classes=3, multi_label=True)
     config = load_config(finetune.FinetuneConfig, SMOKE, [
@@ -221,7 +222,7 @@ def test_class_weighting_does_not_cost_multiclass_accuracy(tmp_path, monkeypatch
     assert test["accuracy"] >= test["majority_class_share"] - 0.02
     assert np.mean(balanced.argmax(1) == 0) < np.mean(scores.argmax(1) == 0)
     assert test["balanced_accuracy"] == pytest.approx(
-        clinical.balanced_accuracy(y, scores.argmax(1), 5))
+        metrics.balanced_accuracy(y, scores.argmax(1), 5))
     assert "quadratic_weighted_kappa" in test
     report = (result.run_dir / "report.md").read_text()
     assert "majority-class share" in report and "quadratic-weighted kappa" in report

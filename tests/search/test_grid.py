@@ -20,7 +20,7 @@ from efficientnet_search import config as config_lib
 from efficientnet_search.cli import main as cli
 from efficientnet_search.search import grid, local_workers, plan
 from efficientnet_search.search import rungs as rungs_lib
-from efficientnet_search.search import study as study_lib
+from efficientnet_search.search import storage as storage_lib
 from tests.paths import CONFIGS
 
 SMOKE = str(CONFIGS / "grid" / "smoke.yaml")
@@ -34,6 +34,8 @@ TINY = [
     "data.max_val=32",
     "search.heartbeat_interval=2",
     "search.grace_period=10",
+    # Latency is timed for every candidate only where a test asks for it (it builds each one).
+    "candidates.latency.record=false",
 ]
 
 
@@ -49,7 +51,7 @@ def _cli(run_dir: Path, *extra: str) -> list[str]:
 
 def _trials(run_dir: Path, storage: str | None = None) -> list[optuna.trial.FrozenTrial]:
     config = grid.load_grid_config(SMOKE, TINY, None)
-    url = study_lib.storage_url(storage, run_dir)
+    url = storage_lib.storage_url(storage, run_dir)
     return optuna.load_study(study_name=grid.study_name(config), storage=url).get_trials()
 
 
@@ -101,7 +103,8 @@ def test_bad_configs_fail_with_one_clear_line(tmp_path, capsys, override, messag
 
 
 def test_end_to_end_tiny_grid_writes_every_output_and_resumes(tmp_path):
-    result = grid.run_grid_search(_config(), run_dir=tmp_path)
+    config = _config("candidates.latency.record=true")
+    result = grid.run_grid_search(config, run_dir=tmp_path)
     payload = json.loads((tmp_path / "results.json").read_text())
     assert set(payload["best"]) >= {"alpha", "beta", "gamma", "val_accuracy_mean",
                                     "val_accuracy_std"}  # fmt: skip
@@ -125,7 +128,7 @@ def test_end_to_end_tiny_grid_writes_every_output_and_resumes(tmp_path):
     assert (tmp_path / "trials.csv").read_text().count("\n") == 5
     assert result.summary.best is not None
 
-    again = grid.run_grid_search(_config(), run_dir=tmp_path)  # resumes: nothing to retrain
+    again = grid.run_grid_search(config, run_dir=tmp_path)  # resumes: nothing to retrain
     assert [t["seconds"] for t in again.results["trials"]] == [
         t["seconds"] for t in payload["trials"]]
 
@@ -140,6 +143,9 @@ def test_nan_trial_is_recorded_failed_and_the_search_finishes(tmp_path):
     assert "Failed trials" in (tmp_path / "report.md").read_text()
 
 
+# The kill-and-retry machinery is the study's (tests/search/test_study.py kills fake trials in
+# seconds); this runs it through the grid command with real trials.
+@pytest.mark.slow
 def test_resume_after_kill_during_the_second_trial(tmp_path):
     first = subprocess.Popen(_cli(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 240
@@ -204,7 +210,8 @@ def test_candidates_that_build_the_same_proxy_are_trained_once():
     config = config_lib.load_config(grid.GridConfig, quick)
     config = dataclasses.replace(config, candidates=dataclasses.replace(
         config.candidates, cost="nominal", step=0.2, tolerance=0.2, alpha_range=(1.0, 2.0),
-        beta_range=(1.0, 1.5), gamma_range=(1.0, 1.5)))
+        beta_range=(1.0, 1.5), gamma_range=(1.0, 1.5),
+        latency=dataclasses.replace(config.candidates.latency, record=False)))
     keys = {c.key for c in grid.distinct_architectures(
         grid.enumerate_candidates(config), config.proxy)}
     # alpha 1.8 and 2.0 add the same blocks at depth 0.25; gamma 1.40 and 1.41 are both 45 px.
@@ -232,11 +239,10 @@ def test_rung_budgets_shrink_by_the_factor_down_to_the_first_rung():
     assert rungs_lib.planned_share(7, (1, 3, 9), 3) == pytest.approx((7 + 9 + 9) / 63)
 
 
-def test_candidate_halving_with_two_workers_trains_the_best_candidates_longer(tmp_path):
-    sets = [arg for item in HALVING for arg in ("--set", item)]
-    run = subprocess.run(_cli(tmp_path, "--workers", "2", *sets), capture_output=True,
-                         text=True, timeout=400)  # fmt: skip
-    assert run.returncode == 0, run.stderr[-2000:]
+def test_candidate_halving_trains_the_best_candidates_longer(tmp_path):
+    # In one process: rungs with several worker processes share the queue the same way
+    # (test_two_local_workers_complete_the_grid_exactly_once).
+    grid.run_grid_search(_config(*HALVING), run_dir=tmp_path)
     payload = json.loads((tmp_path / "results.json").read_text())
     trials = payload["trials"]
     by_rung = {r: [t for t in trials if t["rung"] == r] for r in range(3)}

@@ -183,6 +183,9 @@ KILL = ["search.algorithms=[random]", "search.trials=2", "search.retrain_seeds=1
         "search.heartbeat_interval=2", "search.grace_period=10"]  # fmt: skip
 
 
+# Killed trials are retried by the study shared with the grid (tests/search/test_study.py, in
+# seconds); this kills a real NAS run and checks the retried slot keeps its architecture.
+@pytest.mark.slow
 def test_resume_after_kill_trains_each_slot_once_with_the_architecture_it_drew(tmp_path):
     sets = [arg for item in KILL for arg in ("--set", item)]
     command = [sys.executable, "-m", "efficientnet_search.cli.main", "nas", "--config", SMOKE,

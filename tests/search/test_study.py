@@ -14,6 +14,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from efficientnet_search.search import storage as storage_lib
 from efficientnet_search.search import study as study_lib
 
 # A worker process: trains points with a fake `train` that logs each key it trains, sleeping
@@ -56,7 +57,7 @@ def _log(tmp_path: Path, event: str) -> list[str]:
 
 
 def _load(url: str) -> optuna.Study:
-    return optuna.load_study(study_name="test", storage=study_lib.open_storage(url))
+    return optuna.load_study(study_name="test", storage=storage_lib.open_storage(url))
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
@@ -102,7 +103,7 @@ def test_killed_trial_is_retried_and_finished_trials_are_kept(tmp_path, kind):
 
 
 def test_joining_a_study_with_other_points_is_refused(tmp_path):
-    storage = study_lib.open_storage(f"sqlite:///{tmp_path}/s.db")
+    storage = storage_lib.open_storage(f"sqlite:///{tmp_path}/s.db")
     study_lib.open_study(storage, "s", [study_lib.Point("a", {"x": 1.0})])
     with pytest.raises(ValueError, match="holds 1 points but this config has 2"):
         study_lib.open_study(
@@ -111,7 +112,7 @@ def test_joining_a_study_with_other_points_is_refused(tmp_path):
 
 
 def test_reopening_does_not_enqueue_again(tmp_path):
-    storage = study_lib.open_storage(f"sqlite:///{tmp_path}/s.db")
+    storage = storage_lib.open_storage(f"sqlite:///{tmp_path}/s.db")
     points = [study_lib.Point(f"p{i}", {"x": float(i)}) for i in range(3)]
     study_lib.open_study(storage, "s", points)
     queue = study_lib.open_study(storage, "s", points, wait_seconds=0)
@@ -120,7 +121,7 @@ def test_reopening_does_not_enqueue_again(tmp_path):
 
 
 def test_interrupted_enqueue_is_completed_by_the_next_worker(tmp_path):
-    storage = study_lib.open_storage(f"sqlite:///{tmp_path}/s.db")
+    storage = storage_lib.open_storage(f"sqlite:///{tmp_path}/s.db")
     study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
     study.enqueue_trial({"x": 0.0}, {study_lib.POINT_ATTR: "p0"})  # creator died here
     points = [study_lib.Point(f"p{i}", {"x": float(i)}) for i in range(3)]
@@ -130,30 +131,30 @@ def test_interrupted_enqueue_is_completed_by_the_next_worker(tmp_path):
 
 
 def test_storage_urls(tmp_path):
-    assert study_lib.storage_url(None, tmp_path) == f"sqlite:///{tmp_path.resolve()}/study.db"
-    assert study_lib.storage_url("postgresql://h/db", tmp_path) == "postgresql://h/db"
-    journal = study_lib.open_storage(str(tmp_path / "shared" / "study.log"))
+    assert storage_lib.storage_url(None, tmp_path) == f"sqlite:///{tmp_path.resolve()}/study.db"
+    assert storage_lib.storage_url("postgresql://h/db", tmp_path) == "postgresql://h/db"
+    journal = storage_lib.open_storage(str(tmp_path / "shared" / "study.log"))
     assert isinstance(journal, optuna.storages.JournalStorage)
     with pytest.raises(ValueError, match="storage must be an Optuna URL.*got 'nonsense'"):
-        study_lib.open_storage("nonsense")
+        storage_lib.open_storage("nonsense")
 
 
 def test_unreachable_or_unknown_storages_fail_with_one_line_that_hides_the_password():
     started = time.monotonic()
     with pytest.raises(ValueError) as refused:  # nothing listens on port 1: refused at once
-        study_lib.open_storage("postgresql+psycopg2://me:secret@127.0.0.1:1/db")
+        storage_lib.open_storage("postgresql+psycopg2://me:secret@127.0.0.1:1/db")
     message = str(refused.value)
     assert "\n" not in message and "secret" not in message and "me:***@127.0.0.1:1" in message
     assert "Connection refused" in message and "server is running" in message
     assert time.monotonic() - started < 5  # a refused connection is not retried as a race
     with pytest.raises(ValueError, match="install its driver"):
-        study_lib.open_storage("mysql+nosuchdriver://me@host/db")
+        storage_lib.open_storage("mysql+nosuchdriver://me@host/db")
 
 
 def test_schema_creation_race_is_retried_until_the_winner_is_done(monkeypatch, tmp_path):
     import sqlalchemy.exc
 
-    real = study_lib._new_rdb_storage
+    real = storage_lib._new_rdb_storage
     errors = [sqlalchemy.exc.ProgrammingError("CREATE TYPE", {}, Exception("already exists")),
               sqlalchemy.exc.IntegrityError("CREATE TABLE", {}, Exception("duplicate key"))]
 
@@ -162,8 +163,8 @@ def test_schema_creation_race_is_retried_until_the_winner_is_done(monkeypatch, t
             raise errors.pop(0)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(study_lib, "_new_rdb_storage", lose_twice)
-    storage = study_lib.open_storage(f"sqlite:///{tmp_path}/s.db")
+    monkeypatch.setattr(storage_lib, "_new_rdb_storage", lose_twice)
+    storage = storage_lib.open_storage(f"sqlite:///{tmp_path}/s.db")
     assert not errors and isinstance(storage, optuna.storages.RDBStorage)
 
 
@@ -183,7 +184,7 @@ def test_workers_starting_together_on_a_fresh_postgresql_database_all_get_in(pos
         def join(url=url, failures=failures) -> None:
             time.sleep(random.random() * 0.2)
             try:
-                study_lib.open_storage(url)
+                storage_lib.open_storage(url)
             except BaseException as err:  # noqa: BLE001 - reported by the assert below
                 failures.append(err)
 

@@ -26,7 +26,6 @@ def test_verify_after_the_grid_trains_matched_members_and_resumes(tmp_path, caps
     assert len(trials) == 3 and all(t["state"] == "COMPLETE" for t in trials)
     for t in trials:  # matched in measured cost: each member near 2^2 times the baseline
         assert t["phi"] == 2 and t["cost"] == "macs" and 2.5 < t["cost_ratio"] < 6
-        assert t["latency_ms"] > 0
     assert "phi=1 ranking:" in section["verdict"] and "phi=2:" in section["verdict"]
     assert "## At larger phi (verify)" in (tmp_path / "report.md").read_text()
     assert (tmp_path / "plots" / "verify.png").stat().st_size > 1000

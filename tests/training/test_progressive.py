@@ -92,3 +92,23 @@ def test_resume_at_a_stage_boundary_equals_an_uninterrupted_run(tmp_path, monkey
     import keras
 
     assert keras.models.load_model(resumed.model_path).input_shape == (None, 32, 32, 3)
+
+
+def test_each_stage_trains_at_its_own_size_and_randaugment_factor(tmp_path, monkeypatch):
+    from efficientnet_search import data as pipeline_lib  # what the loop calls
+
+    seen = []
+    original = pipeline_lib.make_pipeline
+
+    def recording(ds, **kwargs):
+        if kwargs["training"]:
+            seen.append((kwargs["resolution"], kwargs["randaugment_factor"]))
+        return original(ds, **kwargs)
+
+    monkeypatch.setattr(pipeline_lib, "make_pipeline", recording)
+    stages = {**PROGRESSIVE, "max_mixup": 0.0, "min_randaugment": 0.1, "max_randaugment": 0.3}
+    path = _config_file(tmp_path, progressive=stages, **{"train.epochs": 2})
+    result = train.train(config_lib.load_config(train.TrainConfig, path), tmp_path / "run")
+    # The input-throughput probe reads the final size before fit; then one pipeline a stage.
+    assert seen[-2:] == [(16, pytest.approx(0.1)), (32, pytest.approx(0.3))]
+    assert np.isfinite(result.val_top1)
