@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import functools
 
-import pytest
-
 import keras
 import numpy as np
+import pytest
 
 from efficientnet_search.arch.model import IMAGENET_MEAN_RGB, IMAGENET_STDDEV_RGB
 

@@ -101,7 +101,7 @@ def test_run_dir_holds_report_card_plots_and_resumes(binary_run):
     assert again.test["auc"] == json.loads(before)["test"]["auc"]
 
 
-@pytest.mark.slow  # multi-label metrics and thresholds are tested without training in test_clinical
+@pytest.mark.slow  # multi-label metrics and thresholds: test_clinical, without training
 def test_multilabel_end_to_end(tmp_path):
     data = _npz(tmp_path / "multi.npz", num_classes=3, multi_label=True)
     config = load_config(finetune.FinetuneConfig, SMOKE, [
