@@ -43,7 +43,7 @@ _LAZY = {
     "PipelineConfig": "efficientnet_search.search.pipeline",
     "read_baseline": "efficientnet_search.arch.family",
     "TrainConfig": "efficientnet_search.training.train",
-    "FinetuneConfig": "efficientnet_search.medical.finetune",
+    "FinetuneConfig": "efficientnet_search.medical.finetune_config",
     "DataConfig": "efficientnet_search.data.config",
     "load_splits": "efficientnet_search.data.splits",
     "make_pipeline": "efficientnet_search.data.splits",

@@ -15,6 +15,9 @@ ImageNet models transfer better?"; the Keras transfer-learning guide):
 3. Phase 2 ("finetune"): the top K stages (layers named `block<N>...`) and the `top_` layers are
    unfrozen and trained with a lower Adam learning rate. BatchNormalization layers stay frozen,
    which in Keras 3 also runs them in inference mode, so their moving statistics are kept.
+   With a `progressive:` section (training/progressive.py) phase 2 runs in stages of growing
+   image size, head dropout and RandAugment factor (EfficientNetV2 Algorithm 1); validation
+   stays at the final size.
 4. Early stopping watches the validation ROC-AUC; the best weights over both phases are kept.
    Imbalance is handled by class weights or balanced sampling; both train the head for
    equally frequent classes, so afterwards its bias is moved back to the training data's
@@ -34,7 +37,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import keras
 import numpy as np
@@ -43,12 +46,16 @@ from absl import logging
 
 from efficientnet_search.config import ConfigError, load_config, save_config, to_dict
 from efficientnet_search.data import config as data_config
-from efficientnet_search.data.config import DataConfig
 from efficientnet_search.jsonio import write_json
 from efficientnet_search.medical import clinical
+from efficientnet_search.medical.finetune_config import (  # noqa: F401  (re-exported)
+    FINETUNE_DATA,
+    EvalConfig,
+    FinetuneConfig,
+    PhasesConfig,
+)
 from efficientnet_search.medical.transfer import (
     BestWeights,
-    FinetuneModelConfig,
     balanced_stream,
     build_finetune_model,
     class_counts,
@@ -59,72 +66,11 @@ from efficientnet_search.medical.transfer import (
     pooled_features,
     predict_split,
     run_phase,
+    run_progressive_phase,
     shift_class_prior,
     unfreeze_top_blocks,
 )
-
-# Fine-tuning's `data` defaults: the balanced PneumoniaMNIST copy (relative to the repo root,
-# see ../shared/data/README.md), batches of 64, the medical augmentation.
-FINETUNE_DATA = DataConfig(source="npz:../shared/data/pneumoniamnist_balanced.npz",
-                           batch_size=64, augment="medical")
-
-
-@dataclasses.dataclass(frozen=True)
-class PhasesConfig:
-    """Fine-tuning's `train` section: the two phases (epochs, learning rates, early stopping,
-    imbalance). `unfreeze_blocks` is K top stages; -1 unfreezes the whole backbone. The batch
-    size is `data.batch_size`."""
-
-    head_epochs: int = 3
-    head_learning_rate: float = 1e-3
-    finetune_epochs: int = 10
-    finetune_learning_rate: float = 1e-4
-    unfreeze_blocks: int = 2
-    bn_inference: bool = True  # keep BN frozen (inference mode) in phase 2
-    patience: int = 3  # epochs without a better validation AUC before a phase stops
-    imbalance: Literal["none", "class_weight", "balanced_sampling"] = "class_weight"
-    steps_per_epoch: int | None = None
-    # Phase 1 on augmented images (a backbone pass per epoch) instead of on the pooled
-    # features of the frozen backbone, computed once (a linear probe, Kornblith et al. 2019).
-    head_augment: bool = False
-
-    def __post_init__(self):
-        if self.head_epochs < 0 or self.finetune_epochs < 0:
-            raise ValueError("train.head_epochs and train.finetune_epochs must be >= 0")
-        if self.head_epochs + self.finetune_epochs == 0:
-            raise ValueError("train.head_epochs + train.finetune_epochs must be > 0, got 0")
-        if self.unfreeze_blocks < -1:
-            raise ValueError(f"train.unfreeze_blocks must be >= -1, got {self.unfreeze_blocks}")
-
-
-@dataclasses.dataclass(frozen=True)
-class EvalConfig:
-    """How the operating point is chosen (on validation) and how intervals are computed."""
-
-    threshold: Literal["youden", "sensitivity", "fixed"] = "youden"
-    target_sensitivity: float = 0.9
-    fixed_threshold: float = 0.5
-    positive_class: int = 1
-    bootstrap_resamples: int = 1000
-    confidence: float = 0.95
-    gradcam_images: int = 4  # correct and wrong test images each
-    # The class frequencies the saved probabilities refer to; multi-class decides by their
-    # argmax. "data": the training set's (argmax maximizes accuracy); "balanced": all classes
-    # equally frequent (argmax favours balanced accuracy). See transfer.shift_class_prior.
-    class_prior: Literal["data", "balanced"] = "data"
-    ordinal: bool = False  # classes are ordered grades: add the quadratic-weighted kappa
-
-
-@dataclasses.dataclass(frozen=True)
-class FinetuneConfig:
-    """A fine-tuning experiment; YAML sections data, model, train, eval."""
-
-    name: str = "finetune"
-    seed: int = 0
-    data: DataConfig = dataclasses.field(default_factory=lambda: FINETUNE_DATA)
-    model: FinetuneModelConfig = dataclasses.field(default_factory=FinetuneModelConfig)
-    train: PhasesConfig = dataclasses.field(default_factory=PhasesConfig)
-    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+from efficientnet_search.training import progressive
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,8 +86,6 @@ class FinetuneResult:
         return self.results["test"]
 
 
-# ----------------------------------------------------------------------------- model
-# ----------------------------------------------------------------------------- run
 def finetune(config: FinetuneConfig, run_dir: str | Path | None = None, *, splits=None,
              verbose: int = 1) -> FinetuneResult:
     """Runs the whole recipe and writes the run directory (see the module docstring).
@@ -160,13 +104,15 @@ def finetune(config: FinetuneConfig, run_dir: str | Path | None = None, *, split
         logging.info("%s is finished already; remove it or use another --run_dir", run_dir)
         results = json.loads(results_path.read_text())
         return FinetuneResult(run_dir, run_dir / "model.keras", results)
+    _check_progressive(config)  # before anything is written
     keras.utils.set_random_seed(config.seed)
     splits = splits if splits is not None else data_config.load(config.data, config.seed)
     save_config(config, run_dir)  # after the data loads, so a typo leaves no run behind
     task = "multilabel" if splits.multi_label else "binary" if splits.num_classes == 2 \
         else "multiclass"
     _check_eval(config.eval, task)
-    model = build_finetune_model(config.model, splits.num_classes, splits.multi_label)
+    model = build_finetune_model(config.model, splits.num_classes, splits.multi_label,
+                                 variable_size=config.progressive.enabled)
     resolution = model_resolution(model, config.model)
     pipes = _pipelines(config, splits, resolution)
     started = time.perf_counter()
@@ -198,17 +144,20 @@ def _pipelines(config: FinetuneConfig, splits, resolution: int) -> dict[str, Any
         train = balanced_stream(train, splits.num_classes, config.seed)
         steps = steps or math.ceil(splits.sizes["train"] / c.batch_size)
 
-    def pipe(ds, training):
+    def pipe(ds, training, size=resolution, factor=config.progressive.max_randaugment):
         return data.make_pipeline(
-            ds, resolution=resolution, batch_size=c.batch_size, training=training,
+            ds, resolution=size, batch_size=c.batch_size, training=training,
             augment=c.augment if training else "none",
             cache=c.cache and not (training and balanced), shuffle_buffer=c.shuffle_buffer,
-            seed=config.seed,
+            seed=config.seed, randaugment_factor=factor,
         )
+
+    def train_at(stage: progressive.Stage):
+        return pipe(train, True, stage.resolution, stage.randaugment_factor)
 
     test = pipe(known["test"], False) if splits.test is not None else None
     return {"train": pipe(train, True), "val": pipe(known["val"], False), "test": test,
-            "steps": steps, "resolution": resolution}
+            "steps": steps, "resolution": resolution, "train_at": train_at}
 
 
 def _with_size(ds: tf.data.Dataset | None, size: int | None) -> tf.data.Dataset | None:
@@ -245,6 +194,13 @@ def _train(model, config, splits, pipes, task, verbose):
                      len(model.trainable_weights))
         if name == "head" and _caches_features(config):
             phase = _cached_head_phase(model, config, splits, pipes, epochs, lr, common)
+        elif name == "finetune" and config.progressive.enabled:
+            stages = progressive.plan_stages(
+                config.progressive, epochs=epochs, final_resolution=pipes["resolution"],
+                final_dropout=config.model.dropout)
+            phase = run_progressive_phase(model, stages, pipes["train_at"], pipes["val"],
+                                          epochs=epochs, learning_rate=lr,
+                                          steps_per_epoch=pipes["steps"], **common)
         else:
             phase = run_phase(model, pipes["train"], pipes["val"], epochs=epochs,
                               learning_rate=lr, steps_per_epoch=pipes["steps"], **common)
@@ -355,6 +311,22 @@ def _evaluate(model, config, splits, pipes, task, tracker, history, notes):
         "history": history,
         "notes": notes,
     }, predictions
+
+
+def _check_progressive(config: FinetuneConfig) -> None:
+    p = config.progressive
+    if not p.enabled:
+        return
+    if p.max_mixup > 0 or p.min_mixup > 0:
+        raise ConfigError("progressive mixup is not used by finetune (its labels are class ids "
+                          "and may carry class weights); set progressive.max_mixup=0")
+    try:
+        progressive.plan_stages(p, epochs=config.train.finetune_epochs,
+                                final_resolution=config.model.resolution or p.min_resolution,
+                                final_dropout=config.model.dropout)
+    except ValueError as err:
+        raise ConfigError(f"{err} (finetune applies progressive stages to phase 2, "
+                          f"train.finetune_epochs={config.train.finetune_epochs})") from None
 
 
 def _check_eval(cfg: EvalConfig, task: str) -> None:

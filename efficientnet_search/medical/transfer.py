@@ -18,6 +18,7 @@ from typing import Literal
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from efficientnet_search.arch.features import top_features
 from efficientnet_search.medical import clinical
@@ -55,9 +56,16 @@ class FinetuneModelConfig:
 
 
 def build_finetune_model(
-    cfg: FinetuneModelConfig, num_classes: int, multi_label: bool
+    cfg: FinetuneModelConfig, num_classes: int, multi_label: bool, variable_size: bool = False
 ) -> keras.Model:
-    """The starting backbone with a new head named `head_*` (pooling, dropout, dense)."""
+    """The starting backbone with a new head named `head_*` (pooling, dropout, dense).
+
+    `variable_size` builds the input as (None, None, 3), for progressive learning's growing
+    image sizes; the model's resolution is then the config's (or the variant's).
+    """
+    if cfg.init == "keras" and variable_size:
+        raise ValueError("progressive learning needs a model built here (model.init random, "
+                         "imagenet or reference), not a saved .keras model of fixed input size")
     if cfg.init == "keras":
         path = Path(cfg.path)
         if not path.is_file():
@@ -77,6 +85,7 @@ def build_finetune_model(
             cfg.variant, width=cfg.width, depth=cfg.depth, resolution=cfg.resolution,
             include_top=False, drop_connect_rate=cfg.drop_connect_rate,
             bn_momentum=cfg.bn_momentum, weights=weights,
+            input_shape=(None, None, 3) if variable_size else None,
         )
         inputs, features = base.inputs[0], base.output
     x = keras.layers.GlobalAveragePooling2D(name=HEAD_PREFIX + "pool")(features)
@@ -175,6 +184,44 @@ class BestWeights(keras.callbacks.Callback):
 def run_phase(model, train_ds, val_ds, *, epochs, learning_rate, task, tracker, patience,
               class_weight=None, steps_per_epoch=None, verbose=1) -> dict[str, list[float]]:
     """Compiles with Adam at `learning_rate` and fits, stopping on validation AUC."""
+    compile_phase(model, learning_rate, task)
+    return _fit(model, train_ds, val_ds, epochs=epochs, tracker=tracker, patience=patience,
+                class_weight=class_weight, steps_per_epoch=steps_per_epoch, verbose=verbose)
+
+
+def run_progressive_phase(model, stages, make_train, val_ds, *, epochs, learning_rate, task,
+                          tracker, patience, class_weight=None, steps_per_epoch=None,
+                          verbose=1) -> dict[str, list[float]]:
+    """Phase 2 in progressive-learning stages (EfficientNetV2 Algorithm 1).
+
+    Each stage trains on `make_train(stage)` (its image size and RandAugment factor) with the
+    head's dropout at the stage's rate; one optimizer runs through all stages, so Adam's
+    moments carry over. Validation stays at the final size. Early stopping counts within a
+    stage (a later stage sees larger images and may improve again); the best weights over
+    all stages are kept by `tracker`.
+    """
+    compile_phase(model, learning_rate, task)
+    dropout = next((layer for layer in model.layers if layer.name == HEAD_PREFIX + "dropout"),
+                   None)  # fmt: skip
+    history: dict[str, list[float]] = {}
+    ends = [s.first_epoch for s in stages[1:]] + [epochs]
+    for stage, end in zip(stages, ends, strict=True):
+        if dropout is not None:
+            dropout.rate = stage.dropout
+        model.train_function = None  # retrace: the dropout rate is read when tracing
+        logging.info("progressive stage %d/%d, epochs %d-%d: %d px, dropout %.3f, RandAugment "
+                     "factor %.3f", stage.index + 1, len(stages), stage.first_epoch + 1, end,
+                     stage.resolution, stage.dropout, stage.randaugment_factor)
+        part = _fit(model, make_train(stage), val_ds, epochs=end - stage.first_epoch,
+                    tracker=tracker, patience=patience, class_weight=class_weight,
+                    steps_per_epoch=steps_per_epoch, verbose=verbose)
+        for key, values in part.items():
+            history.setdefault(key, []).extend(values)
+    return history
+
+
+def compile_phase(model, learning_rate: float, task: str) -> None:
+    """Compiles with a fresh Adam at `learning_rate` and the task's loss."""
     multi = task == "multilabel"
     optimizer = keras.optimizers.Adam(learning_rate)
     model.compile(
@@ -183,6 +230,10 @@ def run_phase(model, train_ds, val_ds, *, epochs, learning_rate, task, tracker, 
         metrics=["binary_accuracy" if multi else "accuracy"],
     )
     optimizer.build(model.trainable_variables)  # else fit's first step is traced twice
+
+
+def _fit(model, train_ds, val_ds, *, epochs, tracker, patience, class_weight,
+         steps_per_epoch, verbose) -> dict[str, list[float]]:
     stop = keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience,
                                          min_delta=AUC_TIE)
     history = model.fit(

@@ -227,3 +227,38 @@ def test_class_weighting_does_not_cost_multiclass_accuracy(tmp_path, monkeypatch
     report = (result.run_dir / "report.md").read_text()
     assert "majority-class share" in report and "quadratic-weighted kappa" in report
     assert "Decision: argmax" in report
+
+
+def test_progressive_phase2_grows_image_size_and_head_dropout(tmp_path, monkeypatch):
+    data = _npz(tmp_path / "binary.npz")
+    seen = []
+    original = transfer._fit
+
+    def recording(model, train_ds, val_ds, **kwargs):
+        images = next(iter(train_ds))[0]
+        dropout = model.get_layer(transfer.HEAD_PREFIX + "dropout").rate
+        val_size = int(next(iter(val_ds))[0].shape[1])
+        seen.append((int(images.shape[1]), round(dropout, 3), val_size))
+        return original(model, train_ds, val_ds, **kwargs)
+
+    monkeypatch.setattr(transfer, "_fit", recording)
+    overrides = [f"data.source=npz:{data}", *TINY, "train.head_epochs=0",
+                 "train.finetune_epochs=2", "progressive.stages=2",
+                 "progressive.min_resolution=16",
+                 "progressive.min_dropout=0.0", "model.dropout=0.2"]
+    config = load_config(finetune.FinetuneConfig, SMOKE, overrides)
+    result = finetune.finetune(config, tmp_path / "run", verbose=0)
+    assert seen == [(16, 0.0, 32), (32, 0.2, 32)]  # train 16 then 32 px; validation at 32
+    assert len(result.results["history"]["phase"]) == 2
+    assert keras.models.load_model(result.model_path).input_shape == (None, None, None, 3)
+
+
+def test_progressive_finetune_refuses_mixup_and_too_few_epochs(tmp_path):
+    data = _npz(tmp_path / "binary.npz")
+    base = [f"data.source=npz:{data}", *TINY, "progressive.stages=3"]
+    for extra, message in ((["progressive.max_mixup=0.2"], "progressive mixup is not used"),
+                           (["train.finetune_epochs=2"], "needs at least as many epochs")):
+        config = load_config(finetune.FinetuneConfig, SMOKE, [*base, *extra])
+        with pytest.raises(ConfigError, match=message):
+            finetune.finetune(config, tmp_path / "run")
+        assert not (tmp_path / "run").exists()

@@ -1,0 +1,76 @@
+"""The fine-tuning config: sections `data`, `model`, `train` (the two phases), `eval` and
+`progressive`, with the defaults of the quick PneumoniaMNIST recipe (medical/finetune.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from efficientnet_search.data.config import DataConfig
+from efficientnet_search.medical.transfer import FinetuneModelConfig
+from efficientnet_search.training import progressive
+
+# Fine-tuning's `data` defaults: the balanced PneumoniaMNIST copy (relative to the repo root,
+# see ../shared/data/README.md), batches of 64, the medical augmentation.
+FINETUNE_DATA = DataConfig(source="npz:../shared/data/pneumoniamnist_balanced.npz",
+                           batch_size=64, augment="medical")
+
+
+@dataclasses.dataclass(frozen=True)
+class PhasesConfig:
+    """Fine-tuning's `train` section: the two phases (epochs, learning rates, early stopping,
+    imbalance). `unfreeze_blocks` is K top stages; -1 unfreezes the whole backbone. The batch
+    size is `data.batch_size`."""
+
+    head_epochs: int = 3
+    head_learning_rate: float = 1e-3
+    finetune_epochs: int = 10
+    finetune_learning_rate: float = 1e-4
+    unfreeze_blocks: int = 2
+    bn_inference: bool = True  # keep BN frozen (inference mode) in phase 2
+    patience: int = 3  # epochs without a better validation AUC before a phase stops
+    imbalance: Literal["none", "class_weight", "balanced_sampling"] = "class_weight"
+    steps_per_epoch: int | None = None
+    # Phase 1 on augmented images (a backbone pass per epoch) instead of on the pooled
+    # features of the frozen backbone, computed once (a linear probe, Kornblith et al. 2019).
+    head_augment: bool = False
+
+    def __post_init__(self):
+        if self.head_epochs < 0 or self.finetune_epochs < 0:
+            raise ValueError("train.head_epochs and train.finetune_epochs must be >= 0")
+        if self.head_epochs + self.finetune_epochs == 0:
+            raise ValueError("train.head_epochs + train.finetune_epochs must be > 0, got 0")
+        if self.unfreeze_blocks < -1:
+            raise ValueError(f"train.unfreeze_blocks must be >= -1, got {self.unfreeze_blocks}")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """How the operating point is chosen (on validation) and how intervals are computed."""
+
+    threshold: Literal["youden", "sensitivity", "fixed"] = "youden"
+    target_sensitivity: float = 0.9
+    fixed_threshold: float = 0.5
+    positive_class: int = 1
+    bootstrap_resamples: int = 1000
+    confidence: float = 0.95
+    gradcam_images: int = 4  # correct and wrong test images each
+    # The class frequencies the saved probabilities refer to; multi-class decides by their
+    # argmax. "data": the training set's (argmax maximizes accuracy); "balanced": all classes
+    # equally frequent (argmax favours balanced accuracy). See transfer.shift_class_prior.
+    class_prior: Literal["data", "balanced"] = "data"
+    ordinal: bool = False  # classes are ordered grades: add the quadratic-weighted kappa
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneConfig:
+    """A fine-tuning experiment; YAML sections data, model, train, eval."""
+
+    name: str = "finetune"
+    seed: int = 0
+    data: DataConfig = dataclasses.field(default_factory=lambda: FINETUNE_DATA)
+    model: FinetuneModelConfig = dataclasses.field(default_factory=FinetuneModelConfig)
+    train: PhasesConfig = dataclasses.field(default_factory=PhasesConfig)
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+    progressive: progressive.ProgressiveConfig = dataclasses.field(
+        default_factory=progressive.ProgressiveConfig)  # phase 2 only; off by default
