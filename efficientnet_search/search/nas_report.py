@@ -99,15 +99,13 @@ def _markdown(results: Mapping[str, Any], config: Mapping[str, Any],
 
 
 def _plot_front(results: Mapping[str, Any], path: Path) -> str | None:
-    plt = plotting.pyplot()
-
     measure = results["objective"]["measure"]
     base_cost = results["objective"]["baseline_cost"]
     done = [t for t in results["trials"] if t["state"] == "COMPLETE"
             and t["algorithm"] != "retrain" and not t.get("duplicate_of")]
     if not done:
         return None
-    fig, ax = plt.subplots(figsize=(7.5, 5))
+    fig, ax = plotting.figure(figsize=(7.5, 5))
     for algorithm in sorted({t["algorithm"] for t in done}):
         group = [t for t in done if t["algorithm"] == algorithm]
         ax.scatter([t[measure] / base_cost for t in group], [t["val_accuracy"] for t in group],
@@ -130,19 +128,15 @@ def _plot_front(results: Mapping[str, Any], path: Path) -> str | None:
     ax.set_ylabel("validation accuracy")
     ax.set_title("Searched architectures: accuracy vs measured cost")
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plotting.save(fig, path)
     return path.name
 
 
 def _plot_best_so_far(results: Mapping[str, Any], path: Path) -> str | None:
-    plt = plotting.pyplot()
-
     searches = results.get("searches", [])
     if not searches:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plotting.figure(figsize=(7, 4.5))
     styles = ["-", "--", ":", "-."]
     markers = {"random": "x", "evolution": "o", "tpe": "^", "nsga2": "s"}
     for s in searches:
@@ -157,22 +151,20 @@ def _plot_best_so_far(results: Mapping[str, Any], path: Path) -> str | None:
     ax.set_ylabel("best reward so far")
     ax.set_title("Best-so-far per algorithm (single-seed search rewards)")
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plotting.save(fig, path)
     return path.name
 
 
 def _plot_architecture(results: Mapping[str, Any], path: Path) -> str | None:
     """Baseline and chosen, one box per stage: width ~ repeats, height ~ output channels."""
-    plt = plotting.pyplot()
+    plotting.pyplot()  # the Agg backend before matplotlib's patches load
     from matplotlib.patches import Rectangle
 
     rows = [("chosen", results.get("chosen")), ("B0-shaped baseline", results.get("baseline"))]
     rows = [(name, c) for name, c in rows if c]
     if not rows:
         return None
-    fig, axes = plt.subplots(len(rows), 1, figsize=(11, 3.0 * len(rows)), squeeze=False)
+    fig, axes = plotting.figure(len(rows), 1, figsize=(11, 3.0 * len(rows)), squeeze=False)
     top = max(decode_block_string(b).filters_out for _, c in rows for b in c["blocks"])
     for ax, (name, c) in zip(axes[:, 0], rows, strict=True):
         x = 0.0
@@ -192,9 +184,7 @@ def _plot_architecture(results: Mapping[str, Any], path: Path) -> str | None:
         ax.axis("off")
         ax.set_title(f"{name}: box width ~ repeats, height ~ output channels, darker = more "
                      "expansion, orange = SE", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plotting.save(fig, path)
     return path.name
 
 
