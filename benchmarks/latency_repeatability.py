@@ -1,0 +1,61 @@
+"""How repeatable is the `latency` cost? One grid candidate timed in several runs (not a test).
+
+The grid admits candidates by the ratio of their latency to the baseline's, so a latency that
+moves by more than the grid's tolerance between two measurements would change the admitted
+set. This builds the quick grid's proxy at a candidate (default the paper's point), measures
+it `--runs` times the way the grid does (`training.latency.measure_latency`: warm-up calls,
+then the median of timed calls), and prints each run's median, the run-to-run range relative
+to the median of the medians, and the load average, which says whether the machine was idle.
+
+    python benchmarks/latency_repeatability.py                       # quick grid, batch 128
+    python benchmarks/latency_repeatability.py --runs 10 --candidate 1.0 1.0 1.0
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from efficientnet_search import config as config_lib  # noqa: E402
+from efficientnet_search.search.config import GridConfig  # noqa: E402
+from efficientnet_search.tables import format_table  # noqa: E402
+from efficientnet_search.training.latency import measure_latency  # noqa: E402
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(CONFIGS / "grid" / "fashion_mnist_quick.yaml"))
+    parser.add_argument("--candidate", type=float, nargs=3, default=(1.2, 1.1, 1.15),
+                        metavar=("ALPHA", "BETA", "GAMMA"))
+    parser.add_argument("--runs", type=int, default=6)
+    parser.add_argument("--num_classes", type=int, default=10)
+    args = parser.parse_args()
+    config = config_lib.load_config(GridConfig, args.config)
+    latency = config.candidates.latency
+    batch = latency.batch_size or config.data.batch_size
+    spec = config.proxy.spec(*args.candidate, num_classes=args.num_classes)
+    rows, medians = [], []
+    for run in range(1, args.runs + 1):
+        measured = measure_latency(spec, batch_size=batch, precision=latency.precision,
+                                   warmup=latency.warmup, repeats=latency.repeats)
+        medians.append(measured.median_ms)
+        rows.append([run, f"{measured.median_ms:.2f}", f"{measured.spread:.3f}",
+                     f"{os.getloadavg()[0]:.2f}"])
+    print(f"candidate {tuple(args.candidate)} at {spec.scaling.resolution} px, batch {batch}, "
+          f"{latency.precision}, {latency.warmup} warm-up + {latency.repeats} timed calls a run, "
+          f"on {measured.device}")
+    print(format_table(["run", "median ms", "call spread (p90-p10)/median", "load 1 min"], rows))
+    middle = statistics.median(medians)
+    print(f"median of the run medians {middle:.2f} ms; run-to-run range "
+          f"{(max(medians) - min(medians)) / middle:.1%} of it "
+          f"(max deviation from it {max(abs(m - middle) for m in medians) / middle:.1%})")
+
+
+if __name__ == "__main__":
+    main()
