@@ -120,6 +120,8 @@ def finetune(config: FinetuneConfig, run_dir: str | Path | None = None, *, split
     results, predictions = _evaluate(model, config, splits, pipes, task, tracker, history,
                                      notes)
     results["timing"] = {"train_and_eval_s": round(time.perf_counter() - started, 1)}
+    if model.input_shape[1] is None:  # progressive learning: saved at the final size
+        model = progressive.fixed_size_model(model, resolution)
     model.save(run_dir / "model.keras")
     np.savez_compressed(run_dir / "predictions.npz", **predictions)
     from efficientnet_search.medical import report as medical_report

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import keras
 import tensorflow as tf
 
 
@@ -123,3 +124,20 @@ def mixup(images, onehot, alpha: float, seed):
     mixed = images * image_weight + tf.reverse(images, [0]) * (1.0 - image_weight)
     labels = onehot * weight + tf.reverse(onehot, [0]) * (1.0 - weight)
     return mixed, labels
+
+
+def fixed_size_model(model: keras.Model, resolution: int) -> keras.Model:
+    """The same functional model and weights with a `resolution` x `resolution` input.
+
+    Progressive learning trains one model on growing sizes, so it is built with input
+    (None, None, C); the saved model takes the final size, which export, evaluation and the
+    model card expect.
+    """
+    cfg = model.get_config()
+    for layer in cfg["layers"]:
+        if layer["class_name"] == "InputLayer":
+            shape = layer["config"]["batch_shape"]
+            layer["config"]["batch_shape"] = [shape[0], resolution, resolution, shape[-1]]
+    rebuilt = keras.Model.from_config(cfg)
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt

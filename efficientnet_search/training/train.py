@@ -34,7 +34,7 @@ from efficientnet_search import config as config_lib
 from efficientnet_search.data import config as data_config
 from efficientnet_search.data.config import DataConfig
 from efficientnet_search.jsonio import write_json
-from efficientnet_search.training import distribute, recipe
+from efficientnet_search.training import distribute, progressive, recipe
 from efficientnet_search.training.loop import Loop, evaluate_model, measure_input, open_logs
 from efficientnet_search.training.progressive import ProgressiveConfig
 
@@ -178,7 +178,7 @@ def _finish(loop: Loop, run_dir: Path, write_dir: Path, input_rate: float, wall:
     with loop.averaged_weights():
         model = loop.model
         if model.input_shape[1] is None:  # progressive learning: export at the final size
-            model = _with_resolution(model, loop.resolution)
+            model = progressive.fixed_size_model(model, loop.resolution)
         model.save(model_path)
     metrics = loop.last_metrics
     result = TrainResult(
@@ -246,7 +246,7 @@ def evaluate_main(args: argparse.Namespace) -> None:
             "evaluating at %d px, but the model was built for %d px: accuracy usually drops "
             "away from the training resolution", resolution, native,
         )
-        model = _with_resolution(model, resolution)
+        model = progressive.fixed_size_model(model, resolution)
     # `val` is the split `train` carves with its defaults (validation_fraction 0.1, seed 0).
     splits = data_config.load(DataConfig(source=args.data, batch_size=args.batch_size), seed=0)
     split = getattr(splits, args.split, None) if args.split in ("train", "val", "test") else None
@@ -262,18 +262,6 @@ def evaluate_main(args: argparse.Namespace) -> None:
         f"{path} on {args.data} [{args.split}] at {resolution} px: top-1 {metrics['top1']:.4f}, "
         f"top-5 {metrics['top5']:.4f}, loss {metrics['loss']:.4f} ({metrics['count']} images)"
     )
-
-
-def _with_resolution(model: keras.Model, resolution: int) -> keras.Model:
-    """The same functional model and weights with a different input size."""
-    cfg = model.get_config()
-    for layer in cfg["layers"]:
-        if layer["class_name"] == "InputLayer":
-            shape = layer["config"]["batch_shape"]
-            layer["config"]["batch_shape"] = [shape[0], resolution, resolution, shape[-1]]
-    rebuilt = keras.Model.from_config(cfg)
-    rebuilt.set_weights(model.get_weights())
-    return rebuilt
 
 
 def tf_config_for(workers: list[str], index: int) -> str:

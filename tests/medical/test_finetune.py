@@ -250,7 +250,7 @@ def test_progressive_phase2_grows_image_size_and_head_dropout(tmp_path, monkeypa
     result = finetune.finetune(config, tmp_path / "run", verbose=0)
     assert seen == [(16, 0.0, 32), (32, 0.2, 32)]  # train 16 then 32 px; validation at 32
     assert len(result.results["history"]["phase"]) == 2
-    assert keras.models.load_model(result.model_path).input_shape == (None, None, None, 3)
+    assert keras.models.load_model(result.model_path).input_shape == (None, 32, 32, 3)
 
 
 def test_progressive_finetune_refuses_mixup_and_too_few_epochs(tmp_path):
