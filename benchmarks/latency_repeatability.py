@@ -14,6 +14,7 @@ to the median of the medians, and the load average, which says whether the machi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 from pathlib import Path
@@ -22,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from efficientnet_search import config as config_lib  # noqa: E402
 from efficientnet_search.search.config import GridConfig  # noqa: E402
+from efficientnet_search.search.proxy import configure_threads  # noqa: E402
 from efficientnet_search.tables import format_table  # noqa: E402
 from efficientnet_search.training.latency import measure_latency  # noqa: E402
 
@@ -35,9 +37,16 @@ def main() -> None:
                         metavar=("ALPHA", "BETA", "GAMMA"))
     parser.add_argument("--runs", type=int, default=6)
     parser.add_argument("--num_classes", type=int, default=10)
+    parser.add_argument("--repeats", type=int, help="timed calls a run (default: the config's)")
+    parser.add_argument("--threads", type=int,
+                        help="TensorFlow threads (default: the config's search.threads, as the "
+                             "grid measures)")
     args = parser.parse_args()
     config = config_lib.load_config(GridConfig, args.config)
+    configure_threads(args.threads or config.search.threads)
     latency = config.candidates.latency
+    if args.repeats:
+        latency = dataclasses.replace(latency, repeats=args.repeats)
     batch = latency.batch_size or config.data.batch_size
     spec = config.proxy.spec(*args.candidate, num_classes=args.num_classes)
     rows, medians = [], []

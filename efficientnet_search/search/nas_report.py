@@ -175,7 +175,8 @@ def _plot_architecture(results: Mapping[str, Any], path: Path) -> str | None:
             shade = 0.3 + 0.1 * min(b.expand_ratio, 6)  # darker = wider expansion
             ax.add_patch(Rectangle((x, 0), width, height, color=color, alpha=shade))
             ax.text(x + width / 2, height + 0.05,
-                    f"stage {stage}\nk{b.kernel_size} e{b.expand_ratio}\n"
+                    f"stage {stage}{' fused' if b.fused else ''}\nk{b.kernel_size} "
+                    f"e{b.expand_ratio}\n"
                     f"se{b.se_ratio:g} r{b.repeats}\no{b.filters_out} s{b.strides}",
                     ha="center", va="bottom", fontsize=7.5)
             x += width + 0.2

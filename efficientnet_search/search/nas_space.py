@@ -7,6 +7,9 @@ came out of that search. Here the stages are those of a baseline (B0's seven by 
 per stage the choices are kernel {3, 5}, expansion {1, 4, 6}, SE {0, 0.25}, repeats
 {base-1, base, base+1} (at least 1) and output channels x {0.75, 1.0, 1.25} rounded to a
 multiple of 8 (the reference's `round_filters`). A config narrows or widens each list.
+`fused: [false, true]` adds EfficientNetV2's choice per stage between MBConv and
+Fused-MBConv (Tan & Le 2021, Section 3.2: the 1x1 expansion and the depthwise conv replaced by
+one regular conv, faster in early stages); by default each stage keeps the baseline's type.
 
 A sampled architecture is an Optuna parameter dict (`stage3_kernel: 5`, ...) that `decode`
 turns into a tuple of block strings: the builder, cost counter, grid and scaler take it
@@ -32,7 +35,7 @@ from efficientnet_search.arch.blocks import (
 )
 from efficientnet_search.arch.scaling import round_filters
 
-CHOICES = ("kernel", "expand", "se", "repeats", "filters")
+CHOICES = ("kernel", "expand", "se", "repeats", "filters", "fused")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +48,8 @@ class SpaceConfig:
       se_ratios: squeeze-excitation ratios (0: none).
       repeat_offsets: added to each stage's baseline repeats; results below 1 are dropped.
       filter_multipliers: of each stage's baseline output channels, rounded to 8.
+      fused: the conv types to choose from per stage (True: Fused-MBConv); empty (the
+        default) keeps each stage's type from the baseline.
     """
 
     kernels: tuple[int, ...] = (3, 5)
@@ -52,6 +57,7 @@ class SpaceConfig:
     se_ratios: tuple[float, ...] = (0.0, 0.25)
     repeat_offsets: tuple[int, ...] = (-1, 0, 1)
     filter_multipliers: tuple[float, ...] = (0.75, 1.0, 1.25)
+    fused: tuple[bool, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("kernels", "expansions", "se_ratios", "repeat_offsets",
@@ -61,12 +67,14 @@ class SpaceConfig:
                     f"space.{name} is empty; give at least one value, e.g. "
                     f"{list(getattr(SpaceConfig(), name))}")
         bad = {
+            "fused": [f for f in self.fused if not isinstance(f, bool)],
             "kernels": [k for k in self.kernels if k < 1 or k % 2 == 0],
             "expansions": [e for e in self.expansions if e < 1],
             "se_ratios": [s for s in self.se_ratios if not 0 <= s <= 1],
             "filter_multipliers": [m for m in self.filter_multipliers if not m > 0],
         }
-        accepted = {"kernels": "odd integers >= 1", "expansions": "integers >= 1",
+        accepted = {"fused": "true or false",
+                    "kernels": "odd integers >= 1", "expansions": "integers >= 1",
                     "se_ratios": "ratios in [0, 1]", "filter_multipliers": "numbers > 0"}
         for name, values in bad.items():
             if values:
@@ -101,7 +109,7 @@ class SearchSpace:
         for i, block in enumerate(self.base):
             own = {"kernel": block.kernel_size, "expand": block.expand_ratio,
                    "se": block.se_ratio, "repeats": block.repeats,
-                   "filters": block.filters_out}  # fmt: skip
+                   "filters": block.filters_out, "fused": block.fused}  # fmt: skip
             for name, value in own.items():
                 allowed = self.options[i][name]
                 params[param_name(i, name)] = value if value in allowed else allowed[0]
@@ -140,6 +148,8 @@ class SearchSpace:
                 filters_out=int(params[param_name(i, "filters")]),
                 se_ratio=float(params[param_name(i, "se")]),
                 id_skip=base.id_skip,
+                fused=bool(params[param_name(i, "fused")]),
+                stride_digits=base.stride_digits,
             )
             blocks.append(encode_block_string(args))
             filters_in = args.filters_out
@@ -179,6 +189,7 @@ def build_space(config: SpaceConfig, blocks: Sequence[str] = B0_BLOCK_STRINGS) -
             "se": tuple(sorted({float(s) for s in config.se_ratios})),
             "repeats": repeats,
             "filters": filters,
+            "fused": tuple(sorted(set(config.fused))) if config.fused else (block.fused,),
         })  # fmt: skip
     return SearchSpace(base, tuple(options))
 

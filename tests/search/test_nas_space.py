@@ -37,6 +37,24 @@ def test_the_default_space_holds_b0_and_every_sample_is_a_chained_block_list():
     assert SPACE.size == 12**7 * (2 * 3**5 * 2) * (2 * 2 * 3**5)
 
 
+def test_fused_choice_joins_the_space_and_builds_v2_style_blocks():
+    from efficientnet_search.arch.blocks import V2_BASE_BLOCK_STRINGS
+    from efficientnet_search.arch.cost import spec_cost
+    from efficientnet_search.search.proxy import ProxyConfig
+
+    assert SPACE.options[0]["fused"] == (False,)  # by default each stage keeps its type
+    v2 = build_space(SpaceConfig(), V2_BASE_BLOCK_STRINGS)
+    assert v2.decode(v2.base_params()) == tuple(V2_BASE_BLOCK_STRINGS)  # V2's own types kept
+    both = build_space(SpaceConfig(fused=(False, True)))
+    assert both.size == SPACE.size * 2**7
+    params = {**both.base_params(), "stage1_fused": True, "stage2_fused": True}
+    blocks = both.decode(params)
+    assert [decode_block_string(b).fused for b in blocks] == [True, True] + [False] * 5
+    assert "_c1" in blocks[0] and "_c1" not in blocks[2]
+    spec = ProxyConfig(blocks=blocks).spec(1.0, 1.0, 1.0, num_classes=10)
+    assert spec.family == "v2" and spec_cost(spec).macs > 0  # builds and counts
+
+
 def test_mutation_changes_exactly_one_choice():
     rng = random.Random(1)
     parent = SPACE.sample(rng)
@@ -50,6 +68,7 @@ def test_mutation_changes_exactly_one_choice():
     [
         ("space.kernels=[]", "space.kernels is empty"),
         ("space.kernels=[4]", "space.kernels holds [4]"),
+        ("space.fused=[2]", "space.fused[0] must be true or false"),
         ("space.repeat_offsets=[-3]", "leave stage 1 (baseline repeats 1) no repeats >= 1"),
         ("objective.target_ratio=0.05", "the cheapest architecture in the space costs"),
         ("search.algorithms=[evolution]", "lack random"),
