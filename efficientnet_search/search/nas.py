@@ -34,7 +34,7 @@ from efficientnet_search.search.nas_config import NasConfig  # noqa: F401  (the 
 from efficientnet_search.search.nas_objective import resolve_objective
 
 CSV_FIELDS = ("algorithm", "search_seed", "number", "slot", "candidate", "seed", "state",
-              "val_accuracy", "score", "macs", "activations", "params", "duplicate_of",
+              "val_accuracy", "score", "macs", "activations", "params", "latency", "duplicate_of",
               "seconds", "worker", "blocks", "error")  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from typing import Literal
 
 from efficientnet_search import config as config_lib
 from efficientnet_search.search.config import DataConfig
+from efficientnet_search.search.costs import LatencyConfig
 from efficientnet_search.search.nas_space import SpaceConfig
 from efficientnet_search.search.proxy import PROXY_DATA, ProxyConfig
 
@@ -27,18 +28,25 @@ class ObjectiveConfig:
       kind: `reward`, MnasNet's ACC(m) x [cost(m)/T]^w, one objective; or `pareto`, two
         objectives (maximize validation accuracy, minimize cost).
       cost: the cost measure of the proxy (`macs`: multiply-adds per image; `activations`:
-        convolution output elements per image, Dollar et al. 2021; `params`). Every trial
-        records all three whatever is chosen. (Latency, `training/latency.py`, is not an
-        objective yet: T would need one agreed measurement of the baseline per run.)
+        convolution output elements per image, Dollar et al. 2021; `params`; `latency`:
+        milliseconds per batch on this machine, `training/latency.py`). Every trial records
+        the three counted ones whatever is chosen, latency too when it is the cost or
+        `latency.record` is true. Latency is timed in the process that trains the trial
+        and T from the baseline timed where the search starts, so run a latency search on
+        one kind of machine (EfficientNet-X, Li et al. 2021: the coefficients differ by
+        hardware).
+      latency: how latency is timed (batch: the data's by default; warm-up, timed calls).
       target_ratio: T as a multiple of the B0-shaped proxy's measured cost (EfficientNet's
         T = 400M FLOPs sits at B0's ~390M multiply-adds, so 1.0 is the same choice).
       exponent: w (MNAS_EXPONENT by default); 0 ignores the cost.
     """
 
     kind: Literal["reward", "pareto"] = "reward"
-    cost: Literal["macs", "activations", "params"] = "macs"
+    cost: Literal["macs", "activations", "params", "latency"] = "macs"
     target_ratio: float = 1.0
     exponent: float = MNAS_EXPONENT
+    latency: LatencyConfig = dataclasses.field(
+        default_factory=lambda: LatencyConfig(record=False))
 
     def __post_init__(self) -> None:
         if not self.target_ratio > 0 or self.exponent > 0:

@@ -9,6 +9,7 @@ ACC(m) x [cost(m) / T]^w with w = -0.07, so a model twice the target's cost must
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from efficientnet_search import config as config_lib
 from efficientnet_search.arch.cost import COST_MEASURES, measure_cost
 from efficientnet_search.arch.model import ModelSpec
+from efficientnet_search.search.costs import LatencyConfig
 from efficientnet_search.search.nas_config import NasConfig
 from efficientnet_search.search.nas_space import SearchSpace, build_space
 from efficientnet_search.search.proxy import ProxyConfig
@@ -31,11 +33,39 @@ def proxy_spec(proxy: ProxyConfig, blocks: Sequence[str], num_classes: int) -> M
 COST_CLASSES = 10
 
 
-def cost_measures(proxy: ProxyConfig, blocks: Sequence[str]) -> dict[str, int]:
+def cost_measures(proxy: ProxyConfig, blocks: Sequence[str],
+                  latency: LatencyConfig | None = None) -> dict[str, Any]:
     """Every counted cost measure of the proxy of `blocks` (`arch.cost.COST_MEASURES`:
-    multiply-adds and activations per image, parameters)."""
+    multiply-adds and activations per image, parameters), and its latency on this machine
+    (`latency` ms, `latency_device`) when `latency` says how to time it."""
     spec = proxy_spec(proxy, blocks, COST_CLASSES)
-    return {measure: measure_cost(spec, measure) for measure in COST_MEASURES}
+    measures: dict[str, Any] = {m: measure_cost(spec, m) for m in COST_MEASURES}
+    if latency is not None:
+        measures.update(_timed(proxy, tuple(blocks), latency))
+    return measures
+
+
+def latency_settings(config: NasConfig) -> LatencyConfig | None:
+    """How this search times latency (batch filled in from the data), or None when it does
+    not (latency is neither the cost nor recorded)."""
+    settings = config.objective.latency
+    if config.objective.cost != "latency" and not settings.record:
+        return None
+    return dataclasses.replace(settings, batch_size=settings.batch_size or config.data.batch_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _timed(proxy: ProxyConfig, blocks: tuple[str, ...], settings: LatencyConfig) -> dict:
+    """Latency of one architecture, timed once per process (T is needed several times)."""
+    import keras
+
+    from efficientnet_search.training.latency import measure_latency
+
+    measured = measure_latency(proxy_spec(proxy, blocks, COST_CLASSES),
+                               batch_size=settings.batch_size, precision=settings.precision,
+                               warmup=settings.warmup, repeats=settings.repeats)  # fmt: skip
+    keras.backend.clear_session()
+    return {"latency": measured.median_ms, "latency_device": measured.device}
 
 
 def trained_key(spec: ModelSpec) -> str:
@@ -90,18 +120,25 @@ def resolve_objective(config: NasConfig) -> Objective:
     """
     space = build_space(config.space, config.proxy.blocks)
     measure = config.objective.cost
-    base = cost_measures(config.proxy, config.proxy.blocks)[measure]
+    latency = latency_settings(config) if measure == "latency" else None
+    base = cost_measures(config.proxy, config.proxy.blocks, latency)[measure]
     target = config.objective.target_ratio * base
     cheapest_blocks = space.decode(space.extreme_params(min))
-    cheapest = cost_measures(config.proxy, cheapest_blocks)[measure]
+    cheapest = cost_measures(config.proxy, cheapest_blocks, latency)[measure]
     if cheapest > target:
         raise config_lib.ConfigError(
             f"objective.target_ratio {config.objective.target_ratio:g} asks for {measure} <= "
-            f"{target:,.0f}, but the cheapest architecture in the space costs {cheapest:,} "
+            f"{_shown(target, measure)}, but the cheapest architecture in the space costs "
+            f"{_shown(cheapest, measure)} "
             f"({cheapest / base:.3f}x the baseline); raise target_ratio to at least "
             f"{math.ceil(1000 * cheapest / base) / 1000:g} or narrow the space to cheaper choices")
     return Objective(config.objective.kind, measure, target, config.objective.exponent,
                      base, space)  # fmt: skip
+
+
+def _shown(cost: float, measure: str) -> str:
+    """A cost as a user reads it: milliseconds to 3 digits, counts with thousands separators."""
+    return f"{cost:.3g} ms" if measure == "latency" else f"{cost:,.0f}"
 
 
 def pareto_front(records: Sequence[Mapping[str, Any]], measure: str) -> list[Mapping[str, Any]]:

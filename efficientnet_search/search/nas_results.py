@@ -10,6 +10,7 @@ grid's test): a difference below the two-sided t critical difference is called a
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,11 +37,19 @@ def retrained_summaries(records: Sequence[Mapping[str, Any]], measure: str,
             "blocks": list(first["blocks"]), "accuracies": accuracies, "n": stats.n,
             "val_accuracy_mean": stats.mean, "val_accuracy_std": _none(stats.std),
             "macs": first.get("macs"), "activations": first.get("activations"),
-            "params": first.get("params"),
-            "cost_ratio": first[measure] / base_cost,
+            "params": first.get("params"), "latency": _median_latency(group),
+            "cost_ratio": (_median_latency(group) if measure == "latency"
+                           else first[measure]) / base_cost,
             "score_mean": sum(g["score"] for g in group) / len(group),
         })  # fmt: skip
     return sorted(out, key=lambda c: -c["score_mean"])
+
+
+def _median_latency(group: Sequence[Mapping[str, Any]]) -> float | None:
+    """One candidate's latency: the median over its retrained seeds' timings (each timed by
+    the process that trained it), None when latency was not timed."""
+    timed = [g["latency"] for g in group if g.get("latency") is not None]
+    return statistics.median(timed) if timed else None
 
 
 def noise(summaries: Sequence[Mapping[str, Any]], confidence: float) -> results_lib.Noise:
@@ -120,7 +129,7 @@ def front_json(records: Sequence[Mapping[str, Any]], measure: str) -> list[dict[
     """The Pareto front (search accuracy vs cost) of every search, cheapest first."""
     return [{k: r.get(k) for k in ("algorithm", "search_seed", "number", "blocks",
                                    "val_accuracy", "score", "macs", "activations",
-                                   "params")}
+                                   "params", "latency")}
             for r in pareto_front(records, measure)]  # fmt: skip
 
 

@@ -24,7 +24,12 @@ from efficientnet_search.search import nas_plan, proxy, worker
 from efficientnet_search.search import study as study_lib
 from efficientnet_search.search.nas_algorithms import SCORE_ATTR
 from efficientnet_search.search.nas_config import NasConfig
-from efficientnet_search.search.nas_objective import cost_measures, proxy_spec, trained_key
+from efficientnet_search.search.nas_objective import (
+    cost_measures,
+    latency_settings,
+    proxy_spec,
+    trained_key,
+)
 
 
 @dataclasses.dataclass
@@ -83,7 +88,7 @@ def search_trial(plan: nas_plan.NasPlan, study: optuna.Study, trial: optuna.Tria
               for name, d in space.distributions.items()}  # fmt: skip
     blocks = space.decode(params)
     key = trained_key(proxy_spec(plan.config.proxy, blocks, splits.num_classes))
-    costs = cost_measures(plan.config.proxy, blocks)
+    costs = cost_measures(plan.config.proxy, blocks, latency_settings(plan.config))
     _set(trial, {"blocks": list(blocks), "trained_key": key, **costs,
                  "seed": plan.config.search.seed, "worker": _worker()})  # fmt: skip
     twin = _trained_twin(plan, key)
@@ -105,7 +110,7 @@ def retrain_trial(plan: nas_plan.NasPlan, study: optuna.Study, trial: optuna.Tri
                   verbose: int = 0) -> None:
     """Trains one (candidate, fresh seed) point of the honest choice."""
     blocks = tuple(trial.user_attrs["blocks"])
-    costs = cost_measures(plan.config.proxy, blocks)
+    costs = cost_measures(plan.config.proxy, blocks, latency_settings(plan.config))
     _set(trial, {**costs, "worker": _worker()})
     record = _train(plan, trial, blocks, int(trial.user_attrs["seed"]), splits, verbose)
     if record is None:

@@ -221,3 +221,17 @@ def test_resume_after_kill_trains_each_slot_once_with_the_architecture_it_drew(t
     assert retried.user_attrs["blocks"] == killed_blocks  # the retry trains what was drawn
     payload = json.loads((tmp_path / "results.json").read_text())
     assert payload["chosen"] is not None and "results:" in rerun.stdout
+
+
+def test_latency_as_the_cost_times_every_architecture_on_this_machine(tmp_path, fake):
+    timing = ["objective.cost=latency", "objective.latency.warmup=1",
+              "objective.latency.repeats=3", "objective.target_ratio=3.0"]
+    nas.run_nas(_config(*timing), run_dir=tmp_path)
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert payload["objective"]["measure"] == "latency"
+    assert payload["objective"]["baseline_cost"] > 0  # milliseconds of the baseline's batch
+    trained = [t for t in payload["trials"] if t["state"] == "COMPLETE"]
+    assert trained and all(t["latency"] > 0 and t["latency_device"] for t in trained)
+    assert all(t["macs"] > 0 for t in trained)  # the counted measures are kept beside it
+    assert "latency" in (tmp_path / "trials.csv").read_text().splitlines()[0].split(",")
+    assert payload["chosen"]["cost_ratio"] > 0
