@@ -11,7 +11,7 @@ import pytest
 
 from efficientnet_search import export
 from efficientnet_search.data.synthetic import synthetic_arrays, write_npz
-from efficientnet_search.medical.finetune import FinetuneModelConfig, build_finetune_model
+from efficientnet_search.medical.transfer import FinetuneModelConfig, build_finetune_model
 
 
 @pytest.fixture(scope="module")

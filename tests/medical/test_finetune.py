@@ -245,7 +245,8 @@ def test_progressive_phase2_grows_image_size_and_head_dropout(tmp_path, monkeypa
     overrides = [f"data.source=npz:{data}", *TINY, "train.head_epochs=0",
                  "train.finetune_epochs=2", "progressive.stages=2",
                  "progressive.min_resolution=16",
-                 "progressive.min_dropout=0.0", "model.dropout=0.2"]
+                 "progressive.min_dropout=0.0", "model.dropout=0.2", "data.max_train=96",
+                 "eval.bootstrap_resamples=20", "eval.gradcam_images=1"]
     config = load_config(finetune.FinetuneConfig, SMOKE, overrides)
     result = finetune.finetune(config, tmp_path / "run", verbose=0)
     assert seen == [(16, 0.0, 32), (32, 0.2, 32)]  # train 16 then 32 px; validation at 32
