@@ -64,7 +64,7 @@ class EvalConfig:
 
 @dataclasses.dataclass(frozen=True)
 class FinetuneConfig:
-    """A fine-tuning experiment; YAML sections data, model, train, eval."""
+    """A fine-tuning experiment; YAML sections data, model, train, eval, progressive."""
 
     name: str = "finetune"
     seed: int = 0
