@@ -10,6 +10,7 @@ import keras
 import pytest
 
 from efficientnet_search.cli.main import main, parse_args
+from tests.cli_errors import fails_with_one_line
 from tests.paths import CONFIGS
 
 
@@ -96,22 +97,12 @@ def test_strategy_flag_accepts_every_strategy_name():
     assert args.strategy == "mirrored"
 
 
-def _fails_with_one_line(argv, capsys) -> str:
-    """Runs a command in-process; returns its one stderr line after checking exit status 2."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(parse_args(["efficientnet-search", *argv]))
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    return err
-
-
 @pytest.mark.parametrize("command", ["grid", "train", "finetune"])
 def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path, capsys, command):
     config = tmp_path / "broken.yaml"
     config.write_text("name: broken\nmodel:\n  width: [0.25, 0.5\nepochs: 3\n")
     run_dir = tmp_path / "run"
-    err = _fails_with_one_line([command, "--config", str(config), "--run_dir", str(run_dir)],
+    err = fails_with_one_line([command, "--config", str(config), "--run_dir", str(run_dir)],
                                capsys)
     assert f"{str(config)!r} is not valid YAML" in err and "line 4" in err, err
     assert not run_dir.exists()
@@ -122,7 +113,7 @@ def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path, capsys, command):
 def test_an_unreadable_results_json_is_named(tmp_path, capsys, text, message):
     results = tmp_path / "results.json"
     results.write_text(text)
-    err = _fails_with_one_line(["scale", "--coefficients", str(results), "--phi", "1",
+    err = fails_with_one_line(["scale", "--coefficients", str(results), "--phi", "1",
                                 "--output_dir", str(tmp_path / "family")], capsys)
     assert f"{str(results)!r} {message}" in err, err
     assert not (tmp_path / "family").exists()
@@ -136,7 +127,7 @@ def test_strategy_tpu_without_a_tpu_says_how_to_name_one(tmp_path, monkeypatch, 
     for name in ("TPU_NAME", "KUBE_GOOGLE_CLOUD_TPU_ENDPOINTS"):
         monkeypatch.delenv(name, raising=False)
     run_dir = tmp_path / "run"
-    err = _fails_with_one_line(["train", "--config", str(CONFIGS / "train" / "smoke.yaml"),
+    err = fails_with_one_line(["train", "--config", str(CONFIGS / "train" / "smoke.yaml"),
                                 "--strategy", "tpu", "--run_dir", str(run_dir)], capsys)
     assert "no TPU found" in err and "--tpu NAME" in err and "TPU_NAME" in err, err
     assert "Please provide a TPU Name" not in err

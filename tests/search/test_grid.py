@@ -17,10 +17,10 @@ import pytest
 from optuna.trial import TrialState
 
 from efficientnet_search import config as config_lib
-from efficientnet_search.cli import main as cli
 from efficientnet_search.search import grid, local_workers, plan
 from efficientnet_search.search import rungs as rungs_lib
 from efficientnet_search.search import storage as storage_lib
+from tests.cli_errors import fails_with_one_line
 from tests.paths import CONFIGS
 
 SMOKE = str(CONFIGS / "grid" / "smoke.yaml")
@@ -93,12 +93,8 @@ def test_nominal_candidates_are_deterministic_and_single_dimension_points_are_ma
     ],
 )
 def test_bad_configs_fail_with_one_clear_line(tmp_path, capsys, override, message):
-    argv = ["prog", "grid", "--config", SMOKE, "--run_dir", str(tmp_path), "--set", override]
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(cli.parse_args(argv))
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and message in err
+    argv = ["grid", "--config", SMOKE, "--run_dir", str(tmp_path), "--set", override]
+    assert message in fails_with_one_line(argv, capsys)
     assert not (tmp_path / "config.yaml").exists()
 
 

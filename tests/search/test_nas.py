@@ -26,6 +26,7 @@ from efficientnet_search import config as config_lib
 from efficientnet_search.arch.cost import spec_cost
 from efficientnet_search.cli import main as cli
 from efficientnet_search.search import grid, nas, nas_plan, pipeline, proxy
+from tests.cli_errors import fails_with_one_line
 from tests.paths import CONFIGS
 
 SMOKE = str(CONFIGS / "nas" / "smoke.yaml")
@@ -153,12 +154,8 @@ def test_a_nas_result_feeds_the_grid_the_scaler_and_the_pipeline(tmp_path, fake,
 )
 def test_bad_nas_input_fails_with_one_line_and_writes_nothing(tmp_path, capsys, override,
                                                               message):
-    argv = ["prog", "nas", "--config", SMOKE, "--run_dir", str(tmp_path), "--set", override]
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(cli.parse_args(argv))
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and message in err
+    argv = ["nas", "--config", SMOKE, "--run_dir", str(tmp_path), "--set", override]
+    assert message in fails_with_one_line(argv, capsys)
     assert not (tmp_path / "config.yaml").exists()
 
 
@@ -169,11 +166,7 @@ def test_a_blocks_from_file_that_is_no_result_is_refused(tmp_path, capsys):
     for argv in (["grid", "--config", str(CONFIGS / "grid" / "smoke.yaml"), "--run_dir",
                   str(run_dir), "--set", f"proxy.blocks_from={bogus}"],
                  ["scale", "--coefficients", "paper", "--blocks_from", str(bogus)]):
-        with pytest.raises(SystemExit) as exit_info:
-            cli.main(cli.parse_args(["prog", *argv]))
-        assert exit_info.value.code == 2
-        err = capsys.readouterr().err.strip()
-        assert len(err.splitlines()) == 1 and "is not a NAS or grid result" in err
+        assert "is not a NAS or grid result" in fails_with_one_line(argv, capsys)
     assert not run_dir.exists()
 
 

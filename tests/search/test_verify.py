@@ -8,6 +8,7 @@ import pytest
 
 from efficientnet_search.cli import main as cli
 from efficientnet_search.search import grid, verify_plan
+from tests.cli_errors import fails_with_one_line
 from tests.paths import CONFIGS
 from tests.search.test_grid import TINY
 
@@ -48,11 +49,8 @@ def test_verify_after_the_grid_trains_matched_members_and_resumes(tmp_path, caps
 )
 def test_verify_without_results_fails_with_one_line_and_writes_nothing(tmp_path, capsys,
                                                                       argv, message):
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(cli.parse_args(["prog", "verify", "--run_dir", str(tmp_path), *argv]))
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and message.format(run_dir=tmp_path) in err
+    err = fails_with_one_line(["verify", "--run_dir", str(tmp_path), *argv], capsys)
+    assert message.format(run_dir=tmp_path) in err
     assert list(tmp_path.iterdir()) == []
 
 
