@@ -66,13 +66,18 @@ def _run_scale(args: argparse.Namespace) -> None:
     commands.scale(args)
 
 
+def _add_worker_flags(parser: argparse.ArgumentParser,
+                      workers_help: str = "local worker processes (default: the config's)",
+                      ) -> None:
+    """--storage and --workers, the flags of every command that runs a study."""
+    parser.add_argument("--storage", help="Optuna storage URL shared by workers")
+    parser.add_argument("--workers", type=int, help=workers_help)
+
+
 # ----------------------------------------------------------------------------- grid
 def _add_grid(parser: argparse.ArgumentParser) -> None:
     _add_config_flags(parser)
-    parser.add_argument("--storage", help="Optuna storage URL shared by workers")
-    parser.add_argument(
-        "--workers", type=int, help="local worker processes (default: the config's)"
-    )
+    _add_worker_flags(parser)
     parser.add_argument("--seed", type=int, help="base random seed")
 
 
@@ -85,10 +90,7 @@ def _run_grid(args: argparse.Namespace) -> None:
 # ----------------------------------------------------------------------------- nas
 def _add_nas(parser: argparse.ArgumentParser) -> None:
     _add_config_flags(parser)
-    parser.add_argument("--storage", help="Optuna storage URL shared by workers")
-    parser.add_argument(
-        "--workers", type=int, help="local worker processes (default: the config's)"
-    )
+    _add_worker_flags(parser)
     parser.add_argument("--seed", type=int, help="training seed of the search trials")
 
 
@@ -101,8 +103,7 @@ def _run_nas(args: argparse.Namespace) -> None:
 # ----------------------------------------------------------------------------- pipeline
 def _add_pipeline(parser: argparse.ArgumentParser) -> None:
     _add_config_flags(parser)
-    parser.add_argument("--storage", help="Optuna storage URL shared by workers")
-    parser.add_argument("--workers", type=int, help="local worker processes per stage")
+    _add_worker_flags(parser, "local worker processes per stage")
 
 
 def _run_pipeline(args: argparse.Namespace) -> None:
