@@ -60,6 +60,7 @@ from efficientnet_search.medical.transfer import (
     build_finetune_model,
     class_counts,
     class_weights,
+    configured_resolution,
     freeze_backbone,
     head_model,
     model_resolution,
@@ -324,7 +325,7 @@ def _check_progressive(config: FinetuneConfig) -> None:
                           "and may carry class weights); set progressive.max_mixup=0")
     try:
         progressive.plan_stages(p, epochs=config.train.finetune_epochs,
-                                final_resolution=config.model.resolution or p.min_resolution,
+                                final_resolution=configured_resolution(config.model),
                                 final_dropout=config.model.dropout)
     except ValueError as err:
         raise ConfigError(f"{err} (finetune applies progressive stages to phase 2, "

@@ -101,8 +101,11 @@ def build_finetune_model(
 def model_resolution(model: keras.Model, cfg: FinetuneModelConfig) -> int:
     """The input size the pipeline resizes to: the model's, else the config's / variant's."""
     size = model.inputs[0].shape[1]
-    if size is not None:
-        return int(size)
+    return int(size) if size is not None else configured_resolution(cfg)
+
+
+def configured_resolution(cfg: FinetuneModelConfig) -> int:
+    """The config's resolution, else its variant's (a size-free model trains to this last)."""
     from efficientnet_search.arch.scaling import get_variant
 
     return cfg.resolution or get_variant(cfg.variant or "b0").resolution
