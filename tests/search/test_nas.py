@@ -14,6 +14,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -144,6 +145,41 @@ def test_a_nas_result_feeds_the_grid_the_scaler_and_the_pipeline(tmp_path, fake,
     assert (tmp_path / "pipe" / "family.json").is_file()
 
 
+def test_two_machines_on_postgresql_share_the_search_and_train_each_slot_once(tmp_path, fake,
+                                                                           postgres_url):
+    # Two searches, as on two machines: their own run directories, one PostgreSQL storage.
+    # Threads stand in for the machines so the stand-in training applies to both.
+    config = _config("search.heartbeat_interval=2", "search.grace_period=10")
+    errors: list[BaseException] = []
+
+    def machine(i: int) -> None:
+        try:
+            nas.run_nas(config, run_dir=tmp_path / f"machine{i}", storage=postgres_url)
+        except BaseException as err:  # noqa: BLE001  (re-raised below, in the test's thread)
+            errors.append(err)
+
+    machines = [threading.Thread(target=machine, args=(i,)) for i in range(2)]
+    for thread in machines:
+        thread.start()
+    for thread in machines:
+        thread.join(timeout=300)
+    assert not errors, errors
+    prefix = nas_plan.study_name(config)
+    for study in ("evolution/seed0", "random/seed0", nas_plan.RETRAIN):
+        trials = optuna.load_study(study_name=f"{prefix}/{study}", storage=postgres_url
+                                   ).get_trials()  # fmt: skip
+        done = [t.user_attrs["point"] for t in trials if t.state == TrialState.COMPLETE]
+        assert sorted(done) == sorted(set(done)) and len(done) == len(trials), study
+        assert len(done) == (3 if "seed0" in study else 6), study  # 3 slots; 3 nets x 2 seeds
+    payloads = [json.loads((tmp_path / f"machine{i}" / "results.json").read_text())
+                for i in range(2)]  # fmt: skip
+    assert payloads[0]["trials"] == payloads[1]["trials"] and len(payloads[0]["trials"]) == 12
+    assert payloads[0]["chosen"] == payloads[1]["chosen"] is not None
+    # Nothing trained twice: one training per new search architecture and per retraining.
+    trained = [t for t in payloads[0]["trials"] if t["duplicate_of"] is None]
+    assert len(fake.calls) == len(trained)
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
@@ -171,20 +207,20 @@ def test_a_blocks_from_file_that_is_no_result_is_refused(tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------- real training
-# Random search only, 2 slots, 1 fresh seed: 4 short trainings besides the killed one.
-KILL = ["search.algorithms=[random]", "search.trials=2", "search.retrain_seeds=1",
-        "search.heartbeat_interval=2", "search.grace_period=10"]  # fmt: skip
+# Random search only, 2 slots, 1 fresh seed: 4 short trainings (besides a killed one).
+SMALL_REAL = ["search.algorithms=[random]", "search.trials=2", "search.retrain_seeds=1",
+              "search.heartbeat_interval=2", "search.grace_period=10"]  # fmt: skip
 
 
 # Killed trials are retried by the study shared with the grid (tests/search/test_study.py, in
 # seconds); this kills a real NAS run and checks the retried slot keeps its architecture.
 @pytest.mark.slow
 def test_resume_after_kill_trains_each_slot_once_with_the_architecture_it_drew(tmp_path):
-    sets = [arg for item in KILL for arg in ("--set", item)]
+    sets = [arg for item in SMALL_REAL for arg in ("--set", item)]
     command = [sys.executable, "-m", "efficientnet_search.cli.main", "nas", "--config", SMOKE,
                "--run_dir", str(tmp_path), *sets]  # fmt: skip
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    name = nas_plan.study_name(_config(*KILL)) + "/random/seed0"
+    name = nas_plan.study_name(_config(*SMALL_REAL)) + "/random/seed0"
     url = f"sqlite:///{tmp_path.resolve() / 'study.db'}"
     deadline, states = time.monotonic() + 300, []
     while time.monotonic() < deadline and first.poll() is None:
@@ -214,6 +250,19 @@ def test_resume_after_kill_trains_each_slot_once_with_the_architecture_it_drew(t
     assert retried.user_attrs["blocks"] == killed_blocks  # the retry trains what was drawn
     payload = json.loads((tmp_path / "results.json").read_text())
     assert payload["chosen"] is not None and "results:" in rerun.stdout
+
+
+def test_two_local_worker_processes_train_each_slot_once_for_real(tmp_path):
+    config = _config(*SMALL_REAL, "search.workers=2", "search.threads=1")
+    result = nas.run_nas(config, run_dir=tmp_path)
+    studies = _studies(tmp_path)
+    for name, trials in studies.items():
+        done = [t.user_attrs["point"] for t in trials if t.state == TrialState.COMPLETE]
+        assert len(done) == len(set(done)) == len(trials), name  # each once, none failed
+    assert sorted(t.user_attrs["point"] for t in studies["random/seed0"]) == ["slot0", "slot1"]
+    trained = [t for t in result.results["trials"] if t["duplicate_of"] is None]
+    assert all(t["worker"].split(":")[1] != str(os.getpid()) for t in trained)  # in workers
+    assert result.results["chosen"] is not None
 
 
 def test_latency_as_the_cost_times_every_architecture_on_this_machine(tmp_path, fake):
