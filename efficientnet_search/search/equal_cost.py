@@ -8,7 +8,9 @@ its residual from that trend. A residual's interval is the seed interval of its 
 pooled seed std of results.py, two-sided Student t, `confidence`); two residuals differ when
 their difference exceeds t * std * sqrt(1/n1 + 1/n2). The fit's own uncertainty is not in the
 intervals, so a verdict needs the difference to clear seed noise alone and is stated as
-"not a finding" otherwise. Fewer than 3 candidates, or one seed each, judge nothing.
+"not a finding" otherwise; the trend's slope gets its own seed interval, which says when
+the costs spread too little to fit one. Fewer than 3 candidates, or one seed each, judge
+nothing.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def analyse(candidates: Sequence[Mapping[str, Any]], noise: Mapping[str, Any]) -
         return {**base, "verdict": f"Fewer than 3 candidates with distinct measured {cost}: "
                                    "no trend of accuracy with cost, nothing judged at equal cost."}
     xs = [math.log(c[f"{cost}_ratio"]) for c in points]
-    intercept, slope = _weighted_fit(xs, [c["mean"] for c in points], [c["n"] for c in points])
+    weights = [c["n"] for c in points]
+    intercept, slope = _weighted_fit(xs, [c["mean"] for c in points], weights)
     std, df = noise.get("pooled_std"), noise.get("df") or 0
     t = results_lib.t_quantile((1 + noise["confidence"]) / 2, df) if std and df else math.nan
     residuals = [
@@ -50,7 +53,9 @@ def analyse(candidates: Sequence[Mapping[str, Any]], noise: Mapping[str, Any]) -
     dimensions = {r["kind"]: _judge(r) for r in residuals if r["kind"] in SINGLE}
     pairs = [_pair(a, b, t, std) for i, a in enumerate(residuals) for b in residuals[i + 1:]
              if a["kind"] in SINGLE and b["kind"] in SINGLE]  # fmt: skip
-    trend = {"intercept": intercept, "slope_per_doubling": slope * math.log(2)}
+    trend = {"intercept": intercept, "slope_per_doubling": slope * math.log(2),
+             "slope_interval": (t * _slope_std(xs, weights, std) * math.log(2)
+                                if math.isfinite(t) else None)}  # fmt: skip
     result = {**base, "trend": trend, "residuals": residuals, "dimensions": dimensions,
               "pairs": pairs}  # fmt: skip
     return {**result, "verdict": verdict(result)}
@@ -65,6 +70,15 @@ def _weighted_fit(xs: Sequence[float], ys: Sequence[float],
     sxy = sum(w * (x - mx) * (y - my) for w, x, y in zip(weights, xs, ys, strict=True))
     slope = sxy / sxx
     return my - slope * mx, slope
+
+
+def _slope_std(xs: Sequence[float], weights: Sequence[int], std: float) -> float:
+    """The slope's standard deviation from seed noise alone: a mean over n seeds has
+    variance std^2 / n, so weighted least squares gives std / sqrt(sum n (x - mean x)^2).
+    Costs bunched together (every candidate near the target but one) make it large."""
+    total = sum(weights)
+    mx = sum(w * x for w, x in zip(weights, xs, strict=True)) / total
+    return std / math.sqrt(sum(w * (x - mx) ** 2 for w, x in zip(weights, xs, strict=True)))
 
 
 def _judge(residual: Mapping[str, Any]) -> str:
@@ -90,8 +104,14 @@ def verdict(result: Mapping[str, Any]) -> str:
     """Sentences at equal cost: each pair of single dimensions, a finding or not."""
     label = COST_LABELS.get(result["cost"], result["cost"])
     trend = result["trend"]
-    head = (f"Trend: {100 * trend['slope_per_doubling']:+.2f} accuracy points per doubling "
-            f"of measured {label}.")
+    slope, interval = trend["slope_per_doubling"], trend.get("slope_interval")
+    if interval is None:
+        head = f"Trend: {100 * slope:+.2f} accuracy points per doubling of measured {label}."
+    else:
+        head = (f"Trend: {100 * slope:+.2f} +- {100 * interval:.2f} accuracy points per "
+                f"doubling of measured {label}")
+        head += (": the candidates' costs spread too little to fit a slope beyond seed "
+                 "noise." if interval >= abs(slope) else ".")
     sentences = []
     for pair in result["pairs"]:
         if pair["interval"] is None:

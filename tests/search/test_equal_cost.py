@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -39,6 +40,24 @@ def test_residuals_from_the_trend_decide_which_dimension_wins_at_equal_cost():
     assert "At equal measured MACs, resolution beats depth by 5.21 +- 1.22 points." in (
         result["verdict"])
     assert result["trend"]["slope_per_doubling"] == pytest.approx(0.059, abs=0.001)
+    head = r"Trend: \+5\.\d\d \+- \d\.\d\d accuracy points per doubling of measured MACs\."
+    assert re.match(head, result["verdict"])
+    assert "spread too little" not in result["verdict"]
+
+
+def test_a_slope_resting_on_bunched_costs_says_it_is_within_seed_noise():
+    # Every candidate within 2.0 +- 0.05x but the paper's point at 2.5x, as in the quick grid:
+    # a 1-point difference at the far point fixes a slope that seed noise could give.
+    candidates = [_candidate("compound", r, 0.80) for r in (1.95, 2.0, 2.05)]
+    candidates += [_candidate("paper", 2.5, 0.805), _candidate("depth", 1.98, 0.79),
+                   _candidate("width", 2.02, 0.80)]
+    result = equal_cost.analyse(candidates, NOISE)
+    interval = result["trend"]["slope_interval"]
+    assert interval > abs(result["trend"]["slope_per_doubling"])
+    assert "spread too little to fit a slope beyond seed noise" in result["verdict"]
+    spread = equal_cost.analyse([{**c, "macs_ratio": c["macs_ratio"] ** 4} for c in candidates],
+                                NOISE)  # the same accuracies over costs 16x as far apart
+    assert spread["trend"]["slope_interval"] == pytest.approx(interval / 4)
 
 
 def test_differences_within_seed_noise_are_not_a_finding():
@@ -58,3 +77,4 @@ def test_one_seed_or_too_few_candidates_judge_nothing():
          _candidate("width", 2.0, 0.75, 1)], {"pooled_std": None, "df": 0, "confidence": 0.95})
     assert one_seed["dimensions"] == {"depth": "unknown", "width": "unknown"}
     assert "seed noise unknown" in one_seed["verdict"]
+    assert one_seed["trend"]["slope_interval"] is None and "+-" not in one_seed["verdict"]
