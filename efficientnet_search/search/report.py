@@ -292,13 +292,23 @@ def _plot_plane(results: Mapping[str, Any], path: Path) -> str | None:
     if not candidates:
         return None
     fig, ax = plotting.figure(figsize=(6, 5))
-    points = ax.scatter([c["beta"] for c in candidates], [c["gamma"] for c in candidates],
+    where = _side_by_side(candidates)
+    points = ax.scatter([where[c["key"]][0] for c in candidates],
+                        [where[c["key"]][1] for c in candidates],
                         c=[c["mean"] for c in candidates], cmap="viridis", s=120)  # fmt: skip
-    for c in candidates:
-        ax.annotate(f"a={c['alpha']:g}", (c["beta"], c["gamma"]), fontsize=7,
-                    textcoords="offset points", xytext=(5, 5))  # fmt: skip
+    ax.margins(x=0.08, y=0.1)  # room for the labels beside the outermost points
+    labels: dict[tuple[float, float], list[Mapping[str, Any]]] = {}
+    for c in candidates:  # one label a point, its alphas left to right
+        labels.setdefault((c["beta"], c["gamma"]), []).append(c)
+    for point, group in labels.items():
+        text = "a=" + ", ".join(f"{c['alpha']:g}" for c in sorted(group, key=lambda c: c["alpha"]))
+        if len(group) == 1:
+            ax.annotate(text, point, fontsize=7, textcoords="offset points", xytext=(5, 5))
+        else:  # under the pair, clear of a neighbour's label above and to the right
+            ax.annotate(text, point, fontsize=7, textcoords="offset points", xytext=(0, -14),
+                        ha="center")  # fmt: skip
     finalists = _finalists(results)
-    _ring(ax, [(c["beta"], c["gamma"]) for c in candidates if c["key"] in finalists],
+    _ring(ax, [where[c["key"]] for c in candidates if c["key"] in finalists],
           "last rung" if results.get("rungs") else "best by mean")  # fmt: skip
     fig.colorbar(points, label="mean validation accuracy")
     ax.set_xlabel("beta (width)")
@@ -306,6 +316,23 @@ def _plot_plane(results: Mapping[str, Any], path: Path) -> str | None:
     ax.set_title(f"Accuracy over (beta, gamma), {budget}\nalpha from the budget", fontsize=10)
     ax.legend(loc="best", fontsize=8)
     return plotting.save(fig, path).name
+
+
+def _side_by_side(candidates: Sequence[Mapping[str, Any]]) -> dict[str, tuple[float, float]]:
+    """Where each candidate is drawn on the (beta, gamma) plane: candidates that differ only in
+    alpha share a point, so they are set side by side along beta (in alpha order), 6% of the
+    plotted beta range apart, instead of hiding each other."""
+    betas = [c["beta"] for c in candidates]
+    step = 0.06 * max(max(betas) - min(betas), 0.1)
+    groups: dict[tuple[float, float], list[Mapping[str, Any]]] = {}
+    for c in candidates:
+        groups.setdefault((c["beta"], c["gamma"]), []).append(c)
+    where = {}
+    for (beta, gamma), group in groups.items():
+        group = sorted(group, key=lambda c: c["alpha"])
+        for i, c in enumerate(group):
+            where[c["key"]] = (beta + step * (i - (len(group) - 1) / 2), gamma)
+    return where
 
 
 def _plot_learning_curves(results: Mapping[str, Any], path: Path) -> str | None:

@@ -101,3 +101,14 @@ def test_halving_plots_compare_every_candidate_at_the_first_rung_and_ring_the_fi
     assert [tuple(xy) for xy in rings[0].get_offsets()] == [(2.0, pytest.approx(0.605))]
     plane = drawn["beta_gamma_plane.png"].axes[0]
     assert len(plane.collections[0].get_offsets()) == 3
+
+
+def test_candidates_differing_only_in_alpha_are_drawn_side_by_side_on_the_plane():
+    candidates = [{"key": k, "alpha": a, "beta": b, "gamma": g}
+                  for k, a, b, g in (("x", 1.7, 1.4, 1.0), ("y", 1.1, 1.4, 1.0),
+                                     ("z", 1.0, 1.0, 1.2))]  # fmt: skip
+    where = report._side_by_side(candidates)
+    assert where["z"] == (1.0, 1.2)  # alone at its point: drawn where it is
+    assert where["y"][1] == where["x"][1] == 1.0
+    assert where["y"][0] < 1.4 < where["x"][0]  # in alpha order, centred on beta 1.4
+    assert where["x"][0] - where["y"][0] == pytest.approx(0.06 * 0.4)
