@@ -297,11 +297,8 @@ def _plot_plane(results: Mapping[str, Any], path: Path) -> str | None:
                         [where[c["key"]][1] for c in candidates],
                         c=[c["mean"] for c in candidates], cmap="viridis", s=120)  # fmt: skip
     ax.margins(x=0.08, y=0.1)  # room for the labels beside the outermost points
-    labels: dict[tuple[float, float], list[Mapping[str, Any]]] = {}
-    for c in candidates:  # one label a point, its alphas left to right
-        labels.setdefault((c["beta"], c["gamma"]), []).append(c)
-    for point, group in labels.items():
-        text = "a=" + ", ".join(f"{c['alpha']:g}" for c in sorted(group, key=lambda c: c["alpha"]))
+    for point, group in _by_point(candidates).items():  # one label a point
+        text = "a=" + ", ".join(f"{c['alpha']:g}" for c in group)
         if len(group) == 1:
             ax.annotate(text, point, fontsize=7, textcoords="offset points", xytext=(5, 5))
         else:  # under the pair, clear of a neighbour's label above and to the right
@@ -324,15 +321,20 @@ def _side_by_side(candidates: Sequence[Mapping[str, Any]]) -> dict[str, tuple[fl
     plotted beta range apart, instead of hiding each other."""
     betas = [c["beta"] for c in candidates]
     step = 0.06 * max(max(betas) - min(betas), 0.1)
-    groups: dict[tuple[float, float], list[Mapping[str, Any]]] = {}
-    for c in candidates:
-        groups.setdefault((c["beta"], c["gamma"]), []).append(c)
     where = {}
-    for (beta, gamma), group in groups.items():
-        group = sorted(group, key=lambda c: c["alpha"])
+    for (beta, gamma), group in _by_point(candidates).items():
         for i, c in enumerate(group):
             where[c["key"]] = (beta + step * (i - (len(group) - 1) / 2), gamma)
     return where
+
+
+def _by_point(candidates: Sequence[Mapping[str, Any]]
+              ) -> dict[tuple[float, float], list[Mapping[str, Any]]]:
+    """Candidates grouped by their (beta, gamma), each group in alpha order."""
+    groups: dict[tuple[float, float], list[Mapping[str, Any]]] = {}
+    for c in sorted(candidates, key=lambda c: c["alpha"]):
+        groups.setdefault((c["beta"], c["gamma"]), []).append(c)
+    return groups
 
 
 def _plot_learning_curves(results: Mapping[str, Any], path: Path) -> str | None:
