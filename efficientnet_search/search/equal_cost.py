@@ -40,8 +40,8 @@ def analyse(candidates: Sequence[Mapping[str, Any]], noise: Mapping[str, Any]) -
         return {**base, "verdict": f"Fewer than 3 candidates with distinct measured {cost}: "
                                    "no trend of accuracy with cost, nothing judged at equal cost."}
     xs = [math.log(c[f"{cost}_ratio"]) for c in points]
-    weights = [c["n"] for c in points]
-    intercept, slope = _weighted_fit(xs, [c["mean"] for c in points], weights)
+    intercept, slope, spread = _weighted_fit(xs, [c["mean"] for c in points],
+                                             [c["n"] for c in points])  # fmt: skip
     std, df = noise.get("pooled_std"), noise.get("df") or 0
     t = results_lib.t_quantile((1 + noise["confidence"]) / 2, df) if std and df else math.nan
     residuals = [
@@ -54,7 +54,7 @@ def analyse(candidates: Sequence[Mapping[str, Any]], noise: Mapping[str, Any]) -
     pairs = [_pair(a, b, t, std) for i, a in enumerate(residuals) for b in residuals[i + 1:]
              if a["kind"] in SINGLE and b["kind"] in SINGLE]  # fmt: skip
     trend = {"intercept": intercept, "slope_per_doubling": slope * math.log(2),
-             "slope_interval": (t * _slope_std(xs, weights, std) * math.log(2)
+             "slope_interval": (t * std / math.sqrt(spread) * math.log(2)
                                 if math.isfinite(t) else None)}  # fmt: skip
     result = {**base, "trend": trend, "residuals": residuals, "dimensions": dimensions,
               "pairs": pairs}  # fmt: skip
@@ -62,23 +62,20 @@ def analyse(candidates: Sequence[Mapping[str, Any]], noise: Mapping[str, Any]) -
 
 
 def _weighted_fit(xs: Sequence[float], ys: Sequence[float],
-                  weights: Sequence[int]) -> tuple[float, float]:
+                  weights: Sequence[int]) -> tuple[float, float, float]:
+    """Weighted least squares: (intercept, slope, sum w (x - mean x)^2).
+
+    The third value gives the slope's seed interval: a mean over n seeds has variance
+    std^2 / n, so with weights n the slope's standard deviation is std / sqrt(that sum).
+    Costs bunched together (every candidate near the target but one) make it large.
+    """
     total = sum(weights)
     mx = sum(w * x for w, x in zip(weights, xs, strict=True)) / total
     my = sum(w * y for w, y in zip(weights, ys, strict=True)) / total
     sxx = sum(w * (x - mx) ** 2 for w, x in zip(weights, xs, strict=True))
     sxy = sum(w * (x - mx) * (y - my) for w, x, y in zip(weights, xs, ys, strict=True))
     slope = sxy / sxx
-    return my - slope * mx, slope
-
-
-def _slope_std(xs: Sequence[float], weights: Sequence[int], std: float) -> float:
-    """The slope's standard deviation from seed noise alone: a mean over n seeds has
-    variance std^2 / n, so weighted least squares gives std / sqrt(sum n (x - mean x)^2).
-    Costs bunched together (every candidate near the target but one) make it large."""
-    total = sum(weights)
-    mx = sum(w * x for w, x in zip(weights, xs, strict=True)) / total
-    return std / math.sqrt(sum(w * (x - mx) ** 2 for w, x in zip(weights, xs, strict=True)))
+    return my - slope * mx, slope, sxx
 
 
 def _judge(residual: Mapping[str, Any]) -> str:
