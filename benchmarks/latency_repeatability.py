@@ -38,6 +38,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=6)
     parser.add_argument("--num_classes", type=int, default=10)
     parser.add_argument("--repeats", type=int, help="timed calls a run (default: the config's)")
+    parser.add_argument("--min_seconds", type=float,
+                        help="least timed duration a run (default: the config's)")
     parser.add_argument("--threads", type=int,
                         help="TensorFlow threads (default: the config's search.threads, as the "
                              "grid measures)")
@@ -47,20 +49,24 @@ def main() -> None:
     latency = config.candidates.latency
     if args.repeats:
         latency = dataclasses.replace(latency, repeats=args.repeats)
+    if args.min_seconds is not None:
+        latency = dataclasses.replace(latency, min_seconds=args.min_seconds)
     batch = latency.batch_size or config.data.batch_size
     spec = config.proxy.spec(*args.candidate, num_classes=args.num_classes)
     rows, medians, fastest = [], [], []
     for run in range(1, args.runs + 1):
         measured = measure_latency(spec, batch_size=batch, precision=latency.precision,
-                                   warmup=latency.warmup, repeats=latency.repeats)
+                                   warmup=latency.warmup, repeats=latency.repeats,
+                                   min_seconds=latency.min_seconds)
         medians.append(measured.median_ms)
         fastest.append(measured.p10_ms)
-        rows.append([run, f"{measured.median_ms:.2f}", f"{measured.p10_ms:.2f}",
+        rows.append([run, measured.repeats, f"{measured.median_ms:.2f}", f"{measured.p10_ms:.2f}",
                      f"{measured.spread:.3f}", f"{os.getloadavg()[0]:.2f}"])
     print(f"candidate {tuple(args.candidate)} at {spec.scaling.resolution} px, batch {batch}, "
-          f"{latency.precision}, {latency.warmup} warm-up + {latency.repeats} timed calls a run, "
+          f"{latency.precision}, {latency.warmup} warm-up + at least {latency.repeats} timed calls and "
+          f"{latency.min_seconds:g} s a run, "
           f"on {measured.device}")
-    print(format_table(["run", "median ms", "p10 ms", "call spread (p90-p10)/median",
+    print(format_table(["run", "timed calls", "median ms", "p10 ms", "call spread (p90-p10)/median",
                         "load 1 min"], rows))
     for name, values in (("median", medians), ("p10", fastest)):
         middle = statistics.median(values)

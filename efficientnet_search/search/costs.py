@@ -36,20 +36,24 @@ MEASURES = ("macs", "activations", "latency")
 @dataclasses.dataclass(frozen=True)
 class LatencyConfig:
     """How latency is measured (training.latency): the batch (default the proxy's), the
-    precision, untimed warm-up and timed calls; `record` measures it for every trained
-    candidate even when another cost admits them."""
+    precision, untimed warm-up calls, the fewest timed calls and the least timed duration
+    (`min_seconds`: a small proxy's 20 calls last ~0.2 s, too short to average out the
+    machine's noise); `record` measures it for every trained candidate even when another
+    cost admits them."""
 
     batch_size: int | None = None
     precision: str = "float32"
     warmup: int = 5
     repeats: int = 20
+    min_seconds: float = 0.0
     record: bool = True
 
     def __post_init__(self) -> None:
-        if self.warmup < 1 or self.repeats < 3:
+        if self.warmup < 1 or self.repeats < 3 or self.min_seconds < 0:
             raise ValueError(
-                f"candidates.latency needs warmup >= 1 and repeats >= 3, got "
-                f"warmup={self.warmup}, repeats={self.repeats}"
+                f"candidates.latency needs warmup >= 1, repeats >= 3 and min_seconds >= 0, "
+                f"got warmup={self.warmup}, repeats={self.repeats}, "
+                f"min_seconds={self.min_seconds}"
             )
 
 
@@ -134,6 +138,7 @@ class CostMeter:
         measured = measure_latency(
             spec, batch_size=settings.batch_size or self.batch_size,
             precision=settings.precision, warmup=settings.warmup, repeats=settings.repeats,
+            min_seconds=settings.min_seconds,
         )  # fmt: skip
         keras.backend.clear_session()
         logging.debug("latency of %s px: %.3f ms", spec.scaling.resolution, measured.median_ms)

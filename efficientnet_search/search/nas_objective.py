@@ -63,7 +63,8 @@ def _timed(proxy: ProxyConfig, blocks: tuple[str, ...], settings: LatencyConfig)
 
     measured = measure_latency(proxy_spec(proxy, blocks, COST_CLASSES),
                                batch_size=settings.batch_size, precision=settings.precision,
-                               warmup=settings.warmup, repeats=settings.repeats)  # fmt: skip
+                               warmup=settings.warmup, repeats=settings.repeats,
+                               min_seconds=settings.min_seconds)  # fmt: skip
     keras.backend.clear_session()
     return {"latency": measured.median_ms, "latency_device": measured.device}
 

@@ -38,7 +38,8 @@ class Latency:
       spread: (90th percentile - 10th percentile) / median of the timed calls.
       device: the device the calls ran on, in words (e.g. "GPU: NVIDIA H200").
       batch_size, precision: what was timed.
-      repeats, warmup: timed calls and untimed calls before them.
+      repeats, warmup: timed calls made (at least the asked-for number; more when a minimum
+        duration asked for them) and untimed calls before them.
       p10_ms: the 10th percentile of the timed calls (the machine's speed with the least
         interference; compare it with the median on a shared or noisy host).
     """
@@ -63,6 +64,7 @@ def measure_latency(
     precision: str = "float32",
     warmup: int = 5,
     repeats: int = 20,
+    min_seconds: float = 0.0,
 ) -> Latency:
     """Times inference of a model (built from `spec_or_model` when it is a ModelSpec).
 
@@ -72,12 +74,15 @@ def measure_latency(
       batch_size: images per call.
       precision: a Keras dtype policy ("float32", "mixed_float16", "mixed_bfloat16") or
         "auto" (mixed precision on accelerators, float32 on CPU).
-      warmup, repeats: untimed and timed calls.
+      warmup, repeats: untimed calls, and the fewest timed calls.
+      min_seconds: keep timing until the timed calls add up to at least this long. A small
+        network's 20 calls last a fraction of a second, so one burst of interference moves
+        its median; a fixed duration gives every network as many calls as it needs.
     """
-    if batch_size < 1 or warmup < 1 or repeats < 3:
+    if batch_size < 1 or warmup < 1 or repeats < 3 or min_seconds < 0:
         raise ValueError(
-            f"need batch_size >= 1, warmup >= 1 and repeats >= 3, got {batch_size=}, "
-            f"{warmup=}, {repeats=}"
+            f"need batch_size >= 1, warmup >= 1, repeats >= 3 and min_seconds >= 0, got "
+            f"{batch_size=}, {warmup=}, {repeats=}, {min_seconds=}"
         )
     policy = distribute.resolve_precision(precision, _device_kind())
     if isinstance(spec_or_model, ModelSpec):
@@ -92,15 +97,17 @@ def measure_latency(
     forward = tf.function(lambda x: model(x, training=False))
     for _ in range(warmup):
         forward(images).numpy()
-    times = []
-    for _ in range(repeats):
+    times: list[float] = []
+    timed_s = 0.0
+    while len(times) < repeats or timed_s < min_seconds:
         start = time.perf_counter()
         forward(images).numpy()
         times.append(1000 * (time.perf_counter() - start))
+        timed_s += times[-1] / 1000
     median = statistics.median(times)
     deciles = statistics.quantiles(times, n=10)
     return Latency(median, (deciles[-1] - deciles[0]) / median, device_name(), batch_size,
-                   policy, repeats, warmup, p10_ms=deciles[0])  # fmt: skip
+                   policy, len(times), warmup, p10_ms=deciles[0])  # fmt: skip
 
 
 def device_name() -> str:

@@ -116,3 +116,10 @@ def test_latency_as_the_cost_admits_by_timed_ratio():
     (paper,) = table.candidates
     assert table.attrs[paper.key]["cost"] == "latency"
     assert table.attrs[paper.key]["cost_ratio"] == table.attrs[paper.key]["latency_ratio"] > 0
+
+
+def test_latency_settings_refuse_a_negative_minimum_duration():
+    from efficientnet_search.search.costs import LatencyConfig
+
+    with pytest.raises(ValueError, match="min_seconds >= 0.*min_seconds=-0.5"):
+        LatencyConfig(min_seconds=-0.5)

@@ -29,3 +29,17 @@ def test_latency_records_median_spread_device_batch_and_precision():
 def test_latency_refuses_too_few_timed_calls():
     with pytest.raises(ValueError, match="repeats >= 3.*repeats=1"):
         measure_latency(resolve_spec(**TINY), repeats=1)
+
+
+def test_latency_keeps_timing_until_the_minimum_duration():
+    model = build_model(**TINY)
+    quick = measure_latency(model, batch_size=1, warmup=1, repeats=3)
+    long = measure_latency(model, batch_size=1, warmup=1, repeats=3, min_seconds=0.3)
+    assert quick.repeats == 3
+    # a tiny model's call takes milliseconds, so 0.3 s of timed calls is many more than 3
+    assert long.repeats >= 10
+
+
+def test_latency_refuses_a_negative_minimum_duration():
+    with pytest.raises(ValueError, match="min_seconds >= 0.*min_seconds=-1"):
+        measure_latency(resolve_spec(**TINY), min_seconds=-1)
