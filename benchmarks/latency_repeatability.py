@@ -63,11 +63,10 @@ def main() -> None:
         rows.append([run, measured.repeats, f"{measured.median_ms:.2f}", f"{measured.p10_ms:.2f}",
                      f"{measured.spread:.3f}", f"{os.getloadavg()[0]:.2f}"])
     print(f"candidate {tuple(args.candidate)} at {spec.scaling.resolution} px, batch {batch}, "
-          f"{latency.precision}, {latency.warmup} warm-up + at least {latency.repeats} timed calls and "
-          f"{latency.min_seconds:g} s a run, "
-          f"on {measured.device}")
-    print(format_table(["run", "timed calls", "median ms", "p10 ms", "call spread (p90-p10)/median",
-                        "load 1 min"], rows))
+          f"{latency.precision}, {latency.warmup} warm-up + at least {latency.repeats} timed "
+          f"calls and {latency.min_seconds:g} s a run, on {measured.device}")
+    print(format_table(["run", "timed calls", "median ms", "p10 ms",
+                        "call spread (p90-p10)/median", "load 1 min"], rows))
     for name, values in (("median", medians), ("p10", fastest)):
         middle = statistics.median(values)
         print(f"{name}: median over runs {middle:.2f} ms; run-to-run range "
