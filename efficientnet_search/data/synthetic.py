@@ -3,7 +3,9 @@
 The class is drawn visibly: each class owns one cell of a 4x4 grid, and an image of that
 class has a bright square in its cell over a dark noisy background (multi-label: one
 square per present label). A tiny model learns it in a few steps, so tests can check that
-training and fine-tuning really learn without downloading anything.
+training and fine-tuning really learn without downloading anything. The position is the
+label, so train on it without flips or crops: a horizontal flip moves class 0's square into
+class 3's cell.
 """
 
 from __future__ import annotations
