@@ -23,9 +23,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from efficientnet_search import config as config_lib  # noqa: E402
 from efficientnet_search.search.config import GridConfig  # noqa: E402
+from efficientnet_search.search.costs import time_spec  # noqa: E402
 from efficientnet_search.search.proxy import configure_threads  # noqa: E402
 from efficientnet_search.tables import format_table  # noqa: E402
-from efficientnet_search.training.latency import measure_latency  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -55,9 +55,7 @@ def main() -> None:
     spec = config.proxy.spec(*args.candidate, num_classes=args.num_classes)
     rows, medians, fastest = [], [], []
     for run in range(1, args.runs + 1):
-        measured = measure_latency(spec, batch_size=batch, precision=latency.precision,
-                                   warmup=latency.warmup, repeats=latency.repeats,
-                                   min_seconds=latency.min_seconds)
+        measured = time_spec(latency, spec, batch)
         medians.append(measured.median_ms)
         fastest.append(measured.p10_ms)
         rows.append([run, measured.repeats, f"{measured.median_ms:.2f}", f"{measured.p10_ms:.2f}",

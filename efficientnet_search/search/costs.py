@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from absl import logging
 
 from efficientnet_search.arch.cost import spec_cost
 from efficientnet_search.arch.model import ModelSpec
 from efficientnet_search.search.proxy import ProxyConfig
+
+if TYPE_CHECKING:  # training.latency loads TensorFlow; it is imported where a network is timed
+    from efficientnet_search.training.latency import Latency
 
 COSTS = ("nominal", "macs", "activations", "latency")
 # What every candidate records, whatever cost admitted it.
@@ -55,6 +58,22 @@ class LatencyConfig:
                 f"got warmup={self.warmup}, repeats={self.repeats}, "
                 f"min_seconds={self.min_seconds}"
             )
+
+
+def time_spec(settings: LatencyConfig, spec: ModelSpec, default_batch: int) -> Latency:
+    """Times `spec` as `settings` say (`default_batch` when they name no batch), then frees
+    the built network: the one way the grid, the architecture search and the benchmark time
+    a candidate."""
+    import keras
+
+    from efficientnet_search.training.latency import measure_latency
+
+    measured = measure_latency(
+        spec, batch_size=settings.batch_size or default_batch, precision=settings.precision,
+        warmup=settings.warmup, repeats=settings.repeats, min_seconds=settings.min_seconds,
+    )  # fmt: skip
+    keras.backend.clear_session()
+    return measured
 
 
 def signature(spec: ModelSpec) -> tuple:
@@ -130,17 +149,7 @@ class CostMeter:
         return attrs
 
     def _latency(self, spec: ModelSpec) -> dict[str, Any]:
-        import keras
-
-        from efficientnet_search.training.latency import measure_latency
-
-        settings = self.latency
-        measured = measure_latency(
-            spec, batch_size=settings.batch_size or self.batch_size,
-            precision=settings.precision, warmup=settings.warmup, repeats=settings.repeats,
-            min_seconds=settings.min_seconds,
-        )  # fmt: skip
-        keras.backend.clear_session()
+        measured = time_spec(self.latency, spec, self.batch_size)
         logging.debug("latency of %s px: %.3f ms", spec.scaling.resolution, measured.median_ms)
         return {"latency": measured.median_ms, "latency_spread": measured.spread,
                 "latency_device": measured.device}  # fmt: skip

@@ -17,7 +17,7 @@ from typing import Any
 from efficientnet_search import config as config_lib
 from efficientnet_search.arch.cost import COST_MEASURES, measure_cost
 from efficientnet_search.arch.model import ModelSpec
-from efficientnet_search.search.costs import LatencyConfig
+from efficientnet_search.search.costs import LatencyConfig, time_spec
 from efficientnet_search.search.nas_config import NasConfig
 from efficientnet_search.search.nas_space import SearchSpace, build_space
 from efficientnet_search.search.proxy import ProxyConfig
@@ -57,15 +57,7 @@ def latency_settings(config: NasConfig) -> LatencyConfig | None:
 @functools.lru_cache(maxsize=256)
 def _timed(proxy: ProxyConfig, blocks: tuple[str, ...], settings: LatencyConfig) -> dict:
     """Latency of one architecture, timed once per process (T is needed several times)."""
-    import keras
-
-    from efficientnet_search.training.latency import measure_latency
-
-    measured = measure_latency(proxy_spec(proxy, blocks, COST_CLASSES),
-                               batch_size=settings.batch_size, precision=settings.precision,
-                               warmup=settings.warmup, repeats=settings.repeats,
-                               min_seconds=settings.min_seconds)  # fmt: skip
-    keras.backend.clear_session()
+    measured = time_spec(settings, proxy_spec(proxy, blocks, COST_CLASSES), settings.batch_size)
     return {"latency": measured.median_ms, "latency_device": measured.device}
 
 
