@@ -7,7 +7,8 @@ Each (arm, seed) runs configs/finetune/pneumoniamnist_quick.yaml (the `imagenet`
 is; the `random` arm with the overrides in RANDOM_INIT: the same network trained from
 scratch) in `OUT_DIR/<arm>_seed<N>`; a finished run there is read back, not retrained, so the
 benchmark can be run in pieces. Prints test ROC-AUC, balanced accuracy and accuracy at the
-validation-chosen threshold, best epoch and wall time per run, then mean and standard
+validation-chosen threshold, best epoch and the phase it came from (`head`: fine-tuning
+never beat the frozen backbone on validation) and wall time per run, then mean and standard
 deviation per arm, beside the numbers MedMNIST v2 reports for PneumoniaMNIST (Yang et al.,
 Scientific Data 2023, Table 3). Caveat printed with the table: our file is a class-balanced
 subsample with its own 468-image test split, not the official 624-image split, so the
@@ -69,17 +70,18 @@ def run_arm(arm: str, seed: int, out_dir: Path, overrides: list[str]) -> dict:
     return {"arm": arm, "seed": seed, "auc": test["auc"],
             "balanced_accuracy": test["balanced_accuracy"], "accuracy": test["accuracy"],
             "best_epoch": result.results["best_epoch"],
+            "best_phase": result.results.get("best_phase") or "?",
             "epochs": len(result.results["history"]["phase"]), "wall_s": wall,
             "resolution": result.results["data"]["resolution"]}
 
 
 def print_table(rows: list[dict]) -> None:
     print(f"\n{'arm':<10}{'seed':>5}{'test AUC':>10}{'bal. acc':>10}{'acc':>8}"
-          f"{'best/epochs':>13}{'wall min':>10}")
+          f"{'best/epochs':>13}{'kept phase':>12}{'wall min':>10}")
     for r in rows:
         print(f"{r['arm']:<10}{r['seed']:>5}{r['auc']:>10.4f}{r['balanced_accuracy']:>10.4f}"
               f"{r['accuracy']:>8.4f}{r['best_epoch']:>7}/{r['epochs']:<5}"
-              f"{r['wall_s'] / 60:>10.1f}")
+              f"{r['best_phase']:>12}{r['wall_s'] / 60:>10.1f}")
     print()
     for arm in dict.fromkeys(r["arm"] for r in rows):
         mine = [r for r in rows if r["arm"] == arm]

@@ -211,9 +211,17 @@ def _train(model, config, splits, pipes, task, verbose):
             history.setdefault(key, []).extend(values)
         history["phase"].extend([name] * len(phase["loss"]))
     tracker.restore(model)
+    if _best_phase(history, tracker) == "head" and "finetune" in history["phase"]:
+        notes.append("fine-tuning (phase 2) never beat the head phase's validation AUC, so the "
+                     "kept weights are phase 1's: the backbone is the unchanged pretrained one")
     if counts is not None:
         notes += _set_class_prior(model, config, counts)
     return history, tracker, notes
+
+
+def _best_phase(history: dict, tracker: BestWeights) -> str | None:
+    """The phase whose epoch gave the kept weights (None before any epoch)."""
+    return history["phase"][tracker.best_epoch - 1] if tracker.best_epoch else None
 
 
 def _caches_features(config: FinetuneConfig) -> bool:
@@ -306,7 +314,8 @@ def _evaluate(model, config, splits, pipes, task, tracker, history, notes):
         "threshold": {"method": e.threshold, "chosen_on": "validation",
                       "target_sensitivity": e.target_sensitivity,
                       "values": [dataclasses.asdict(t) for t in thresholds]},
-        "best_epoch": tracker.best_epoch, "best_val_auc": tracker.best_auc,
+        "best_epoch": tracker.best_epoch, "best_phase": _best_phase(history, tracker),
+        "best_val_auc": tracker.best_auc,
         "val": clinical.evaluate(y_val, s_val, task, thresholds, n_resamples=200, **kwargs),
         "test": clinical.evaluate(y_test, s_test, task, thresholds,
                                   n_resamples=e.bootstrap_resamples, **kwargs),

