@@ -43,6 +43,7 @@ _LAZY = {
     "PipelineConfig": "efficientnet_search.search.pipeline",
     "read_baseline": "efficientnet_search.arch.family",
     "TrainConfig": "efficientnet_search.training.train",
+    "load_model": "efficientnet_search.training.saved",
     "FinetuneConfig": "efficientnet_search.medical.finetune_config",
     "DataConfig": "efficientnet_search.data.config",
     "load_splits": "efficientnet_search.data.splits",

@@ -30,6 +30,7 @@ import tensorflow as tf  # noqa: E402
 from absl import logging  # noqa: E402
 
 from efficientnet_search.jsonio import write_json  # noqa: E402
+from efficientnet_search.training.saved import load_model  # noqa: E402
 
 FORMATS = ("savedmodel", "tflite", "tflite_int8")
 FLOAT_TOLERANCE = 1e-4  # max |p_export - p_keras| over the sample, float32 exports
@@ -163,10 +164,7 @@ def sample_images(model: keras.Model, data: str | None, n: int = 64, seed: int =
 
 def main(args: argparse.Namespace) -> None:
     """`efficientnet-search export --model X.keras --format F --output PATH [--data URI]`."""
-    path = Path(args.model)
-    if not path.is_file():
-        raise FileNotFoundError(f"--model {args.model!r} does not exist (expected a .keras file)")
-    model = keras.saving.load_model(path, compile=False)
+    model = load_model(args.model, name="--model")
     if args.format == "tflite_int8" and not args.data:
         logging.warning("no --data: int8 calibration uses random pixels; pass the training "
                         "data for a faithful int8 model")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from pathlib import Path
 from typing import Literal
 
 import keras
@@ -23,6 +22,7 @@ from absl import logging
 from efficientnet_search.arch.features import top_features
 from efficientnet_search.medical import clinical
 from efficientnet_search.training.progress import keras_verbose
+from efficientnet_search.training.saved import load_model
 
 HEAD_PREFIX = "head_"
 
@@ -67,10 +67,7 @@ def build_finetune_model(
         raise ValueError("progressive learning needs a model built here (model.init random, "
                          "imagenet or reference), not a saved .keras model of fixed input size")
     if cfg.init == "keras":
-        path = Path(cfg.path)
-        if not path.is_file():
-            raise FileNotFoundError(f"model.path {cfg.path!r} (init keras) does not exist")
-        base = keras.saving.load_model(path, compile=False)
+        base = load_model(cfg.path, name="model.path (init keras)")
         try:
             features = top_features(base).output
         except ValueError as err:

@@ -232,13 +232,9 @@ def main(args: argparse.Namespace) -> None:
 def evaluate_main(args: argparse.Namespace) -> None:
     """`efficientnet-search evaluate`: top-1/top-5 of a saved model on a split of a source."""
     from efficientnet_search import data as data_lib
+    from efficientnet_search.training.saved import load_model
 
-    path = Path(args.model)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file not found: {str(path)!r}")
-    import efficientnet_search.arch.layers  # noqa: F401  (registers StochasticDepth)
-
-    model = keras.models.load_model(path, compile=False)
+    model = load_model(args.model, name="--model")
     native = model.input_shape[1]
     resolution = args.resolution or native
     if resolution != native:
@@ -259,8 +255,9 @@ def evaluate_main(args: argparse.Namespace) -> None:
     )
     metrics = evaluate_model(model, ds, splits.num_classes)
     print(
-        f"{path} on {args.data} [{args.split}] at {resolution} px: top-1 {metrics['top1']:.4f}, "
-        f"top-5 {metrics['top5']:.4f}, loss {metrics['loss']:.4f} ({metrics['count']} images)"
+        f"{args.model} on {args.data} [{args.split}] at {resolution} px: "
+        f"top-1 {metrics['top1']:.4f}, top-5 {metrics['top5']:.4f}, "
+        f"loss {metrics['loss']:.4f} ({metrics['count']} images)"
     )
 
 
