@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import threading
 import time
 import warnings
@@ -143,6 +144,19 @@ class TrialQueue:
     heartbeat_interval: int = 20  # for storages without Optuna's heartbeat
     grace_period: int = 60
 
+    @functools.cached_property
+    def _study_id(self) -> int:
+        return self.storage.get_study_id_from_name(self.study.study_name)
+
+    def trial_id(self, number: int) -> int:
+        """The storage's id of this study's trial `number`, which the storage calls take.
+
+        Trial numbers count within a study and ids across the storage, so they differ once a
+        storage holds two studies (every rung of a halving search is one). Read through
+        Optuna's public storage interface, not the trials' private `_trial_id`.
+        """
+        return self.storage.get_trial_id_from_study_id_trial_number(self._study_id, number)
+
     def claim(self, prefer: Callable[[FrozenTrial], bool] | None = None) -> optuna.Trial | None:
         """Moves one WAITING trial to RUNNING for this worker; None when none is waiting.
 
@@ -163,8 +177,7 @@ class TrialQueue:
         if prefer is not None:
             waiting = sorted(waiting, key=lambda frozen: not prefer(frozen))  # stable
         for frozen in waiting:
-            # Optuna offers no public trial-id accessor; `_trial_id` is what Study.ask uses.
-            trial_id = frozen._trial_id
+            trial_id = self.trial_id(frozen.number)
             try:
                 if self.storage.set_trial_state_values(trial_id, TrialState.RUNNING):
                     return optuna.Trial(self.study, trial_id)
@@ -175,7 +188,7 @@ class TrialQueue:
     @contextmanager
     def heartbeat(self, trial: optuna.Trial) -> Iterator[None]:
         """Records the trial's heartbeat in a background thread while the block runs."""
-        trial_id = trial._trial_id
+        trial_id = self.trial_id(trial.number)
         native = _native_heartbeat_interval(self.storage)
 
         def beat_once() -> None:
@@ -214,9 +227,10 @@ class TrialQueue:
         for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if now - _last_beat(frozen) <= self.grace_period:
                 continue
+            trial_id = self.trial_id(frozen.number)
             try:
-                if self.storage.set_trial_state_values(frozen._trial_id, TrialState.FAIL):
-                    failed.append(frozen._trial_id)
+                if self.storage.set_trial_state_values(trial_id, TrialState.FAIL):
+                    failed.append(trial_id)
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue  # another worker failed it first and queues the retry
         with warnings.catch_warnings():  # the retry callback is "experimental" since 2.8

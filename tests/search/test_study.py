@@ -120,6 +120,27 @@ def test_reopening_does_not_enqueue_again(tmp_path):
     assert queue.claim().user_attrs["point"] == "p0"
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_claims_and_heartbeats_touch_only_their_own_study(tmp_path, kind):
+    # Two studies in one storage (as a halving search's rungs are): trial numbers restart at 0
+    # in the second, storage ids do not, so confusing the two would move the wrong trial.
+    url = (f"sqlite:///{tmp_path}/s.db" if kind == "sqlite"
+           else f"journal:{tmp_path}/s.log")  # fmt: skip
+    storage = storage_lib.open_storage(url)
+    first = study_lib.open_study(storage, "r0", [study_lib.Point(f"a{i}", {"x": 1.0})
+                                                 for i in range(3)])  # fmt: skip
+    second = study_lib.open_study(storage, "r1", [study_lib.Point(f"b{i}", {"x": 2.0})
+                                                  for i in range(2)])  # fmt: skip
+    trial = second.claim()
+    assert trial.user_attrs["point"] == "b0"
+    with second.heartbeat(trial):
+        second.study.tell(trial, 1.0)
+    states = {t.user_attrs["point"]: t.state for t in first.study.get_trials()}
+    assert set(states.values()) == {TrialState.WAITING}, states
+    assert [t.state for t in second.study.get_trials()] == [TrialState.COMPLETE,
+                                                           TrialState.WAITING]
+
+
 def test_interrupted_enqueue_is_completed_by_the_next_worker(tmp_path):
     storage = storage_lib.open_storage(f"sqlite:///{tmp_path}/s.db")
     study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
