@@ -18,20 +18,34 @@ from efficientnet_search.search import storage as storage_lib
 from efficientnet_search.search import study as study_lib
 
 # A worker process: trains points with a fake `train` that logs each key it trains, sleeping
-# `slow` seconds on the point named by argv[4] (to be killed there).
+# 60 seconds on the point named by argv[4] (to be killed there). Its first trial waits until
+# argv[5] workers have started one (at most 60 s): the queue is done in about a second, less
+# than the spread of two processes' start-up, so without the wait one worker could take every
+# point before the other has opened the study.
 WORKER = textwrap.dedent(
     """
     import os, sys, time
     from efficientnet_search.search import study as study_lib
 
     url, log, n, slow_key = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    peers = int(sys.argv[5])
     points = [study_lib.Point(f"p{i}", {"x": float(i)}) for i in range(n)]
     queue = study_lib.open_queue(url, "test", points, heartbeat_interval=1, grace_period=3)
+    trained = 0
+
+    def started_workers():
+        with open(log) as handle:
+            return len({line.split()[2] for line in handle if line.startswith("start")})
 
     def train(trial):
+        global trained
         key = trial.user_attrs["point"]
         with open(log, "a") as handle:
             handle.write(f"start {key} {os.getpid()}\\n")
+        deadline = time.monotonic() + 60
+        while not trained and started_workers() < peers and time.monotonic() < deadline:
+            time.sleep(0.05)
+        trained += 1
         time.sleep(60 if key == slow_key else 0.05)
         value = trial.suggest_float("x", 0.0, 100.0)
         queue.study.tell(trial, value)
@@ -43,11 +57,13 @@ WORKER = textwrap.dedent(
 )
 
 
-def _start(tmp_path: Path, url: str, n: int, slow_key: str = "-") -> subprocess.Popen:
+def _start(tmp_path: Path, url: str, n: int, slow_key: str = "-",
+           peers: int = 1) -> subprocess.Popen:
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     log = tmp_path / "trained.log"
-    return subprocess.Popen([sys.executable, str(script), url, str(log), str(n), slow_key])
+    return subprocess.Popen([sys.executable, str(script), url, str(log), str(n), slow_key,
+                             str(peers)])  # fmt: skip
 
 
 def _log(tmp_path: Path, event: str) -> list[str]:
@@ -64,7 +80,7 @@ def _load(url: str) -> optuna.Study:
 def test_two_workers_train_every_point_exactly_once(tmp_path, kind):
     url = f"sqlite:///{tmp_path}/study.db" if kind == "sqlite" else f"journal:{tmp_path}/j.log"
     n = 16
-    workers = [_start(tmp_path, url, n) for _ in range(2)]
+    workers = [_start(tmp_path, url, n, peers=2) for _ in range(2)]
     assert [w.wait(timeout=120) for w in workers] == [0, 0]
 
     assert sorted(_log(tmp_path, "done")) == sorted(f"p{i}" for i in range(n))
