@@ -11,6 +11,7 @@ trend (the paper's Table 3 comparison, at equal cost: equal_cost.py), mean accur
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -338,20 +339,68 @@ def _by_point(candidates: Sequence[Mapping[str, Any]]
 
 
 def _plot_learning_curves(results: Mapping[str, Any], path: Path) -> str | None:
-    trials = [t for t in results.get("trials", []) if t.get("curve")]
-    if not trials:
+    """Validation accuracy against epochs trained, one labelled colour per candidate: the
+    mean over its seeds, each seed faint beside it. A halving search restarts its
+    survivors for longer, so their line runs on through the later rungs' budgets. Not drawn
+    when no candidate was validated at two budgets (`search.validation: needed` without a
+    pruner): the candidate table holds everything such a plot would show."""
+    by_candidate = _curve_points(results.get("trials", []))
+    if not any(len(points) > 1 for points, _ in by_candidate.values()):
         return None
-    fig, ax = plotting.figure(figsize=(7, 4.5))
-    for t in trials:
-        epochs = [point[0] for point in t["curve"]]  # (epochs trained, accuracy) a pass
-        accuracies = [point[1] for point in t["curve"]]
-        style = "-" if t["state"] == "COMPLETE" else ":"
-        ax.plot(epochs, accuracies, style, alpha=0.6, marker=".")
-    ax.set_xlabel("epoch")
+    fig, ax = plotting.figure(figsize=(8, 4.8))
+    colors = plotting.pyplot().get_cmap("tab10" if len(by_candidate) <= 10 else "tab20")
+    for index, key in enumerate(_furthest_best_first(by_candidate)):
+        points, seeds = by_candidate[key]
+        color, kind = colors(index % colors.N), seeds[0].get("kind", "compound")
+        for seed_trials in _by_seed(seeds).values():
+            curve = sorted(p for t in seed_trials for p in t["curve"])
+            ax.plot([x for x, _ in curve], [y for _, y in curve], "-", color=color,
+                    alpha=0.25, linewidth=0.8)  # fmt: skip
+        xs = sorted(points)
+        ax.plot(xs, [statistics.fmean(points[x]) for x in xs], "-",
+                marker=KIND_MARKERS.get(kind, "o"), color=color, markersize=5,
+                label=f"{key} ({'paper' if kind == 'paper' else KIND_LABELS.get(kind, kind)})")
+    ax.set_xlabel("epochs trained")
     ax.set_ylabel("validation accuracy")
-    ax.set_title("Learning curves (dotted: pruned or failed)")
+    ax.set_title("Validation accuracy during training (mean of seeds; faint: each seed)",
+                 fontsize=10)  # fmt: skip
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     ax.grid(alpha=0.3)
     return plotting.save(fig, path).name
+
+
+def _curve_points(trials: Sequence[Mapping[str, Any]]
+                  ) -> dict[str, tuple[dict[float, list[float]], list[Mapping[str, Any]]]]:
+    """Per candidate: its accuracies by epochs trained (over seeds and rungs), and its
+    trials that have a curve."""
+    out: dict[str, tuple[dict[float, list[float]], list[Mapping[str, Any]]]] = {}
+    for t in trials:
+        if not t.get("curve") or t.get("candidate") is None:
+            continue
+        points, seeds = out.setdefault(t["candidate"], ({}, []))
+        seeds.append(t)
+        for x, y in t["curve"]:
+            points.setdefault(round(float(x), 6), []).append(float(y))
+    return out
+
+
+def _furthest_best_first(by_candidate: Mapping[str, tuple[dict[float, list[float]], Any]]
+                         ) -> list[str]:
+    """Candidate keys, those trained longest first (a halving's survivors), then by their
+    mean accuracy at that budget: the legend's order."""
+    def rank(key: str) -> tuple[float, float]:
+        points = by_candidate[key][0]
+        last = max(points)
+        return -last, -statistics.fmean(points[last])
+
+    return sorted(by_candidate, key=rank)
+
+
+def _by_seed(trials: Sequence[Mapping[str, Any]]) -> dict[Any, list[Mapping[str, Any]]]:
+    groups: dict[Any, list[Mapping[str, Any]]] = {}
+    for t in trials:
+        groups.setdefault(t.get("seed"), []).append(t)
+    return groups
 
 
 def main(args) -> None:

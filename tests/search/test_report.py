@@ -64,10 +64,22 @@ def test_report_without_results_says_what_to_do(tmp_path):
         report.main(argparse.Namespace(run_dir=str(tmp_path)))
 
 
-def test_halving_plots_compare_every_candidate_at_the_first_rung_and_ring_the_finalists(
-        tmp_path, monkeypatch):
+def _drawn(monkeypatch) -> dict:
     import matplotlib.figure
 
+    drawn = {}
+    savefig = matplotlib.figure.Figure.savefig
+
+    def keep(fig, path, **kwargs):
+        drawn[path.name] = fig
+        return savefig(fig, path, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep)
+    return drawn
+
+
+def test_halving_plots_compare_every_candidate_at_the_first_rung_and_ring_the_finalists(
+        tmp_path, monkeypatch):
     payload = _run_dir(tmp_path, [("a1.2_b1.1_g1.15", "compound", [0.80, 0.81])])
     rung0 = [("a1.2_b1.1_g1.15", "compound", [0.60, 0.61]), ("a2.0_b1.0_g1.0", "depth", [0.50]),
              ("a1.0_b1.0_g1.41", "resolution", [0.55, 0.56])]  # fmt: skip
@@ -82,14 +94,7 @@ def test_halving_plots_compare_every_candidate_at_the_first_rung_and_ring_the_fi
         {"rung": 1, "epochs": 1.0, "reduction_factor": 3, "best_set": None, "promoted": [],
          "candidates": payload["candidates"]},
     ]  # fmt: skip
-    drawn = {}
-    savefig = matplotlib.figure.Figure.savefig
-
-    def keep(fig, path, **kwargs):
-        drawn[path.name] = fig
-        return savefig(fig, path, **kwargs)
-
-    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep)
+    drawn = _drawn(monkeypatch)
     text = report.write_report(tmp_path, payload).read_text()
 
     assert "## Successive halving" in text
@@ -112,3 +117,27 @@ def test_candidates_differing_only_in_alpha_are_drawn_side_by_side_on_the_plane(
     assert where["y"][1] == where["x"][1] == 1.0
     assert where["y"][0] < 1.4 < where["x"][0]  # in alpha order, centred on beta 1.4
     assert where["x"][0] - where["y"][0] == pytest.approx(0.06 * 0.4)
+
+
+def test_learning_curves_have_one_labelled_line_per_candidate_best_first(tmp_path, monkeypatch):
+    drawn = _drawn(monkeypatch)
+    payload = _run_dir(tmp_path, [("a2.0_b1.0_g1.0", "depth", [0.70, 0.71]),
+                                  ("a1.2_b1.1_g1.15", "paper", [0.80, 0.82])])  # fmt: skip
+    report.write_report(tmp_path, payload)
+    axes = drawn["learning_curves.png"].axes[0]
+    labelled = [line for line in axes.get_lines() if not line.get_label().startswith("_")]
+    assert [line.get_label() for line in labelled] == [
+        "a1.2_b1.1_g1.15 (paper)", "a2.0_b1.0_g1.0 (depth only)"]
+    assert list(labelled[0].get_ydata()) == pytest.approx([0.61, 0.71, 0.81, 0.81])
+    assert len(axes.get_lines()) == 2 + 4  # and each seed's own curve, unlabelled
+    assert [t.get_text() for t in axes.get_legend().get_texts()] == [
+        line.get_label() for line in labelled]
+
+
+def test_no_learning_curves_when_every_trial_was_validated_once(tmp_path):
+    payload = _run_dir(tmp_path, [("a1.2_b1.1_g1.15", "compound", [0.80, 0.81])])
+    for trial in payload["trials"]:
+        trial["curve"] = [[2, trial["val_accuracy"]]] if trial["curve"] else []
+    text = report.write_report(tmp_path, payload).read_text()
+    assert not (tmp_path / "plots" / "learning_curves.png").exists()
+    assert "learning_curves.png" not in text and "accuracy_vs_cost.png" in text
