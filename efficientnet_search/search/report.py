@@ -344,20 +344,21 @@ def _plot_learning_curves(results: Mapping[str, Any], path: Path) -> str | None:
     survivors for longer, so their line runs on through the later rungs' budgets. Not drawn
     when no candidate was validated at two budgets (`search.validation: needed` without a
     pruner): the candidate table holds everything such a plot would show."""
-    by_candidate = _curve_points(results.get("trials", []))
-    if not any(len(points) > 1 for points, _ in by_candidate.values()):
+    trials = [t for t in results.get("trials", []) if t.get("curve") and t.get("candidate")]
+    curves = _seed_curves(trials)
+    means = {key: _mean_curve(seeds) for key, seeds in curves.items()}
+    if not any(len(mean) > 1 for mean in means.values()):
         return None
+    kinds = {t["candidate"]: t.get("kind", "compound") for t in trials}
     fig, ax = plotting.figure(figsize=(8, 4.8))
-    colors = plotting.pyplot().get_cmap("tab10" if len(by_candidate) <= 10 else "tab20")
-    for index, key in enumerate(_furthest_best_first(by_candidate)):
-        points, seeds = by_candidate[key]
-        color, kind = colors(index % colors.N), seeds[0].get("kind", "compound")
-        for seed_trials in _by_seed(seeds).values():
-            curve = sorted(p for t in seed_trials for p in t["curve"])
-            ax.plot([x for x, _ in curve], [y for _, y in curve], "-", color=color,
-                    alpha=0.25, linewidth=0.8)  # fmt: skip
-        xs = sorted(points)
-        ax.plot(xs, [statistics.fmean(points[x]) for x in xs], "-",
+    colors = plotting.pyplot().get_cmap("tab10" if len(curves) <= 10 else "tab20")
+    for index, key in enumerate(_furthest_best_first(means)):
+        color, kind = colors(index % colors.N), kinds[key]
+        for curve in curves[key].values():
+            xs = sorted(curve)
+            ax.plot(xs, [curve[x] for x in xs], "-", color=color, alpha=0.25, linewidth=0.8)
+        xs = sorted(means[key])
+        ax.plot(xs, [means[key][x] for x in xs], "-",
                 marker=KIND_MARKERS.get(kind, "o"), color=color, markersize=5,
                 label=f"{key} ({'paper' if kind == 'paper' else KIND_LABELS.get(kind, kind)})")
     ax.set_xlabel("epochs trained")
@@ -369,38 +370,31 @@ def _plot_learning_curves(results: Mapping[str, Any], path: Path) -> str | None:
     return plotting.save(fig, path).name
 
 
-def _curve_points(trials: Sequence[Mapping[str, Any]]
-                  ) -> dict[str, tuple[dict[float, list[float]], list[Mapping[str, Any]]]]:
-    """Per candidate: its accuracies by epochs trained (over seeds and rungs), and its
-    trials that have a curve."""
-    out: dict[str, tuple[dict[float, list[float]], list[Mapping[str, Any]]]] = {}
+def _seed_curves(trials: Sequence[Mapping[str, Any]]) -> dict[str, dict[Any, dict[float, float]]]:
+    """Per candidate and seed: validation accuracy by epochs trained, over every rung (a
+    restart with the same seed repeats the shorter run, so a budget met twice holds one
+    value)."""
+    curves: dict[str, dict[Any, dict[float, float]]] = {}
     for t in trials:
-        if not t.get("curve") or t.get("candidate") is None:
-            continue
-        points, seeds = out.setdefault(t["candidate"], ({}, []))
-        seeds.append(t)
-        for x, y in t["curve"]:
-            points.setdefault(round(float(x), 6), []).append(float(y))
-    return out
+        curve = curves.setdefault(t["candidate"], {}).setdefault(t.get("seed"), {})
+        curve.update((round(float(x), 6), float(y)) for x, y in t["curve"])
+    return curves
 
 
-def _furthest_best_first(by_candidate: Mapping[str, tuple[dict[float, list[float]], Any]]
-                         ) -> list[str]:
+def _mean_curve(seeds: Mapping[Any, Mapping[float, float]]) -> dict[float, float]:
+    """The mean over seeds at each budget any seed reached."""
+    budgets = sorted({x for curve in seeds.values() for x in curve})
+    return {x: statistics.fmean(c[x] for c in seeds.values() if x in c) for x in budgets}
+
+
+def _furthest_best_first(means: Mapping[str, Mapping[float, float]]) -> list[str]:
     """Candidate keys, those trained longest first (a halving's survivors), then by their
     mean accuracy at that budget: the legend's order."""
     def rank(key: str) -> tuple[float, float]:
-        points = by_candidate[key][0]
-        last = max(points)
-        return -last, -statistics.fmean(points[last])
+        last = max(means[key])
+        return -last, -means[key][last]
 
-    return sorted(by_candidate, key=rank)
-
-
-def _by_seed(trials: Sequence[Mapping[str, Any]]) -> dict[Any, list[Mapping[str, Any]]]:
-    groups: dict[Any, list[Mapping[str, Any]]] = {}
-    for t in trials:
-        groups.setdefault(t.get("seed"), []).append(t)
-    return groups
+    return sorted(means, key=rank)
 
 
 def main(args) -> None:
