@@ -65,6 +65,41 @@ def read_coefficients(source: str | Path) -> Coefficients:
     return Coefficients(float(best["alpha"]), float(best["beta"]), float(best["gamma"]))
 
 
+def coefficients_caveat(source: str | Path) -> str | None:
+    """One sentence when a grid run's `best` is not a finding on its own, else None.
+
+    The family is built from the best candidate by mean, but the grid may have found several
+    candidates within seed noise of it (its best set), or judged nothing (one seed). Whoever
+    scales from such a result should hear so, and how to separate the tied candidates: the
+    verify stage trains them at larger phi. A verify section in the file adds its verdict.
+    Presets and files without a best set (written by hand) get None.
+    """
+    if str(source) in PRESETS:
+        return None
+    path = Path(source)
+    data = read_json(path / "results.json" if path.is_dir() else path)
+    if not isinstance(data, dict) or "best_set" not in data or not data.get("best"):
+        return None
+    best, best_set = data["best"], data["best_set"]
+    run = path if path.is_dir() else path.parent
+    check = f"`efficientnet-search verify --run_dir {run} --phi 2 3`"
+    if best_set is None:
+        text = (f"{best.get('key', 'the best')} is best by mean of one seed per candidate: seed "
+                "noise is unknown, so it is not a finding (rerun the grid with "
+                "search.repeats >= 2).")
+    elif len(best_set) > 1:
+        others = ", ".join(k for k in best_set if k != best.get("key"))
+        text = (f"{best.get('key', 'the best')} is best by mean only: the grid could not tell "
+                f"it apart from {others} (within seed noise); {check} trains them at larger "
+                "phi.")
+    else:
+        return None
+    verify = data.get("verify")
+    if isinstance(verify, dict) and verify.get("verdict"):
+        text += f" Verify: {verify['verdict']}"
+    return text
+
+
 def read_baseline(source: str | Path) -> tuple[str, ...]:
     """The baseline block strings of a NAS run's results.json (its `chosen` architecture)
     or of a grid run's (the baseline it scaled), or of their run directories.

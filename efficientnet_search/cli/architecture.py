@@ -11,6 +11,7 @@ from efficientnet_search.arch.blocks import B0_BLOCKS, decode_blocks
 from efficientnet_search.arch.cost import ModelCost, spec_cost
 from efficientnet_search.arch.family import (
     Coefficients,
+    coefficients_caveat,
     read_baseline,
     read_coefficients,
     scale_family,
@@ -121,6 +122,9 @@ def scale(args: argparse.Namespace) -> None:
     print(format_table(("phi", "depth", "width", "res", "params", "mult-adds", "ratio",
                         "nominal"), rows))
     print("ratio: multiply-adds relative to phi=0; nominal: (alpha*beta^2*gamma^2)^phi")
+    caveat = coefficients_caveat(args.coefficients) if args.coefficients else None
+    if caveat:
+        print(f"note: {caveat}")
     if args.output_dir:
         for member in members:
             _save(build_model(spec=member.spec, name=f"efficientnet_phi{member.phi}"),

@@ -21,7 +21,12 @@ from typing import Any
 
 from efficientnet_search import config as config_lib
 from efficientnet_search.arch.blocks import decode_blocks
-from efficientnet_search.arch.family import read_baseline, read_coefficients, scale_family
+from efficientnet_search.arch.family import (
+    coefficients_caveat,
+    read_baseline,
+    read_coefficients,
+    scale_family,
+)
 from efficientnet_search.jsonio import write_json
 from efficientnet_search.search import grid, nas
 
@@ -82,8 +87,10 @@ def write_family(config: FamilyConfig, nas_results: Path, grid_results: Path,
     coefficients = read_coefficients(grid_results)
     members = scale_family(coefficients, config.phi, base_resolution=config.base_resolution,
                            blocks=decode_blocks(blocks), num_classes=config.num_classes)
+    caveat = coefficients_caveat(grid_results)
     record = {
         "blocks": list(blocks), "coefficients": dataclasses.asdict(coefficients),
+        "caveat": caveat,
         "members": [{"phi": m.phi, "width": m.spec.scaling.width, "depth": m.spec.scaling.depth,
                      "resolution": m.spec.scaling.resolution, "params": m.cost.trainable_params,
                      "macs": m.cost.macs, "macs_ratio": m.macs_ratio,
@@ -96,6 +103,8 @@ def write_family(config: FamilyConfig, nas_results: Path, grid_results: Path,
     print(f"family of the searched baseline, alpha {coefficients.alpha:g} beta "
           f"{coefficients.beta:g} gamma {coefficients.gamma:g}:")
     print(format_table(("phi", "depth", "width", "res", "params", "mult-adds", "ratio"), rows))
+    if caveat:
+        print(f"note: {caveat}")
     print(f"family:  {path}")
     return record
 

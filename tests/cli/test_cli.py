@@ -63,6 +63,41 @@ def test_scale_paper_preset_and_results_json(tmp_path, capsys):
     assert "alpha 1.4" in out
 
 
+def _grid_results(path, best_set, verify=None):
+    best = {"alpha": 1.2, "beta": 1.1, "gamma": 1.15, "key": "a1.20_b1.10_g1.15"}
+    payload = {"best": best, "best_set": best_set}
+    if verify:
+        payload["verify"] = {"verdict": verify}
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def test_scale_from_a_tied_grid_says_the_best_is_not_a_winner(tmp_path, capsys):
+    results = _grid_results(tmp_path / "results.json",
+                            ["a1.20_b1.10_g1.15", "a1.00_b1.00_g1.19"])  # fmt: skip
+    out = _run(["scale", "--coefficients", str(results), "--phi", "1"], capsys)
+    assert "alpha 1.2" in out  # the family is still built from the best by mean
+    note = next(line for line in out.splitlines() if line.startswith("note:"))
+    assert "best by mean only" in note and "a1.00_b1.00_g1.19" in note
+    assert f"verify --run_dir {tmp_path}" in note
+
+
+def test_scale_caveat_for_one_seed_and_none_for_a_clear_winner(tmp_path, capsys):
+    one_seed = _grid_results(tmp_path / "one.json", None)
+    out = _run(["scale", "--coefficients", str(one_seed), "--phi", "1"], capsys)
+    assert "not a finding" in out and "search.repeats >= 2" in out
+    clear = _grid_results(tmp_path / "clear.json", ["a1.20_b1.10_g1.15"])
+    assert "note:" not in _run(["scale", "--coefficients", str(clear), "--phi", "1"], capsys)
+    assert "note:" not in _run(["scale", "--coefficients", "paper", "--phi", "1"], capsys)
+
+
+def test_scale_caveat_carries_the_verify_verdict(tmp_path, capsys):
+    _grid_results(tmp_path / "results.json", ["a1.20_b1.10_g1.15", "a1.00_b1.77_g1.00"],
+                  verify="phi=2: paper > width: the phi=1 ranking survives.")
+    out = _run(["scale", "--coefficients", str(tmp_path), "--phi", "1"], capsys)  # a run dir
+    assert "Verify: phi=2: paper > width" in out
+
+
 def test_scale_output_dir_saves_each_member(tmp_path, capsys):
     _run(["scale", "--alpha", "1.2", "--beta", "1.1", "--gamma", "1.15", "--phi", "1",
           "--base_resolution", "32", "--num_classes", "3", "--output_dir", str(tmp_path)], capsys)

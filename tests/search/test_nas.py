@@ -145,6 +145,22 @@ def test_a_nas_result_feeds_the_grid_the_scaler_and_the_pipeline(tmp_path, fake,
     assert (tmp_path / "pipe" / "family.json").is_file()
 
 
+def test_the_family_records_and_prints_that_its_coefficients_were_tied(tmp_path, capsys):
+    from efficientnet_search.arch.blocks import B0_BLOCK_STRINGS
+
+    grid_results = tmp_path / "grid" / "results.json"
+    grid_results.parent.mkdir()
+    grid_results.write_text(json.dumps({
+        "blocks": list(B0_BLOCK_STRINGS), "best_set": ["a1.00_b1.00_g1.19", "a1.20_b1.10_g1.15"],
+        "best": {"alpha": 1.0, "beta": 1.0, "gamma": 1.19, "key": "a1.00_b1.00_g1.19"}}))
+    record = pipeline.write_family(pipeline.FamilyConfig(phi=(1,)), grid_results, grid_results,
+                                   tmp_path / "family.json")  # fmt: skip
+    saved = json.loads((tmp_path / "family.json").read_text())
+    assert saved["caveat"] == record["caveat"]
+    assert "best by mean only" in saved["caveat"] and "a1.20_b1.10_g1.15" in saved["caveat"]
+    assert "note: a1.00_b1.00_g1.19 is best by mean only" in capsys.readouterr().out
+
+
 def test_two_machines_on_postgresql_share_the_search_and_train_each_slot_once(tmp_path, fake,
                                                                            postgres_url):
     # Two searches, as on two machines: their own run directories, one PostgreSQL storage.
