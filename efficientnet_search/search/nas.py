@@ -64,14 +64,19 @@ def run_nas(config: NasConfig, *, run_dir: str | Path | None = None,
         raise ValueError(f"workers must be >= 1, got {workers=}")
     resolve_objective(config)  # a bad space or target fails before anything is written
     config_lib.save_config(config, run_dir)
+    if config.search.evolution_lag is None:  # the lag of the workers this run starts
+        config = dataclasses.replace(config, search=dataclasses.replace(
+            config.search, evolution_lag=workers))
     plan = nas_plan.open_plan(config, run_dir, storage)
     search = config.search
     logging.info(
         "nas %s: %s x %d search seed(s) x %d trials, then top-%d + random's best + baseline "
-        "x %d fresh seeds; space of %.3g architectures; T = %s %s; storage %s",
+        "x %d fresh seeds; space of %.3g architectures; T = %s %s; evolution lag %d; "
+        "storage %s",
         config.name, "/".join(search.algorithms), len(search.search_seeds), search.trials,
         search.top_k, search.retrain_seeds, plan.objective.space.size,
-        f"{plan.objective.target:,.0f}", plan.objective.measure, plan.url)  # fmt: skip
+        f"{plan.objective.target:,.0f}", plan.objective.measure, search.evolution_lag,
+        plan.url)  # fmt: skip
     threads = search.threads or (max(1, (os.cpu_count() or 1) // workers)
                                  if workers > 1 else None)  # fmt: skip
     if workers == 1 and not search.trials_per_process:

@@ -67,9 +67,13 @@ class NasSearchConfig:
         not trained again: its result is copied).
       search_seeds: one search per seed and algorithm (several show how much luck decides).
       seed: the training seed of every search trial (and the data split).
-      population, sample_size: regularized evolution's population (the newest finished
+      population, sample_size: regularized evolution's population (the youngest finished
         trials; older ones age out) and tournament size (Real et al. 2019); `population`
         is also TPE's and NSGA-II's number of random start-up trials / population size.
+      evolution_lag: evolution's proposal for budget slot n draws its population from slots
+        <= n - lag, waiting for them, so the search does not depend on which worker finished
+        first (nas_algorithms). null: the number of local workers; on several machines set
+        it to the number of workers in all. 1 with one worker is Real et al.'s Algorithm 1.
       top_k: architectures of the front retrained with `retrain_seeds` fresh seeds, beside
         the B0-shaped proxy and random search's best.
       workers, threads, heartbeat_interval, grace_period, trials_per_process, confidence,
@@ -82,6 +86,7 @@ class NasSearchConfig:
     seed: int = 0
     population: int = 8
     sample_size: int = 3
+    evolution_lag: int | None = None
     top_k: int = 3
     retrain_seeds: int = 3
     workers: int = 1
@@ -107,6 +112,9 @@ class NasSearchConfig:
             if getattr(self, name) < 1:
                 raise config_lib.ConfigError(
                     f"search.{name} must be >= 1, got {getattr(self, name)}")
+        if self.evolution_lag is not None and self.evolution_lag < 1:
+            raise config_lib.ConfigError(
+                f"search.evolution_lag must be >= 1 or null, got {self.evolution_lag}")
         if self.sample_size > self.population or not self.search_seeds:
             raise config_lib.ConfigError(
                 f"search.sample_size ({self.sample_size}) must not exceed search.population "

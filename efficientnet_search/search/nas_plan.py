@@ -48,8 +48,11 @@ def study_name(config: NasConfig) -> str:
     if config.search.study_name:
         return config.search.study_name
     data = config_lib.to_dict(config)
+    # Settings of how the run is carried out, not of what it is. evolution_lag changes the
+    # proposals still to come, but a run resumed on more or fewer workers is the same search
+    # (and leaving it out keeps the names of studies made before it existed).
     for runtime in ("workers", "threads", "heartbeat_interval", "grace_period", "confidence",
-                    "trials_per_process"):  # fmt: skip
+                    "trials_per_process", "evolution_lag"):  # fmt: skip
         data["search"].pop(runtime)
     digest = hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
     return f"nas-{config.name}-{digest}"
@@ -111,8 +114,9 @@ def open_plan(config: NasConfig, run_dir: Path, storage: str | None) -> NasPlan:
         for seed in config.search.search_seeds:
             sampler = nas_algorithms.make_sampler(
                 algorithm, objective.space, seed=seed, population=config.search.population,
-                sample_size=config.search.sample_size)  # fmt: skip
-            slots = [study_lib.Point(f"slot{n}", {}, {"slot": n})
+                sample_size=config.search.sample_size,
+                lag=config.search.evolution_lag or config.search.workers)  # fmt: skip
+            slots = [study_lib.Point(f"slot{n}", {}, {nas_algorithms.SLOT_ATTR: n})
                      for n in range(config.search.trials)]
             queue = plan._open(f"{plan.name}/{algorithm}/seed{seed}", slots, sampler,
                                objective.directions)  # fmt: skip
@@ -129,7 +133,7 @@ def nas_record(trial: FrozenTrial, algorithm: str, search_seed: int | None) -> d
     done = trial.state == TrialState.COMPLETE
     return {
         "number": trial.number, "algorithm": algorithm, "search_seed": search_seed,
-        "slot": attrs.get("slot"), "state": trial.state.name,
+        "slot": attrs.get(nas_algorithms.SLOT_ATTR), "state": trial.state.name,
         "val_accuracy": attrs.get("val_accuracy") if done else None,
         "score": attrs.get(nas_algorithms.SCORE_ATTR) if done else None,
         **{k: attrs.get(k) for k in ("macs", "activations", "params", "latency",

@@ -196,6 +196,60 @@ def test_two_machines_on_postgresql_share_the_search_and_train_each_slot_once(tm
     assert len(fake.calls) == len(trained)
 
 
+class SlowFakeTraining(FakeTraining):
+    """FakeTraining whose architectures take different times, which differ between runs."""
+
+    def __init__(self, run: int) -> None:
+        super().__init__()
+        self.run = run
+
+    def __call__(self, config, splits, **kwargs):
+        delay = random.Random(f"{self.run} {config.blocks}").uniform(0.0, 0.6)
+        time.sleep(delay)
+        return super().__call__(config, splits, **kwargs)
+
+
+def _two_worker_evolution(tmp_path: Path, run: int, monkeypatch) -> list[dict]:
+    monkeypatch.setattr(proxy, "train_proxy", SlowFakeTraining(run))
+    config = _config("search.algorithms=[evolution,random]", "search.trials=7",
+                     "search.population=2", "search.sample_size=1", "search.evolution_lag=2",
+                     "search.top_k=1", "search.retrain_seeds=1",
+                     "search.heartbeat_interval=2", "search.grace_period=10")  # fmt: skip
+    storage = f"journal:{tmp_path / f'run{run}' / 'study.log'}"
+    errors: list[BaseException] = []
+
+    def machine(i: int) -> None:
+        try:
+            nas.run_nas(config, run_dir=tmp_path / f"run{run}" / f"worker{i}", storage=storage)
+        except BaseException as err:  # noqa: BLE001  (asserted below)
+            errors.append(err)
+
+    threads = [threading.Thread(target=machine, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors
+    payload = json.loads((tmp_path / f"run{run}" / "worker0" / "results.json").read_text())
+    return sorted(((t["slot"], t["blocks"]) for t in payload["trials"]
+                   if t["algorithm"] == "evolution"), key=lambda row: row[0])  # fmt: skip
+
+
+def test_a_run_resumed_with_another_lag_or_worker_count_opens_the_same_studies():
+    names = {nas_plan.study_name(_config(*overrides)) for overrides in
+             [(), ("search.evolution_lag=3",), ("search.workers=4",)]}  # fmt: skip
+    assert len(names) == 1
+
+
+def test_evolution_on_two_workers_proposes_the_same_whatever_finishes_first(tmp_path,
+                                                                            monkeypatch):
+    first = _two_worker_evolution(tmp_path, 0, monkeypatch)
+    second = _two_worker_evolution(tmp_path, 1, monkeypatch)  # other timings
+    assert [slot for slot, _ in first] == list(range(7))
+    assert first == second
+    assert len({tuple(blocks) for _, blocks in first}) > 2  # it searched, not one network
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import threading
+import time
 
 import optuna
 import pytest
@@ -120,6 +122,93 @@ def test_regularized_evolution_mutates_a_tournament_winner_of_the_newest_trials(
     space = sampler.infer_relative_search_space(study, frozen)
     assert sampler.sample_relative(study, frozen, space) == again.sample_relative(
         study, frozen, space)
+
+
+def _slot_trial(study: optuna.Study, source: optuna.trial.FrozenTrial, state) -> None:
+    """Adds a copy of `source` (its slot, params and score) to `study` in `state`."""
+    done = state == optuna.trial.TrialState.COMPLETE
+    study.add_trial(optuna.trial.create_trial(
+        state=state, params=source.params if done else None,
+        distributions=source.distributions if done else None,
+        value=source.value if done else None,
+        user_attrs={"slot": source.number, **(source.user_attrs if done else {})}))
+
+
+def _proposal(sampler, study: optuna.Study, slot: int) -> dict:
+    frozen = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING,
+                                       user_attrs={"slot": slot})  # fmt: skip
+    return sampler.sample_relative(study, frozen, sampler.infer_relative_search_space(
+        study, frozen))
+
+
+def test_evolution_with_a_lag_ignores_completion_order_and_younger_slots():
+    sampler = nas_algorithms.RegularizedEvolutionSampler(SPACE, population=3, sample_size=2,
+                                                         seed=1, lag=2)  # fmt: skip
+    history = _history(sampler, 9).trials  # slots 0-8, one at a time
+    ordered = optuna.create_study(direction="maximize")
+    for trial in history:
+        _slot_trial(ordered, trial, optuna.trial.TrialState.COMPLETE)
+    in_order = _proposal(sampler, ordered, 9)
+    # Another run: the slots finished in another order, and slot 8 (younger than 9 - lag)
+    # still runs on another worker. The proposal for slot 9 is the same.
+    shuffled = optuna.create_study(direction="maximize")
+    for trial in [history[i] for i in (2, 0, 1, 5, 3, 7, 4, 6)]:
+        _slot_trial(shuffled, trial, optuna.trial.TrialState.COMPLETE)
+    _slot_trial(shuffled, history[8], optuna.trial.TrialState.RUNNING)
+    assert _proposal(sampler, shuffled, 9) == in_order
+    population = [nas_algorithms.slot_of(t) for t in sampler.population(shuffled, 9)]
+    assert population == [5, 6, 7]  # the youngest 3 of slots <= 9 - 2
+    # Without the lag (as before), slot 8's result would be in the population.
+    lag_one = nas_algorithms.RegularizedEvolutionSampler(SPACE, 3, 2, seed=1, lag=1)
+    assert [nas_algorithms.slot_of(t) for t in lag_one.population(ordered, 9)] == [6, 7, 8]
+
+
+def test_evolution_waits_for_the_slots_it_needs_then_proposes_as_if_they_had_finished():
+    sampler = nas_algorithms.RegularizedEvolutionSampler(SPACE, population=2, sample_size=1,
+                                                         seed=0, lag=1)  # fmt: skip
+    history = _history(sampler, 3).trials
+    settled = _copy_of(history)
+    settled.add_trial(optuna.trial.create_trial(
+        state=optuna.trial.TrialState.FAIL, user_attrs={"slot": 3, "error": "out of memory"}))
+    expected = _proposal(sampler, settled, 4)
+    study = _copy_of(history)
+    running = _running_elsewhere(study, slot=3)
+
+    def finish() -> None:  # the other worker's slot 3 fails with a recorded error
+        time.sleep(1.0)
+        running.set_user_attr("error", "out of memory")
+        study.tell(running, state=optuna.trial.TrialState.FAIL)
+
+    finisher = threading.Thread(target=finish)
+    started = time.monotonic()
+    finisher.start()
+    proposal = _proposal(sampler, study, 4)
+    finisher.join()
+    assert time.monotonic() - started >= 1.0 and proposal == expected
+
+
+def test_evolution_stops_waiting_after_max_wait_and_uses_what_finished(caplog):
+    sampler = nas_algorithms.RegularizedEvolutionSampler(SPACE, population=2, sample_size=1,
+                                                         seed=0, lag=1, max_wait_s=0.5)
+    study = _copy_of(_history(sampler, 3).trials)
+    _running_elsewhere(study, slot=3)  # never finishes
+    fallback = nas_algorithms.RegularizedEvolutionSampler(SPACE, 2, 1, seed=0, lag=2)
+    assert _proposal(sampler, study, 4) == _proposal(fallback, study, 4)
+    assert "depends on timing" in caplog.text
+
+
+def _running_elsewhere(study: optuna.Study, slot: int) -> optuna.Trial:
+    """A trial of `slot` that another worker is running."""
+    trial = study.ask()
+    trial.set_user_attr("slot", slot)
+    return trial
+
+
+def _copy_of(trials) -> optuna.Study:
+    study = optuna.create_study(direction="maximize")
+    for trial in trials:
+        _slot_trial(study, trial, optuna.trial.TrialState.COMPLETE)
+    return study
 
 
 @pytest.mark.parametrize("algorithm", ["random", "tpe"])
