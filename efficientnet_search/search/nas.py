@@ -64,9 +64,8 @@ def run_nas(config: NasConfig, *, run_dir: str | Path | None = None,
         raise ValueError(f"workers must be >= 1, got {workers=}")
     resolve_objective(config)  # a bad space or target fails before anything is written
     config_lib.save_config(config, run_dir)
-    if config.search.evolution_lag is None:  # the lag of the workers this run starts
-        config = dataclasses.replace(config, search=dataclasses.replace(
-            config.search, evolution_lag=workers))
+    config = dataclasses.replace(config, search=dataclasses.replace(  # for the workers it starts
+        config.search, evolution_lag=config.search.lag_for(workers)))
     plan = nas_plan.open_plan(config, run_dir, storage)
     search = config.search
     logging.info(

@@ -7,9 +7,10 @@
   worst-based); a tournament of `sample_size` of them picks the best as parent, and the
   child changes one choice. Until the population is full, children are random. Age is the
   budget slot's number, and slot n's population is drawn from slots up to n - `lag` only,
-  waiting for those to finish: with `lag` at least the number of workers the wait is rare,
-  and the proposals depend on the seed, the lag and the results, not on which worker
-  finished first (with completion order, two workers gave a different search every run).
+  waiting for those to finish: with `lag` at 2 x workers - 1 nobody waits in a simulation
+  (benchmarks/evolution_lag.py), and the proposals depend on the seed, the lag and the
+  results, not on which worker finished first (with completion order, two workers gave a
+  different search every run).
   One worker with lag 1 is Algorithm 1 exactly.
 * `tpe`: Optuna's TPESampler (Bergstra et al. 2011), multi-objective under `pareto`.
 * `nsga2`: Optuna's NSGAIISampler (Deb et al. 2002), multi-objective only.

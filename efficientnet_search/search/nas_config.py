@@ -72,8 +72,9 @@ class NasSearchConfig:
         is also TPE's and NSGA-II's number of random start-up trials / population size.
       evolution_lag: evolution's proposal for budget slot n draws its population from slots
         <= n - lag, waiting for them, so the search does not depend on which worker finished
-        first (nas_algorithms). null: the number of local workers; on several machines set
-        it to the number of workers in all. 1 with one worker is Real et al.'s Algorithm 1.
+        first (nas_algorithms). null: 2 x workers - 1 for the local workers (1 for one worker:
+        Real et al.'s Algorithm 1 exactly; a smaller lag makes workers wait,
+        benchmarks/evolution_lag.py); on several machines, count the workers of all.
       top_k: architectures of the front retrained with `retrain_seeds` fresh seeds, beside
         the B0-shaped proxy and random search's best.
       workers, threads, heartbeat_interval, grace_period, trials_per_process, confidence,
@@ -123,6 +124,10 @@ class NasSearchConfig:
             raise config_lib.ConfigError(
                 f"search.grace_period ({self.grace_period}) must exceed "
                 f"search.heartbeat_interval ({self.heartbeat_interval})")
+
+    def lag_for(self, workers: int) -> int:
+        """Evolution's lag on `workers` workers (see evolution_lag)."""
+        return self.evolution_lag or 2 * workers - 1
 
     @property
     def main(self) -> str:

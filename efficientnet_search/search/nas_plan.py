@@ -115,7 +115,7 @@ def open_plan(config: NasConfig, run_dir: Path, storage: str | None) -> NasPlan:
             sampler = nas_algorithms.make_sampler(
                 algorithm, objective.space, seed=seed, population=config.search.population,
                 sample_size=config.search.sample_size,
-                lag=config.search.evolution_lag or config.search.workers)  # fmt: skip
+                lag=config.search.lag_for(config.search.workers))  # fmt: skip
             slots = [study_lib.Point(f"slot{n}", {}, {nas_algorithms.SLOT_ATTR: n})
                      for n in range(config.search.trials)]
             queue = plan._open(f"{plan.name}/{algorithm}/seed{seed}", slots, sampler,

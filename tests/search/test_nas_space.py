@@ -242,3 +242,12 @@ def test_blocks_from_accepts_nas_and_grid_results_and_refuses_anything_else(tmp_
         read_baseline(unfinished)
     with pytest.raises(FileNotFoundError, match="not found"):
         read_baseline(tmp_path / "missing.json")
+
+
+def test_evolution_lag_defaults_to_twice_the_workers_less_one_and_refuses_zero():
+    search = NasConfig().search
+    assert [search.lag_for(w) for w in (1, 2, 4)] == [1, 3, 7]  # benchmarks/evolution_lag.py
+    chosen = config_lib.from_dict(NasConfig, {"search": {"evolution_lag": 2}}).search
+    assert chosen.lag_for(4) == 2
+    with pytest.raises(config_lib.ConfigError, match="evolution_lag must be >= 1"):
+        config_lib.from_dict(NasConfig, {"search": {"evolution_lag": 0}})
