@@ -32,6 +32,7 @@ from efficientnet_search.arch.model import ModelSpec, build_model, resolve_spec
 from efficientnet_search.data.config import DataConfig
 from efficientnet_search.search.model_cache import ModelCache  # noqa: F401  (re-exported)
 from efficientnet_search.search.validation_passes import EvalReport, ValidationWatcher
+from efficientnet_search.training.flat_adam import FlatAdam
 from efficientnet_search.training.progress import keras_verbose
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
@@ -284,7 +285,7 @@ def _model_for(config: ProxyConfig, spec: ModelSpec, multi_label: bool, seed: in
 
 def _compile(config: ProxyConfig, model: keras.Model, multi_label: bool) -> None:
     optimizer = {
-        "adam": keras.optimizers.Adam,
+        "adam": FlatAdam,  # Keras' Adam to the bit, traced in about half the time
         "sgd": lambda lr: keras.optimizers.SGD(lr, momentum=0.9),
         "rmsprop": keras.optimizers.RMSprop,
     }[config.optimizer](config.learning_rate)
