@@ -10,8 +10,7 @@
   waiting for those to finish: with `lag` at 2 x workers - 1 nobody waits in a simulation
   (benchmarks/evolution_lag.py), and the proposals depend on the seed, the lag and the
   results, not on which worker finished first (with completion order, two workers gave a
-  different search every run).
-  One worker with lag 1 is Algorithm 1 exactly.
+  different search every run). One worker with lag 1 is Algorithm 1 exactly.
 * `tpe`: Optuna's TPESampler (Bergstra et al. 2011), multi-objective under `pareto`.
 * `nsga2`: Optuna's NSGAIISampler (Deb et al. 2002), multi-objective only.
 
@@ -63,8 +62,9 @@ class RegularizedEvolutionSampler(BaseSampler):
       population: number of youngest finished slots that form the population.
       sample_size: tournament size.
       seed: search seed.
-      lag: slot n's population comes from slots <= n - lag (>= 1; the number of workers
-        that run at once, so that those slots have usually finished).
+      lag: slot n's population comes from slots <= n - lag (>= 1; above the number of
+        workers that run at once those slots have usually finished: nas_config's default is
+        2 x workers - 1).
       max_wait_s: how long a proposal waits for those slots (a worker that died holds its
         slot until its heartbeat goes stale and the slot is retried); past it the proposal
         uses the slots finished so far and says so in the log.

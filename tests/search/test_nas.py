@@ -161,25 +161,30 @@ def test_the_family_records_and_prints_that_its_coefficients_were_tied(tmp_path,
     assert "note: a1.00_b1.00_g1.19 is best by mean only" in capsys.readouterr().out
 
 
-def test_two_machines_on_postgresql_share_the_search_and_train_each_slot_once(tmp_path, fake,
-                                                                           postgres_url):
-    # Two searches, as on two machines: their own run directories, one PostgreSQL storage.
-    # Threads stand in for the machines so the stand-in training applies to both.
-    config = _config("search.heartbeat_interval=2", "search.grace_period=10")
+def _run_as_machines(config: nas.NasConfig, run_dirs: list[Path], storage: str) -> None:
+    """One search per run directory, all on `storage`, as on as many machines. Threads stand
+    in for the machines so that a monkeypatched stand-in training applies to all."""
     errors: list[BaseException] = []
 
-    def machine(i: int) -> None:
+    def machine(run_dir: Path) -> None:
         try:
-            nas.run_nas(config, run_dir=tmp_path / f"machine{i}", storage=postgres_url)
+            nas.run_nas(config, run_dir=run_dir, storage=storage)
         except BaseException as err:  # noqa: BLE001  (asserted below, in the test's thread)
             errors.append(err)
 
-    machines = [threading.Thread(target=machine, args=(i,)) for i in range(2)]
-    for thread in machines:
+    threads = [threading.Thread(target=machine, args=(run_dir,)) for run_dir in run_dirs]
+    for thread in threads:
         thread.start()
-    for thread in machines:
+    for thread in threads:
         thread.join(timeout=300)
     assert not errors, errors
+
+
+def test_two_machines_on_postgresql_share_the_search_and_train_each_slot_once(tmp_path, fake,
+                                                                           postgres_url):
+    # Two searches, as on two machines: their own run directories, one PostgreSQL storage.
+    config = _config("search.heartbeat_interval=2", "search.grace_period=10")
+    _run_as_machines(config, [tmp_path / f"machine{i}" for i in range(2)], postgres_url)
     prefix = nas_plan.study_name(config)
     for study in ("evolution/seed0", "random/seed0", nas_plan.RETRAIN):
         trials = optuna.load_study(study_name=f"{prefix}/{study}", storage=postgres_url
@@ -216,20 +221,7 @@ def _two_worker_evolution(tmp_path: Path, run: int, monkeypatch) -> list[dict]:
                      "search.top_k=1", "search.retrain_seeds=1",
                      "search.heartbeat_interval=2", "search.grace_period=10")  # fmt: skip
     storage = f"journal:{tmp_path / f'run{run}' / 'study.log'}"
-    errors: list[BaseException] = []
-
-    def machine(i: int) -> None:
-        try:
-            nas.run_nas(config, run_dir=tmp_path / f"run{run}" / f"worker{i}", storage=storage)
-        except BaseException as err:  # noqa: BLE001  (asserted below)
-            errors.append(err)
-
-    threads = [threading.Thread(target=machine, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
-    assert not errors, errors
+    _run_as_machines(config, [tmp_path / f"run{run}" / f"worker{i}" for i in range(2)], storage)
     payload = json.loads((tmp_path / f"run{run}" / "worker0" / "results.json").read_text())
     return sorted(((t["slot"], t["blocks"]) for t in payload["trials"]
                    if t["algorithm"] == "evolution"), key=lambda row: row[0])  # fmt: skip
