@@ -4,8 +4,8 @@ Keras 3 builds Adam's update per variable: about sixteen graph operations for ea
 model's ~100-300 variables, plus the step's scalars again for each. Tracing that graph and
 TensorFlow's graph optimization of it are a large part of a short trial's first step: for a
 NAS-sized proxy (135 variables) on 2 CPU cores the first step took ~25 s with Keras' Adam and
-~14 s with this one (benchmarks/search_throughput.py; BUILD_NOTES.md, search throughput),
-while the steps after it cost the same.
+~14 s with this one, while the steps after it cost the same (BUILD_NOTES.md, search
+throughput; a grid trial's first step fell from 13 s to 7 s on average).
 
 `FlatAdam` keeps the two moment vectors as one flat variable each and applies Keras' own
 formula, operation by operation, to the concatenated gradients:
