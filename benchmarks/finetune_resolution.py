@@ -40,9 +40,9 @@ def measure(resolution: int, splits, seed: int = 0) -> dict:
                                       batch_size=64, training=False)
              for name in ("train", "val")}
     start = time.perf_counter()
-    features = {name: transfer.pooled_features(model, pipe) for name, pipe in pipes.items()}
+    backbone, head = transfer.split_at(model, transfer.pooled_boundary(model))
+    features = {name: transfer.boundary_features(backbone, pipe) for name, pipe in pipes.items()}
     feature_s = time.perf_counter() - start
-    head = transfer.head_model(model, features["train"][0].shape[1])
     counts = np.bincount(features["train"][1].astype(int), minlength=splits.num_classes)
     head.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
     head.fit(*features["train"], batch_size=64, epochs=30, verbose=0,

@@ -234,12 +234,16 @@ def _bytes_per_image(ds: tf.data.Dataset) -> int:
     return 256 * 256 * (shape[-1] or 3)  # a guess for variable-size images
 
 
+def cache_budget_bytes() -> int:
+    """What an in-memory cache of examples or features may take: a quarter of the RAM."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+
+
 def _maybe_cache(ds: tf.data.Dataset, cache: bool, bytes_per_image: int) -> tf.data.Dataset:
     if not cache:
         return ds
     count = int(ds.cardinality())
-    budget = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
-    if 0 <= count and count * bytes_per_image <= budget:
+    if 0 <= count and count * bytes_per_image <= cache_budget_bytes():
         return ds.cache()
     logging.warning("not caching %s examples (%s bytes each): over a quarter of RAM or unknown",
                  count, bytes_per_image)  # fmt: skip

@@ -46,6 +46,7 @@ from absl import logging
 
 from efficientnet_search.config import ConfigError, load_config, save_config, to_dict
 from efficientnet_search.data import config as data_config
+from efficientnet_search.data.pipeline import cache_budget_bytes
 from efficientnet_search.jsonio import write_json
 from efficientnet_search.medical import clinical
 from efficientnet_search.medical.finetune_config import (  # noqa: F401  (re-exported)
@@ -57,18 +58,20 @@ from efficientnet_search.medical.finetune_config import (  # noqa: F401  (re-exp
 from efficientnet_search.medical.transfer import (
     BestWeights,
     balanced_stream,
+    boundary_features,
     build_finetune_model,
     class_counts,
     class_weights,
     configured_resolution,
     freeze_backbone,
-    head_model,
     model_resolution,
-    pooled_features,
+    pooled_boundary,
     predict_split,
     run_phase,
     run_progressive_phase,
     shift_class_prior,
+    split_at,
+    trainable_boundary,
     unfreeze_top_blocks,
 )
 from efficientnet_search.training import progressive
@@ -195,8 +198,9 @@ def _train(model, config, splits, pipes, task, verbose):
             unfreeze_top_blocks(model, t.unfreeze_blocks, t.bn_inference)
         logging.info("phase %s: %d epochs at lr %g, %d trainable weights", name, epochs, lr,
                      len(model.trainable_weights))
-        if name == "head" and _caches_features(config):
-            phase = _cached_head_phase(model, config, splits, pipes, epochs, lr, common)
+        cut = _phase_cut(model, config, splits, name)
+        if cut is not None:
+            phase = _cached_phase(model, cut, name, config, splits, pipes, epochs, lr, common)
         elif name == "finetune" and config.progressive.enabled:
             stages = progressive.plan_stages(
                 config.progressive, epochs=epochs, final_resolution=pipes["resolution"],
@@ -224,25 +228,46 @@ def _best_phase(history: dict, tracker: BestWeights) -> str | None:
     return history["phase"][tracker.best_epoch - 1] if tracker.best_epoch else None
 
 
-def _caches_features(config: FinetuneConfig) -> bool:
-    """Phase 1 sees fixed backbone features unless augmentation must change its input."""
-    return not config.train.head_augment or config.data.augment == "none"
+def _phase_cut(model, config: FinetuneConfig, splits, name: str):
+    """Where phase `name` can train on features computed once instead of on images: the
+    tensor below which every layer is frozen (phase 1: the pooled features; phase 2: the
+    input of the lowest unfrozen stage), or None to train on (augmented) images.
+
+    Exact, not an approximation: frozen layers run in inference mode, so on unaugmented
+    images their output is the same every epoch.
+    """
+    t = config.train
+    augmented = config.data.augment != "none" and (
+        t.head_augment if name == "head" else t.finetune_augment)
+    if augmented or (name == "finetune" and config.progressive.enabled):
+        return None
+    boundary = pooled_boundary(model) if name == "head" else trainable_boundary(model)
+    if boundary is None or None in boundary.shape[1:]:
+        return None
+    examples = sum(splits.sizes.get(split) or 0 for split in ("train", "val"))
+    needed = examples * math.prod(boundary.shape[1:]) * 4
+    if needed > cache_budget_bytes():
+        logging.warning("phase %s trains on images: caching its input features would take "
+                        "%.1f GB, over a quarter of the RAM", name, needed / 1e9)
+        return None
+    return boundary
 
 
-def _cached_head_phase(model, config, splits, pipes, epochs, lr, common):
-    """Phase 1 on pooled features computed once (the backbone is frozen, BN in inference
-    mode, the input unaugmented), instead of one backbone pass per epoch."""
+def _cached_phase(model, boundary, name, config, splits, pipes, epochs, lr, common):
+    """Phase `name` on the outputs of the frozen layers below `boundary`, computed once (one
+    forward pass of the frozen part instead of one per epoch)."""
     from efficientnet_search.data import splits as data
 
     started = time.perf_counter()
+    bottom, top = split_at(model, boundary)
     plain = data.make_pipeline(splits.train, resolution=pipes["resolution"],
                                batch_size=config.data.batch_size, training=False,
                                augment="none", seed=config.seed)
-    x_train, y_train = pooled_features(model, plain)
-    x_val, y_val = pooled_features(model, pipes["val"])
-    logging.info("phase head: backbone features of %d + %d images in %.1f s (computed once)",
-                 len(x_train), len(x_val), time.perf_counter() - started)
-    head = head_model(model, x_train.shape[1])
+    x_train, y_train = boundary_features(bottom, plain)
+    x_val, y_val = boundary_features(bottom, pipes["val"])
+    logging.info("phase %s: frozen features %s of %d + %d images in %.1f s (computed once)",
+                 name, x_train.shape[1:], len(x_train), len(x_val),
+                 time.perf_counter() - started)
     train = tf.data.Dataset.from_tensor_slices((x_train, y_train))
     steps = None
     if config.train.imbalance == "balanced_sampling" and not splits.multi_label:
@@ -255,7 +280,7 @@ def _cached_head_phase(model, config, splits, pipes, epochs, lr, common):
     tracker = common["tracker"]
     tracker.watch(val, snapshot_of=model)
     try:
-        return run_phase(head, train.batch(batch), val, epochs=epochs, learning_rate=lr,
+        return run_phase(top, train.batch(batch), val, epochs=epochs, learning_rate=lr,
                          steps_per_epoch=steps, **common)
     finally:
         tracker.watch(pipes["val"])

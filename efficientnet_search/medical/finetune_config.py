@@ -34,6 +34,10 @@ class PhasesConfig:
     # Phase 1 on augmented images (a backbone pass per epoch) instead of on the pooled
     # features of the frozen backbone, computed once (a linear probe, Kornblith et al. 2019).
     head_augment: bool = False
+    # Phase 2 on augmented images (a pass of the whole network per epoch); false trains the
+    # unfrozen top on the frozen stages' outputs, computed once from unaugmented images with
+    # those stages in inference mode (no stochastic depth below the cut).
+    finetune_augment: bool = True
 
     def __post_init__(self):
         if self.head_epochs < 0 or self.finetune_epochs < 0:

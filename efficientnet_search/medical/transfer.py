@@ -288,26 +288,49 @@ def shift_class_prior(model: keras.Model, trained: np.ndarray, target: np.ndarra
     bias.assign(bias.numpy() + np.log(target / trained).astype(bias.dtype))
 
 
-def pooled_features(model: keras.Model, ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """(pooled backbone features [n, C], labels) over a batched, unshuffled pipeline: the one
-    forward pass that a frozen backbone needs when no augmentation changes its input."""
-    extractor = keras.Model(model.inputs, model.get_layer(HEAD_PREFIX + "pool").output)
+def split_at(model: keras.Model, boundary) -> tuple[keras.Model, keras.Model]:
+    """(bottom, top): `model` cut at the tensor `boundary`, so that top(bottom(x)) == model(x)
+    in inference mode. Both share `model`'s layers and weights; training `top` trains them.
+
+    Raises ValueError when the top needs a tensor from below `boundary` (a skip connection
+    across the cut).
+    """
+    bottom = keras.Model(model.inputs, boundary, name="bottom")
+    try:
+        top = keras.Model(boundary, model.output, name="top")
+    except ValueError as err:
+        raise ValueError(f"cannot cut the model at {boundary.name}: {err}") from None
+    return bottom, top
+
+
+def pooled_boundary(model: keras.Model):
+    """The pooled backbone features, the new head's input (phase 1's cut)."""
+    return model.get_layer(HEAD_PREFIX + "pool").output
+
+
+def trainable_boundary(model: keras.Model):
+    """The input of the first layer with trainable weights, the cut below which everything is
+    frozen; None when nothing with weights is frozen below it (nothing worth caching)."""
+    frozen_below = False
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        if layer.trainable and layer.trainable_weights:
+            single = not isinstance(layer.input, (list, tuple))
+            return layer.input if frozen_below and single else None
+        frozen_below = True
+    return None
+
+
+def boundary_features(bottom: keras.Model, ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """(bottom's outputs, labels) over a batched, unshuffled pipeline: the one forward pass a
+    frozen bottom needs when no augmentation changes its input (inference mode: BN statistics
+    and no dropout or stochastic depth)."""
     features, labels = [], []
     for x, y in ds:
-        features.append(np.asarray(extractor.predict_on_batch(x)))
+        features.append(np.asarray(bottom.predict_on_batch(x)))
         labels.append(y.numpy())
     return np.concatenate(features), np.concatenate(labels)
-
-
-def head_model(model: keras.Model, feature_dim: int) -> keras.Model:
-    """The new head's own layers (dropout, dense; weights shared with `model`) on features."""
-    inputs = keras.Input((feature_dim,), name=HEAD_PREFIX + "features")
-    x = inputs
-    names = {layer.name for layer in model.layers}
-    for name in (HEAD_PREFIX + "dropout", HEAD_PREFIX + "predictions"):
-        if name in names:
-            x = model.get_layer(name)(x)
-    return keras.Model(inputs, x, name="head")
 
 
 def balanced_stream(train: tf.data.Dataset, num_classes: int, seed: int) -> tf.data.Dataset:

@@ -131,32 +131,55 @@ def test_config_errors_are_one_clear_line(tmp_path):
     assert not (tmp_path / "run").exists()  # a typo leaves no half-made run behind
 
 
-def test_phase1_computes_backbone_features_once_and_keeps_the_backbone(tmp_path, monkeypatch):
+def test_phases_without_augmentation_compute_frozen_features_once(tmp_path, monkeypatch):
     data = _npz(tmp_path / "binary.npz")
-    calls = []
-    original = finetune.pooled_features
+    cuts = []
+    original = finetune.boundary_features
 
-    def spy(model, ds):
-        if not calls:
-            calls.append({v.path: v.numpy().copy() for v in model.weights
-                          if not v.path.startswith(transfer.HEAD_PREFIX)})
-        else:
-            calls.append(None)
-        return original(model, ds)
+    def spy(bottom, ds):
+        cuts.append((bottom.output.shape[1:], {v.path: v.numpy().copy() for v in bottom.weights}))
+        return original(bottom, ds)
 
-    monkeypatch.setattr(finetune, "pooled_features", spy)
+    monkeypatch.setattr(finetune, "boundary_features", spy)
     config = load_config(finetune.FinetuneConfig, SMOKE, [
         f"data.source=npz:{data}", "train.head_epochs=4", "train.head_learning_rate=0.03",
-        "train.head_augment=false",
-        "train.finetune_epochs=0", "train.patience=4", *TINY, "eval.gradcam_images=0"])
+        "train.head_augment=false", "train.finetune_augment=false",
+        "train.finetune_epochs=2", "train.finetune_learning_rate=0.01",
+        "train.unfreeze_blocks=1", "train.bn_inference=true",
+        "train.patience=4", *TINY, "eval.gradcam_images=0"])
     result = finetune.finetune(config, tmp_path / "run", verbose=0)
-    assert len(calls) == 2  # train and validation, once for all 4 epochs
-    assert result.results["history"]["phase"] == ["head"] * 4
-    assert result.test["auc"] > 0.8  # the head learned from the cached features
+    # train and validation once per phase: pooled features, then the last stage's input
+    assert len(cuts) == 4 and cuts[0][0] == cuts[1][0] and cuts[2][0] == cuts[3][0]
+    assert len(cuts[0][0]) == 1 and len(cuts[2][0]) == 3
+    assert result.results["history"]["phase"] == ["head"] * 4 + ["finetune"] * 2
+    assert result.test["auc"] > 0.8  # learned from the cached features
     saved = keras.saving.load_model(result.model_path)
+    frozen = cuts[2][1]  # below phase 2's cut: never trained
+    assert frozen and all(not p.startswith(transfer.HEAD_PREFIX) for p in frozen)
     for v in saved.weights:
-        if v.path in calls[0]:
-            np.testing.assert_array_equal(v.numpy(), calls[0][v.path], err_msg=v.path)
+        if v.path in frozen:
+            np.testing.assert_array_equal(v.numpy(), frozen[v.path], err_msg=v.path)
+
+
+def test_phase2_trains_on_images_unless_told_and_while_its_features_fit_in_memory(monkeypatch):
+    from types import SimpleNamespace
+
+    def cut(*overrides, name="finetune"):
+        config = load_config(finetune.FinetuneConfig, SMOKE, [*TINY, *overrides])
+        model = transfer.build_finetune_model(config.model, 2, False)
+        transfer.unfreeze_top_blocks(model, config.train.unfreeze_blocks,
+                                     config.train.bn_inference)
+        splits = SimpleNamespace(sizes={"train": 1000, "val": 100})
+        return finetune._phase_cut(model, config, splits, name)
+
+    blocks = ["train.unfreeze_blocks=1", "train.bn_inference=true"]
+    assert cut(*blocks) is None  # the default: phase 2 sees augmented images
+    assert cut(*blocks, "train.finetune_augment=false").shape[1:] == (1, 1, 24)
+    assert cut(*blocks, "data.augment=none").shape[1:] == (1, 1, 24)
+    assert cut("data.augment=none") is None  # unfreeze_blocks -1: nothing frozen to cache
+    assert cut(*blocks, "data.augment=none", "progressive.stages=2") is None  # sizes grow
+    monkeypatch.setattr(finetune, "cache_budget_bytes", lambda: 1100 * 1 * 1 * 24 * 4 - 1)
+    assert cut(*blocks, "data.augment=none") is None  # 1 byte over the budget
 
 
 def test_a_finetune_phase_worse_than_the_head_phase_is_not_kept_and_the_report_says_so(

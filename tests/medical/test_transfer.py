@@ -123,9 +123,26 @@ def test_shift_class_prior_is_bayes_rule_on_the_saved_probabilities():
 
 def test_head_model_on_pooled_features_equals_the_whole_model():
     model, ds = _tiny_model_and_data()
-    features, labels = transfer.pooled_features(model, ds)
+    backbone, head = transfer.split_at(model, transfer.pooled_boundary(model))
+    features, labels = transfer.boundary_features(backbone, ds)
     assert features.shape == (64, model.get_layer(transfer.HEAD_PREFIX + "pool").output.shape[-1])
-    head = transfer.head_model(model, features.shape[1])
     whole = np.concatenate([model.predict_on_batch(x) for x, _ in ds])
     np.testing.assert_allclose(head.predict_on_batch(features), whole, rtol=1e-4, atol=1e-5)
     assert {v.path for v in head.weights} <= {v.path for v in model.weights}  # shared
+
+
+def test_the_cut_below_the_unfrozen_stages_leaves_every_trainable_weight_on_top():
+    model, ds = _tiny_model_and_data()
+    transfer.freeze_backbone(model)
+    assert transfer.trainable_boundary(model) is not None  # the head: the pooled features
+    unfrozen = transfer.unfreeze_top_blocks(model, 2, bn_inference=True)
+    boundary = transfer.trainable_boundary(model)
+    bottom, top = transfer.split_at(model, boundary)
+    assert not bottom.trainable_weights
+    assert {v.path for v in top.trainable_weights} == {v.path for v in model.trainable_weights}
+    assert unfrozen[0] == top.layers[1].name  # the cut is right below the lowest unfrozen stage
+    features, _ = transfer.boundary_features(bottom, ds)
+    whole = np.concatenate([model.predict_on_batch(x) for x, _ in ds])
+    np.testing.assert_allclose(top.predict_on_batch(features), whole, rtol=1e-4, atol=1e-5)
+    transfer.unfreeze_top_blocks(model, -1)
+    assert transfer.trainable_boundary(model) is None  # nothing frozen: nothing to cache
