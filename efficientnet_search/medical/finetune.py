@@ -163,7 +163,9 @@ def _pipelines(config: FinetuneConfig, splits, resolution: int) -> dict[str, Any
 
     test = pipe(known["test"], False) if splits.test is not None else None
     return {"train": pipe(train, True), "val": pipe(known["val"], False), "test": test,
-            "steps": steps, "resolution": resolution, "train_at": train_at}
+            "steps": steps, "resolution": resolution, "train_at": train_at,
+            # one pass over the training set (shuffled and augmented, or neither)
+            "train_images": lambda augmented: pipe(known["train"], augmented)}
 
 
 def _with_size(ds: tf.data.Dataset | None, size: int | None) -> tf.data.Dataset | None:
@@ -228,54 +230,68 @@ def _best_phase(history: dict, tracker: BestWeights) -> str | None:
     return history["phase"][tracker.best_epoch - 1] if tracker.best_epoch else None
 
 
-def _phase_cut(model, config: FinetuneConfig, splits, name: str):
-    """Where phase `name` can train on features computed once instead of on images: the
-    tensor below which every layer is frozen (phase 1: the pooled features; phase 2: the
-    input of the lowest unfrozen stage), or None to train on (augmented) images.
+@dataclasses.dataclass(frozen=True)
+class FeatureCache:
+    """How a phase trains on features computed once: the frozen part's output at `boundary`
+    for `copies` passes over the training set, augmented or not."""
 
-    Exact, not an approximation: frozen layers run in inference mode, so on unaugmented
-    images their output is the same every epoch.
+    boundary: Any  # a KerasTensor of the model
+    copies: int
+    augmented: bool
+
+
+def _phase_cut(model, config: FinetuneConfig, splits, name: str) -> FeatureCache | None:
+    """Where phase `name` can train on features computed once instead of on images (phase 1:
+    the pooled features; phase 2: the input of the lowest unfrozen stage), or None to train
+    on images, each epoch a pass of the whole network.
+
+    Unaugmented, one copy is exact, not an approximation: frozen layers run in inference
+    mode, so their output is the same every epoch. Augmented, `train.augment_copies` copies
+    stand in for fresh augmentation every epoch.
     """
     t = config.train
     augmented = config.data.augment != "none" and (
         t.head_augment if name == "head" else t.finetune_augment)
-    if augmented or (name == "finetune" and config.progressive.enabled):
+    copies = t.augment_copies if augmented else 1
+    if copies == 0 or (name == "finetune" and config.progressive.enabled):
         return None
     boundary = pooled_boundary(model) if name == "head" else trainable_boundary(model)
     if boundary is None or None in boundary.shape[1:]:
         return None
-    examples = sum(splits.sizes.get(split) or 0 for split in ("train", "val"))
+    examples = copies * (splits.sizes.get("train") or 0) + (splits.sizes.get("val") or 0)
     needed = examples * math.prod(boundary.shape[1:]) * 4
     if needed > cache_budget_bytes():
         logging.warning("phase %s trains on images: caching its input features would take "
                         "%.1f GB, over a quarter of the RAM", name, needed / 1e9)
         return None
-    return boundary
+    return FeatureCache(boundary, copies, augmented)
 
 
-def _cached_phase(model, boundary, name, config, splits, pipes, epochs, lr, common):
-    """Phase `name` on the outputs of the frozen layers below `boundary`, computed once (one
-    forward pass of the frozen part instead of one per epoch)."""
-    from efficientnet_search.data import splits as data
-
+def _cached_phase(model, cache: FeatureCache, name, config, splits, pipes, epochs, lr, common):
+    """Phase `name` on the outputs of the frozen layers below `cache.boundary`, computed once
+    per copy (a forward pass of the frozen part per copy instead of one per epoch)."""
     started = time.perf_counter()
-    bottom, top = split_at(model, boundary)
-    plain = data.make_pipeline(splits.train, resolution=pipes["resolution"],
-                               batch_size=config.data.batch_size, training=False,
-                               augment="none", seed=config.seed)
-    x_train, y_train = boundary_features(bottom, plain)
+    bottom, top = split_at(model, cache.boundary)
+    images = pipes["train_images"](cache.augmented)
+    passes = [boundary_features(bottom, images) for _ in range(cache.copies)]
+    x_train = np.concatenate([x for x, _ in passes])
+    y_train = np.concatenate([y for _, y in passes])
     x_val, y_val = boundary_features(bottom, pipes["val"])
-    logging.info("phase %s: frozen features %s of %d + %d images in %.1f s (computed once)",
-                 name, x_train.shape[1:], len(x_train), len(x_val),
+    logging.info("phase %s: frozen features %s of %d x %d %s + %d images in %.1f s (computed "
+                 "once)", name, x_train.shape[1:], cache.copies, len(passes[0][0]),
+                 "augmented" if cache.augmented else "unaugmented", len(x_val),
                  time.perf_counter() - started)
     train = tf.data.Dataset.from_tensor_slices((x_train, y_train))
     steps = None
+    batch = config.data.batch_size
     if config.train.imbalance == "balanced_sampling" and not splits.multi_label:
         train = balanced_stream(train, splits.num_classes, config.seed)
         steps = pipes["steps"]
+    elif cache.copies > 1:  # an epoch: as many examples as the data has, drawn from all copies
+        train = train.shuffle(len(x_train), seed=config.seed).repeat()
+        steps = math.ceil(len(passes[0][0]) / batch)
     else:
         train = train.shuffle(len(x_train), seed=config.seed, reshuffle_each_iteration=True)
-    batch = config.data.batch_size
     val = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(batch)
     tracker = common["tracker"]
     tracker.watch(val, snapshot_of=model)

@@ -34,16 +34,22 @@ class PhasesConfig:
     # Phase 1 on augmented images (a backbone pass per epoch) instead of on the pooled
     # features of the frozen backbone, computed once (a linear probe, Kornblith et al. 2019).
     head_augment: bool = False
-    # Phase 2 on augmented images (a pass of the whole network per epoch); false trains the
-    # unfrozen top on the frozen stages' outputs, computed once from unaugmented images with
-    # those stages in inference mode (no stochastic depth below the cut).
+    # Phase 2 on augmented images; false trains the unfrozen top on the frozen stages'
+    # outputs, computed once from unaugmented images with those stages in inference mode (no
+    # stochastic depth below the cut).
     finetune_augment: bool = True
+    # A phase on augmented images: 0 augments afresh every epoch (a pass of the whole network
+    # per epoch); K > 0 passes K augmented copies of the training set through the frozen
+    # part once and trains the rest on those features (an epoch draws from all copies).
+    augment_copies: int = 0
 
     def __post_init__(self):
         if self.head_epochs < 0 or self.finetune_epochs < 0:
             raise ValueError("train.head_epochs and train.finetune_epochs must be >= 0")
         if self.head_epochs + self.finetune_epochs == 0:
             raise ValueError("train.head_epochs + train.finetune_epochs must be > 0, got 0")
+        if self.augment_copies < 0:
+            raise ValueError(f"train.augment_copies must be >= 0, got {self.augment_copies}")
         if self.unfreeze_blocks < -1:
             raise ValueError(f"train.unfreeze_blocks must be >= -1, got {self.unfreeze_blocks}")
 

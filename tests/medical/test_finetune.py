@@ -131,26 +131,30 @@ def test_config_errors_are_one_clear_line(tmp_path):
     assert not (tmp_path / "run").exists()  # a typo leaves no half-made run behind
 
 
-def test_phases_without_augmentation_compute_frozen_features_once(tmp_path, monkeypatch):
+def test_phases_on_cached_features_keep_the_frozen_part_and_learn(tmp_path, monkeypatch):
+    """Phase 1 on pooled features of unaugmented images, phase 2 on 2 augmented copies of the
+    training set at the lowest unfrozen stage's input: each computed once."""
     data = _npz(tmp_path / "binary.npz")
     cuts = []
     original = finetune.boundary_features
 
     def spy(bottom, ds):
-        cuts.append((bottom.output.shape[1:], {v.path: v.numpy().copy() for v in bottom.weights}))
-        return original(bottom, ds)
+        features, labels = original(bottom, ds)
+        cuts.append((features, {v.path: v.numpy().copy() for v in bottom.weights}))
+        return features, labels
 
     monkeypatch.setattr(finetune, "boundary_features", spy)
     config = load_config(finetune.FinetuneConfig, SMOKE, [
         f"data.source=npz:{data}", "train.head_epochs=4", "train.head_learning_rate=0.03",
-        "train.head_augment=false", "train.finetune_augment=false",
+        "train.head_augment=false", "train.augment_copies=2",
         "train.finetune_epochs=2", "train.finetune_learning_rate=0.01",
         "train.unfreeze_blocks=1", "train.bn_inference=true",
         "train.patience=4", *TINY, "eval.gradcam_images=0"])
     result = finetune.finetune(config, tmp_path / "run", verbose=0)
-    # train and validation once per phase: pooled features, then the last stage's input
-    assert len(cuts) == 4 and cuts[0][0] == cuts[1][0] and cuts[2][0] == cuts[3][0]
-    assert len(cuts[0][0]) == 1 and len(cuts[2][0]) == 3
+    # phase 1: train and validation once; phase 2: 2 training copies, then validation
+    assert [c[0].ndim for c in cuts] == [2, 2, 4, 4, 4]
+    assert [len(c[0]) for c in cuts] == [256, 64, 256, 256, 64]  # smoke.yaml: max_train, max_val
+    assert not np.allclose(cuts[2][0], cuts[3][0])  # two different augmented copies
     assert result.results["history"]["phase"] == ["head"] * 4 + ["finetune"] * 2
     assert result.test["auc"] > 0.8  # learned from the cached features
     saved = keras.saving.load_model(result.model_path)
@@ -173,13 +177,21 @@ def test_phase2_trains_on_images_unless_told_and_while_its_features_fit_in_memor
         return finetune._phase_cut(model, config, splits, name)
 
     blocks = ["train.unfreeze_blocks=1", "train.bn_inference=true"]
-    assert cut(*blocks) is None  # the default: phase 2 sees augmented images
-    assert cut(*blocks, "train.finetune_augment=false").shape[1:] == (1, 1, 24)
-    assert cut(*blocks, "data.augment=none").shape[1:] == (1, 1, 24)
+    assert cut(*blocks) is None  # the default: phase 2 sees freshly augmented images
+    plain = cut(*blocks, "train.finetune_augment=false")
+    assert plain.boundary.shape[1:] == (1, 1, 24) and (plain.copies, plain.augmented) == (1, False)
+    same = cut(*blocks, "data.augment=none")
+    assert same.boundary.shape == plain.boundary.shape and not same.augmented
+    copies = cut(*blocks, "train.augment_copies=3")
+    assert (copies.copies, copies.augmented) == (3, True)
+    head = cut("train.head_augment=false", name="head")
+    assert head.boundary.shape[1:] == (128,) and not head.augmented
     assert cut("data.augment=none") is None  # unfreeze_blocks -1: nothing frozen to cache
     assert cut(*blocks, "data.augment=none", "progressive.stages=2") is None  # sizes grow
     monkeypatch.setattr(finetune, "cache_budget_bytes", lambda: 1100 * 1 * 1 * 24 * 4 - 1)
     assert cut(*blocks, "data.augment=none") is None  # 1 byte over the budget
+    with pytest.raises(ConfigError, match="train.augment_copies must be >= 0"):
+        load_config(finetune.FinetuneConfig, SMOKE, ["train.augment_copies=-1"])
 
 
 def test_a_finetune_phase_worse_than_the_head_phase_is_not_kept_and_the_report_says_so(
