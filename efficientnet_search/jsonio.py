@@ -36,7 +36,10 @@ def to_plain(value: Any) -> Any:
 def read_json(path: str | Path) -> Any:
     """Reads a JSON file; an empty or malformed file is a ValueError that names the path."""
     path = Path(path)
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise ValueError(f"{str(path)!r} is not JSON: not UTF-8 text") from None
     if not text.strip():
         raise ValueError(f"{str(path)!r} is empty; expected JSON (a finished run writes it)")
     try:

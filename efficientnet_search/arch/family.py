@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from efficientnet_search.arch.blocks import B0_BLOCKS, BlockArgs, decode_blocks
 from efficientnet_search.arch.cost import ModelCost, spec_cost
@@ -44,19 +44,23 @@ class FamilyMember:
     nominal_ratio: float
 
 
-def read_coefficients(source: str | Path) -> Coefficients:
-    """Coefficients from a preset name ("paper") or a grid run's results.json (its `best`)."""
-    if str(source) in PRESETS:
-        return Coefficients(**PRESETS[str(source)])
+def _run_results(source: str | Path, missing: str) -> tuple[Path, Any]:
+    """(path, parsed JSON) of a run's results.json, given as the file or its run directory;
+    `missing` is the error when there is none. Unreadable JSON is a ValueError naming it."""
     path = Path(source)
     if path.is_dir():
         path = path / "results.json"
     if not path.is_file():
-        raise FileNotFoundError(
-            f"coefficients not found: {str(source)!r}; give a grid run's results.json "
-            f"or a preset ({', '.join(PRESETS)})"
-        )
-    data = read_json(path)
+        raise FileNotFoundError(missing)
+    return path, read_json(path)
+
+
+def read_coefficients(source: str | Path) -> Coefficients:
+    """Coefficients from a preset name ("paper") or a grid run's results.json (its `best`)."""
+    if str(source) in PRESETS:
+        return Coefficients(**PRESETS[str(source)])
+    path, data = _run_results(source, f"coefficients not found: {str(source)!r}; give a grid "
+                                      f"run's results.json or a preset ({', '.join(PRESETS)})")
     best = data.get("best") if isinstance(data, dict) else None
     if not isinstance(best, dict) or not {"alpha", "beta", "gamma"} <= set(best):
         raise ValueError(
@@ -76,13 +80,11 @@ def coefficients_caveat(source: str | Path) -> str | None:
     """
     if str(source) in PRESETS:
         return None
-    path = Path(source)
-    data = read_json(path / "results.json" if path.is_dir() else path)
+    path, data = _run_results(source, f"coefficients not found: {str(source)!r}")
     if not isinstance(data, dict) or "best_set" not in data or not data.get("best"):
         return None
     best, best_set = data["best"], data["best_set"]
-    run = path if path.is_dir() else path.parent
-    check = f"`efficientnet-search verify --run_dir {run} --phi 2 3`"
+    check = f"`efficientnet-search verify --run_dir {path.parent} --phi 2 3`"
     if best_set is None:
         text = (f"{best.get('key', 'the best')} is best by mean of one seed per candidate: seed "
                 "noise is unknown, so it is not a finding (rerun the grid with "
@@ -108,17 +110,8 @@ def read_baseline(source: str | Path) -> tuple[str, ...]:
       FileNotFoundError: no such file.
       ValueError: the file is neither a NAS nor a grid result, or the NAS chose nothing.
     """
-    path = Path(source)
-    if path.is_dir():
-        path = path / "results.json"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"blocks_from: {str(source)!r} not found; give a NAS or grid run's results.json")
-    try:
-        data = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"blocks_from: {str(path)!r} is not JSON ({err}); give a NAS or grid "
-                         "run's results.json") from None
+    path, data = _run_results(source, f"blocks_from: {str(source)!r} not found; give a NAS "
+                                      "or grid run's results.json")
     if isinstance(data, dict) and data.get("kind") == "nas":
         chosen = data.get("chosen")
         if not isinstance(chosen, dict) or not chosen.get("blocks"):
