@@ -15,6 +15,9 @@ ImageNet models transfer better?"; the Keras transfer-learning guide):
 3. Phase 2 ("finetune"): the top K stages (layers named `block<N>...`) and the `top_` layers are
    unfrozen and trained with a lower Adam learning rate. BatchNormalization layers stay frozen,
    which in Keras 3 also runs them in inference mode, so their moving statistics are kept.
+   With `train.augment_copies` K > 0 (or `train.finetune_augment: false`, K = 1 unaugmented)
+   the frozen stages see each image once per copy rather than once per epoch: the unfrozen
+   top trains on their outputs, computed once.
    With a `progressive:` section (training/progressive.py) phase 2 runs in stages of growing
    image size, head dropout and RandAugment factor (EfficientNetV2 Algorithm 1); validation
    stays at the final size.
