@@ -235,10 +235,11 @@ def _best_phase(history: dict, tracker: BestWeights) -> str | None:
 
 @dataclasses.dataclass(frozen=True)
 class FeatureCache:
-    """How a phase trains on features computed once: the frozen part's output at `boundary`
-    for `copies` passes over the training set, augmented or not."""
+    """How a phase trains on features computed once: `top` trains on the outputs of the
+    frozen `bottom` for `copies` passes over the training set, augmented or not."""
 
-    boundary: Any  # a KerasTensor of the model
+    bottom: keras.Model
+    top: keras.Model
     copies: int
     augmented: bool
 
@@ -261,25 +262,30 @@ def _phase_cut(model, config: FinetuneConfig, splits, name: str) -> FeatureCache
     boundary = pooled_boundary(model) if name == "head" else trainable_boundary(model)
     if boundary is None or None in boundary.shape[1:]:
         return None
-    examples = copies * (splits.sizes.get("train") or 0) + (splits.sizes.get("val") or 0)
+    # float32 features of every copy, twice for training (the array and the shuffle buffer)
+    examples = 2 * copies * (splits.sizes.get("train") or 0) + (splits.sizes.get("val") or 0)
     needed = examples * math.prod(boundary.shape[1:]) * 4
     if needed > cache_budget_bytes():
         logging.warning("phase %s trains on images: caching its input features would take "
                         "%.1f GB, over a quarter of the RAM", name, needed / 1e9)
         return None
-    return FeatureCache(boundary, copies, augmented)
+    try:
+        bottom, top = split_at(model, boundary)
+    except ValueError as err:
+        logging.warning("phase %s trains on images: %s", name, err)
+        return None
+    return FeatureCache(bottom, top, copies, augmented)
 
 
 def _cached_phase(model, cache: FeatureCache, name, config, splits, pipes, epochs, lr, common):
-    """Phase `name` on the outputs of the frozen layers below `cache.boundary`, computed once
-    per copy (a forward pass of the frozen part per copy instead of one per epoch)."""
+    """Phase `name` on the outputs of `cache.bottom`, the frozen layers, computed once per
+    copy (a forward pass of the frozen part per copy instead of one per epoch)."""
     started = time.perf_counter()
-    bottom, top = split_at(model, cache.boundary)
     images = pipes["train_images"](cache.augmented)
-    passes = [boundary_features(bottom, images) for _ in range(cache.copies)]
+    passes = [boundary_features(cache.bottom, images) for _ in range(cache.copies)]
     x_train = np.concatenate([x for x, _ in passes])
     y_train = np.concatenate([y for _, y in passes])
-    x_val, y_val = boundary_features(bottom, pipes["val"])
+    x_val, y_val = boundary_features(cache.bottom, pipes["val"])
     logging.info("phase %s: frozen features %s of %d x %d %s + %d images in %.1f s (computed "
                  "once)", name, x_train.shape[1:], cache.copies, len(passes[0][0]),
                  "augmented" if cache.augmented else "unaugmented", len(x_val),
@@ -299,7 +305,7 @@ def _cached_phase(model, cache: FeatureCache, name, config, splits, pipes, epoch
     tracker = common["tracker"]
     tracker.watch(val, snapshot_of=model)
     try:
-        return run_phase(top, train.batch(batch), val, epochs=epochs, learning_rate=lr,
+        return run_phase(cache.top, train.batch(batch), val, epochs=epochs, learning_rate=lr,
                          steps_per_epoch=steps, **common)
     finally:
         tracker.watch(pipes["val"])

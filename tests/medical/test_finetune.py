@@ -179,16 +179,21 @@ def test_phase2_trains_on_images_unless_told_and_while_its_features_fit_in_memor
     blocks = ["train.unfreeze_blocks=1", "train.bn_inference=true"]
     assert cut(*blocks) is None  # the default: phase 2 sees freshly augmented images
     plain = cut(*blocks, "train.finetune_augment=false")
-    assert plain.boundary.shape[1:] == (1, 1, 24) and (plain.copies, plain.augmented) == (1, False)
+    assert plain.bottom.output.shape[1:] == (1, 1, 24)
+    assert (plain.copies, plain.augmented) == (1, False)
+    assert not plain.bottom.trainable_weights and plain.top.trainable_weights
     same = cut(*blocks, "data.augment=none")
-    assert same.boundary.shape == plain.boundary.shape and not same.augmented
+    assert same.bottom.output.shape == plain.bottom.output.shape and not same.augmented
     copies = cut(*blocks, "train.augment_copies=3")
     assert (copies.copies, copies.augmented) == (3, True)
     head = cut("train.head_augment=false", name="head")
-    assert head.boundary.shape[1:] == (128,) and not head.augmented
+    assert head.bottom.output.shape[1:] == (128,) and not head.augmented
     assert cut("data.augment=none") is None  # unfreeze_blocks -1: nothing frozen to cache
     assert cut(*blocks, "data.augment=none", "progressive.stages=2") is None  # sizes grow
-    monkeypatch.setattr(finetune, "cache_budget_bytes", lambda: 1100 * 1 * 1 * 24 * 4 - 1)
+    # 1000 + 100 images' features, the training ones twice (array and shuffle buffer)
+    monkeypatch.setattr(finetune, "cache_budget_bytes", lambda: 2100 * 1 * 1 * 24 * 4)
+    assert cut(*blocks, "data.augment=none") is not None
+    monkeypatch.setattr(finetune, "cache_budget_bytes", lambda: 2100 * 1 * 1 * 24 * 4 - 1)
     assert cut(*blocks, "data.augment=none") is None  # 1 byte over the budget
     with pytest.raises(ConfigError, match="train.augment_copies must be >= 0"):
         load_config(finetune.FinetuneConfig, SMOKE, ["train.augment_copies=-1"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from efficientnet_search.data.synthetic import synthetic_arrays
@@ -146,3 +147,17 @@ def test_the_cut_below_the_unfrozen_stages_leaves_every_trainable_weight_on_top(
     np.testing.assert_allclose(top.predict_on_batch(features), whole, rtol=1e-4, atol=1e-5)
     transfer.unfreeze_top_blocks(model, -1)
     assert transfer.trainable_boundary(model) is None  # nothing frozen: nothing to cache
+
+
+def test_a_cut_that_a_skip_connection_crosses_is_refused():
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(8, name="low")(inputs)
+    mid = keras.layers.Dense(8, name="mid")(hidden)
+    outputs = keras.layers.Add()([mid, hidden])  # `hidden` skips over the cut at `mid`
+    model = keras.Model(inputs, outputs)
+    with pytest.raises(ValueError, match="cannot cut the model at"):
+        transfer.split_at(model, mid)
+    bottom, top = transfer.split_at(model, hidden)  # below the skip's start: fine
+    x = np.ones((2, 8), "float32")
+    np.testing.assert_allclose(top.predict_on_batch(bottom.predict_on_batch(x)),
+                               model.predict_on_batch(x), rtol=1e-6)
