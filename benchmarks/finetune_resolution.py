@@ -1,6 +1,8 @@
-"""Which input resolution for 28 px images fine-tuned from ImageNet Lite0? Measured, not guessed.
+"""Which input resolution (and Lite backbone) for 28 px images fine-tuned from ImageNet?
+Measured, not guessed.
 
-    python benchmarks/finetune_resolution.py [--resolutions 96 128 160 224] [--data npz:PATH]
+    python benchmarks/finetune_resolution.py [--resolutions 96 128 160 224] \
+        [--variants lite0 lite1 lite2] [--data npz:PATH]
 
 For each resolution the 28 px images are upsampled (bilinear, as the pipeline does) and:
 the frozen ImageNet backbone's pooled features of every train/val/test image are computed
@@ -30,10 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = "npz:" + str(ROOT.parent / "shared" / "data" / "pneumoniamnist_balanced.npz")
 
 
-def measure(resolution: int, splits, seed: int = 0) -> dict:
+def measure(resolution: int, splits, seed: int = 0, variant: str = "lite0") -> dict:
     """Linear-probe AUCs, feature time and phase-2 step time at one resolution."""
     keras.utils.set_random_seed(seed)
-    cfg = transfer.FinetuneModelConfig(init="imagenet", variant="lite0", resolution=resolution)
+    cfg = transfer.FinetuneModelConfig(init="imagenet", variant=variant, resolution=resolution)
     model = transfer.build_finetune_model(cfg, splits.num_classes, False)
     transfer.freeze_backbone(model)
     pipes = {name: data.make_pipeline(getattr(splits, name), resolution=resolution,
@@ -60,7 +62,8 @@ def measure(resolution: int, splits, seed: int = 0) -> dict:
         model.train_on_batch(*next(batches))
     step_s = (time.perf_counter() - start) / 3
     keras.backend.clear_session()
-    return {"resolution": resolution, "feature_s": feature_s, "step_s": step_s,
+    return {"variant": variant, "resolution": resolution, "feature_s": feature_s,
+            "step_s": step_s,
             "val_auc": val_auc,
             "epoch_s": step_s * np.ceil(splits.sizes["train"] / 64)}
 
@@ -68,15 +71,18 @@ def measure(resolution: int, splits, seed: int = 0) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--resolutions", type=int, nargs="+", default=[96, 128, 160, 224])
+    parser.add_argument("--variants", nargs="+", default=["lite0"],
+                        help="Lite variants with ImageNet weights (lite0, lite1, lite2)")
     parser.add_argument("--data", default=DATA)
     args = parser.parse_args()
     splits = data.load_splits(args.data, seed=0)
-    print(f"{'px':>5}{'features s':>12}{'probe val AUC':>15}{'phase-2 step s':>16}"
-          f"{'phase-2 epoch s':>17}", flush=True)
-    for resolution in args.resolutions:
-        r = measure(resolution, splits)
-        print(f"{r['resolution']:>5}{r['feature_s']:>12.1f}{r['val_auc']:>15.4f}"
-              f"{r['step_s']:>16.2f}{r['epoch_s']:>17.0f}", flush=True)
+    print(f"{'variant':>8}{'px':>5}{'features s':>12}{'probe val AUC':>15}"
+          f"{'phase-2 step s':>16}{'phase-2 epoch s':>17}", flush=True)
+    for variant in args.variants:
+        for resolution in args.resolutions:
+            r = measure(resolution, splits, variant=variant)
+            print(f"{variant:>8}{r['resolution']:>5}{r['feature_s']:>12.1f}"
+                  f"{r['val_auc']:>15.4f}{r['step_s']:>16.2f}{r['epoch_s']:>17.0f}", flush=True)
     print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: times scale "
           "with it)")
 
