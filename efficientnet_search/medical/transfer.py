@@ -326,11 +326,8 @@ def boundary_features(bottom: keras.Model, ds: tf.data.Dataset) -> tuple[np.ndar
     """(bottom's outputs, labels) over a batched, unshuffled pipeline: the one forward pass a
     frozen bottom needs when no augmentation changes its input (inference mode: BN statistics
     and no dropout or stochastic depth)."""
-    features, labels = [], []
-    for x, y in ds:
-        features.append(np.asarray(bottom.predict_on_batch(x)))
-        labels.append(y.numpy())
-    return np.concatenate(features), np.concatenate(labels)
+    labels, features = predict_split(bottom, ds)
+    return features, labels
 
 
 def balanced_stream(train: tf.data.Dataset, num_classes: int, seed: int) -> tf.data.Dataset:
