@@ -11,16 +11,30 @@ A block string describes one stage of MBConv blocks in the reference's notation
     e<expand>         expansion ratio of the inverted bottleneck
     i<in>, o<out>     input and output channels (before width scaling)
     c1                Fused-MBConv (V2): the 1x1 expansion and the depthwise kxk are one
-                      regular kxk convolution; without it the stage is MBConv (`c0`, the
-                      default, is not written)
+                      regular kxk convolution; without it the stage is MBConv
     se<ratio>         squeeze-excitation ratio in (0, 1], relative to the block's input
                       channels (without it: no squeeze-excitation)
     noskip            no identity skip (and so no stochastic depth) in this stage
 
 Examples: `r2_k3_s22_e6_i16_o24_se0.25` (V1), `r4_k3_s2_e4_i24_o48_c1` (V2-S stage 2).
-Decoding is strict: an unknown, repeated or redundant token raises `ValueError` naming the
-string, and `encode_block_string(decode_block_string(s)) == s` for canonical strings (tokens in
-the order above). A list of stages must chain: each stage's `i` is the previous stage's `o`.
+
+The reference encoders also write flags at their default value, which change nothing and are
+accepted: tensorflow/tpu's `BlockDecoder._encode_block_string`
+(models/official/efficientnet/efficientnet_builder.py) writes `c0` (conv type: MBConv), `f0`
+(no fused conv) and `p0` (no super-pixel) after `o`, as in
+`r1_k3_s11_e1_i32_o16_c0_f0_p0_se0.25`; google/automl's (efficientnetv2/effnetv2_configs.py)
+writes `c0` (or `c1`) and `f0` the same way, with one-digit strides. Other values of `f` and
+`p` (tensorflow/tpu's fused-conv and super-pixel blocks), its CondConv flag `cc`, and `c1` in
+a string from its encoder (one with a `p` token: there `c1` is EdgeTPU's block without
+depthwise convolution, not Fused-MBConv) are not built here and are refused.
+
+Decoding is strict: an unknown, repeated or redundant token, or a value we don't build, raises
+`ValueError` naming the token and the string and saying what is accepted. Encoding writes the
+canonical form (tokens in the order above, default flags left out), so
+`encode_block_string(decode_block_string(s)) == s` for canonical strings, and a reference
+string with default flags encodes to the canonical string of the same architecture (which the
+reference decoders read back, as they take an absent flag for its default). A list of stages
+must chain: each stage's `i` is the previous stage's `o`.
 """
 
 from __future__ import annotations
@@ -33,7 +47,13 @@ BLOCK_STRING_FORMAT = (
     "r<repeats>_k<kernel>_s<sy><sx>_e<expand>_i<in>_o<out>[_c1][_se<ratio>][_noskip]"
 )
 
-_TOKEN = re.compile(r"^(r|k|s|e|i|o|c|se)(\d+(?:\.\d+)?)$")
+# The reference encoders' flags at the value they write by default (see the module docstring):
+# accepted, and dropped when encoding.
+DEFAULT_FLAGS = ("c0", "f0", "p0")
+_EXPECTED = (f"{BLOCK_STRING_FORMAT} (the reference encoders' default flags "
+             f"{', '.join(DEFAULT_FLAGS)} are accepted too)")
+
+_TOKEN = re.compile(r"^(r|k|s|e|i|o|c|f|p|se)(\d+(?:\.\d+)?)$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,13 +180,13 @@ def decode_block_string(block_string: str) -> BlockArgs:
     if missing:
         raise ValueError(
             f"block string {block_string!r} lacks {', '.join(missing)}; "
-            f"expected {BLOCK_STRING_FORMAT}"
+            f"expected {_EXPECTED}"
         )
     strides = values["s"]
     if len(strides) not in (1, 2) or strides[0] != strides[-1]:
         raise _bad(block_string, "s" + strides,
                    "needs one stride digit or two equal ones (s1, s2, s11, s22):")
-    fused = _conv_type(values.get("c"), block_string)
+    fused = _reference_flags(values, block_string)
     if values.get("se") is not None and float(values["se"]) == 0:
         raise _bad(block_string, "se" + values["se"],
                    "se0 means no squeeze-excitation (omit the token):")
@@ -223,16 +243,29 @@ def decode_blocks(block_strings: Iterable[str | BlockArgs]) -> tuple[BlockArgs, 
     return blocks
 
 
-def _conv_type(value: str | None, block_string: str) -> bool:
-    """True for a Fused-MBConv stage (`c1`); the reference's `c0` is the unwritten default."""
-    if value is None:
-        return False
-    if value == "1":
-        return True
-    if value == "0":
-        raise _bad(block_string, "c0", "c0 is the default MBConv (omit the token):")
-    raise _bad(block_string, "c" + value,
-               "conv type must be c1 (Fused-MBConv) or absent (MBConv), not")
+def _reference_flags(values: dict[str, str], block_string: str) -> bool:
+    """Checks the conv-type, fused-conv and super-pixel flags; True for Fused-MBConv (`c1`).
+
+    A flag at its reference default (`c0`, `f0`, `p0`) changes nothing. Only tensorflow/tpu's
+    encoder writes `p`, and there `c1` selects its MBConvBlockWithoutDepthwise (EdgeTPU: a
+    regular expansion convolution at stride 1, the stride on the 1x1 projection, no
+    squeeze-excitation), not the
+    Fused-MBConv that google/automl's V2 `c1` means and that we build.
+    """
+    for key, name in (("f", "fused-conv"), ("p", "super-pixel")):
+        if values.get(key, "0") != "0":
+            raise _bad(block_string, key + values[key],
+                       f"tensorflow/tpu's {name} flag is built only at its default {key}0, not")
+    conv_type = values.get("c", "0")
+    if conv_type not in ("0", "1"):
+        raise _bad(block_string, "c" + conv_type,
+                   "conv type must be c0 (MBConv, the default) or c1 (Fused-MBConv), not")
+    if conv_type == "1" and "p" in values:
+        raise _bad(block_string, "c1",
+                   "a string with tensorflow/tpu's p flag comes from its encoder, where c1 is "
+                   "EdgeTPU's block without depthwise convolution (not built here; our c1 is "
+                   "google/automl's Fused-MBConv, written without p):")
+    return conv_type == "1"
 
 
 def _int(text: str, block_string: str) -> int:
@@ -243,8 +276,7 @@ def _int(text: str, block_string: str) -> int:
 
 def _bad(block_string: str, token: str, problem: str) -> ValueError:
     return ValueError(
-        f"block string {block_string!r}: {problem} token {token!r}; "
-        f"expected {BLOCK_STRING_FORMAT}"
+        f"block string {block_string!r}: {problem} token {token!r}; expected {_EXPECTED}"
     )
 
 

@@ -236,7 +236,12 @@ def build_model(
 
     Returns:
       The model. Under a mixed-precision policy its outputs are float32.
+
+    Raises:
+      ValueError: under `keras.config.set_image_data_format("channels_first")` (every named
+        constructor builds through here, so all of them refuse it).
     """
+    _check_data_format()
     if spec is None:
         spec = resolve_spec(
             variant, width=width, depth=depth, resolution=resolution, dropout=dropout,
@@ -314,6 +319,21 @@ def normalization_statistics(channels: int) -> tuple[tuple[float, ...], tuple[fl
     mean = tuple(IMAGENET_MEAN_RGB[i % 3] for i in range(channels))
     std = tuple(IMAGENET_STDDEV_RGB[i % 3] for i in range(channels))
     return mean, std
+
+
+def _check_data_format() -> None:
+    """The models are channels_last: (height, width, channels) inputs, channel axis -1.
+
+    Under channels_first Keras' layers would read the axes otherwise (a V2 model would take 224
+    for its channel count), so every builder stops here instead, in one line.
+    """
+    data_format = keras.config.image_data_format()
+    if data_format != "channels_last":
+        raise ValueError(
+            f"EfficientNet models are channels_last (height, width, channels), but "
+            f"keras.config.image_data_format() is {data_format!r}; call "
+            f'keras.config.set_image_data_format("channels_last") before building'
+        )
 
 
 def _model_input(spec: ModelSpec, input_tensor, input_shape):

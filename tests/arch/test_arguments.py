@@ -98,3 +98,29 @@ def test_pretrained_stem_adapted_gives_the_rgb_models_output(family, channels, c
         x_adapted = np.concatenate([x_rgb, x_rgb], axis=-1)
     np.testing.assert_allclose(adapted(x_adapted, training=False), rgb(x_rgb, training=False),
                                atol=1e-4, rtol=1e-4)
+
+
+@pytest.fixture
+def channels_first():
+    """keras' global image data format set to channels_first, restored afterwards."""
+    before = keras.config.image_data_format()
+    keras.config.set_image_data_format("channels_first")
+    try:
+        yield
+    finally:
+        keras.config.set_image_data_format(before)
+
+
+@pytest.mark.parametrize("constructor", ["EfficientNetB0", "EfficientNetV2B0",
+                                         "EfficientNetLite0", "build_model"])
+def test_channels_first_is_refused_by_every_builder_in_one_line(channels_first, constructor):
+    # Before this check B0 failed with an unrelated shape error and V2B0 silently built a
+    # network that took 224 for the channel count.
+    import efficientnet_search
+
+    with pytest.raises(ValueError) as err:
+        getattr(efficientnet_search, constructor)(weights=None)
+    text = str(err.value)
+    assert len(text.splitlines()) == 1
+    assert "channels_last" in text and "'channels_first'" in text
+    assert 'keras.config.set_image_data_format("channels_last")' in text

@@ -1,4 +1,5 @@
-"""Block strings: the reference notation, strict decoding, exact round trip."""
+"""Block strings: the reference notation, strict decoding, exact round trip, and the strings
+the reference encoders write (with their default-valued flags)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from efficientnet_search.arch.blocks import (
     B0_BLOCK_STRINGS,
     B0_BLOCKS,
     V2_BASE_BLOCK_STRINGS,
+    V2_BASE_BLOCKS,
     V2_L_BLOCK_STRINGS,
     V2_M_BLOCK_STRINGS,
     V2_S_BLOCK_STRINGS,
@@ -94,8 +96,7 @@ def test_empty_baseline_rejected():
 
 @pytest.mark.parametrize(
     ("bad", "message"),
-    [("r1_k3_s1_e1_i32_o16_c0", "c0 is the default MBConv"),
-     ("r1_k3_s1_e1_i32_o16_c1_c0", "repeated token 'c0'"),
+    [("r1_k3_s1_e1_i32_o16_c1_c0", "repeated token 'c0'"),
      ("r1_k3_s1_e1_i32_o16_se0", "se0 means no squeeze-excitation")],
 )
 def test_contradictory_or_redundant_flags_name_the_string(bad, message):
@@ -108,3 +109,88 @@ def test_stages_that_do_not_chain_cannot_be_built():
     with pytest.raises(ValueError, match="'r2_k3_s2_e4_i32_o48_c1' takes i32, but the stage "
                                          "before it .* gives o16"):
         decode_blocks(["r1_k3_s1_e1_i32_o16_c1", "r2_k3_s2_e4_i32_o48_c1"])
+
+
+# B0's stages as tensorflow/tpu's `BlockDecoder._encode_block_string` writes them
+# (models/official/efficientnet/efficientnet_builder.py: 'r%d', 'k%d', 's%d%d', 'e%s', 'i%d',
+# 'o%d', 'c%d' % conv_type, 'f%d' % fused_conv, 'p%d' % super_pixel, then 'se%s' when
+# 0 < se_ratio <= 1 and 'noskip'), for the blocks its `efficientnet()` decodes from the B0 list
+# (conv_type, fused_conv, super_pixel 0). No reference test prints these strings; they are
+# the encoder's format applied to the reference's own blocks.
+TPU_ENCODED_B0 = (
+    "r1_k3_s11_e1_i32_o16_c0_f0_p0_se0.25",
+    "r2_k3_s22_e6_i16_o24_c0_f0_p0_se0.25",
+    "r2_k5_s22_e6_i24_o40_c0_f0_p0_se0.25",
+    "r3_k3_s22_e6_i40_o80_c0_f0_p0_se0.25",
+    "r3_k5_s11_e6_i80_o112_c0_f0_p0_se0.25",
+    "r4_k5_s22_e6_i112_o192_c0_f0_p0_se0.25",
+    "r1_k3_s11_e6_i192_o320_c0_f0_p0_se0.25",
+)
+# The same encoder before it gained fused_conv and super_pixel (tensorflow/tpu at 082b2267,
+# same file): only 'c%d' after 'o'.
+TPU_EARLY_ENCODED_B0 = tuple(s.replace("_c0_f0_p0", "_c0") for s in TPU_ENCODED_B0)
+# EfficientNetV2-B0's stages (`v2_base_block`) as google/automl's `_encode_block_string`
+# (efficientnetv2/effnetv2_configs.py: 'r%d', 'k%d', 's%d', 'e%s', 'i%d', 'o%d',
+# 'c%d' % conv_type, 'f%d' % fused_conv, then 'se%s' when 0 < se_ratio <= 1) formats them with
+# fused_conv 0 (its decoder sets no fused_conv, and no se_ratio for the fused stages, so the
+# encoder needs those given).
+AUTOML_ENCODED_V2_B0 = (
+    "r1_k3_s1_e1_i32_o16_c1_f0",
+    "r2_k3_s2_e4_i16_o32_c1_f0",
+    "r2_k3_s2_e4_i32_o48_c1_f0",
+    "r3_k3_s2_e4_i48_o96_c0_f0_se0.25",
+    "r5_k3_s1_e6_i96_o112_c0_f0_se0.25",
+    "r8_k3_s2_e6_i112_o192_c0_f0_se0.25",
+)
+
+
+@pytest.mark.parametrize(
+    ("encoded", "ours"),
+    [(TPU_ENCODED_B0, B0_BLOCK_STRINGS), (TPU_EARLY_ENCODED_B0, B0_BLOCK_STRINGS),
+     (AUTOML_ENCODED_V2_B0, V2_BASE_BLOCK_STRINGS)],
+    ids=["tensorflow-tpu", "tensorflow-tpu-early", "google-automl-v2"],
+)
+def test_reference_encoder_strings_decode_to_our_architecture(encoded, ours):
+    decoded = decode_blocks(encoded)
+    assert decoded == decode_blocks(ours)
+    # Encoding writes the canonical form: the default flags are left out, the stride spelling
+    # (s11 / s1) kept, so the result is our string for the same stage.
+    assert tuple(encode_block_string(b) for b in decoded) == ours
+
+
+def test_each_default_flag_alone_changes_nothing():
+    canonical = "r2_k3_s22_e6_i16_o24_se0.25"
+    for flag in ("c0", "f0", "p0"):
+        with_flag = canonical.replace("_se", f"_{flag}_se")
+        assert decode_block_string(with_flag) == decode_block_string(canonical)
+        assert encode_block_string(decode_block_string(with_flag)) == canonical
+    fused = decode_block_string("r1_k3_s1_e1_i32_o16_c1_f0")
+    assert fused == V2_BASE_BLOCKS[0] and fused.fused
+
+
+@pytest.mark.parametrize(
+    ("bad", "token", "message"),
+    [
+        ("r1_k3_s11_e1_i32_o16_c0_f1_p0_se0.25", "f1", "fused-conv flag is built only at its "
+                                                       "default f0"),
+        ("r1_k3_s11_e1_i32_o16_c0_f0_p1_se0.25", "p1", "super-pixel flag is built only at its "
+                                                       "default p0"),
+        ("r1_k3_s11_e1_i32_o16_c0_f0_p2_se0.25", "p2", "super-pixel"),
+        ("r1_k3_s11_e1_i32_o16_c2_f0_p0_se0.25", "c2", r"c0 \(MBConv, the default\) or c1"),
+        ("r1_k3_s11_e1_i32_o16_c0_f0_p0_se0.25_cc", "cc", "unknown"),
+        # EdgeTPU's stage 2 (tensorflow/tpu edgetpu/efficientnet_edgetpu_builder.py,
+        # 'r2_k3_s22_e8_i24_o32_c1') as tensorflow/tpu's encoder writes it: there c1 is the
+        # block without depthwise convolution, not Fused-MBConv.
+        ("r2_k3_s22_e8_i24_o32_c1_f0_p0", "c1", "EdgeTPU's block without depthwise"),
+        ("r1_k3_s11_e1_i32_o16_c0_c0_se0.25", "c0", "repeated"),
+        ("r1_k3_s11_e1_i32_o16_f0_f0_se0.25", "f0", "repeated"),
+        ("r1_k3_s11_e1_i32_o16_p0_c0_p0", "p0", "repeated"),
+    ],
+)
+def test_non_default_reference_flags_are_refused_with_the_token_named(bad, token, message):
+    with pytest.raises(ValueError, match=message) as err:
+        decode_block_string(bad)
+    text = str(err.value)
+    assert f"token {token!r}" in text and repr(bad) in text and len(text.splitlines()) == 1
+    # What is accepted: the canonical format and the default flags.
+    assert "r<repeats>" in text and "c0, f0, p0 are accepted" in text
