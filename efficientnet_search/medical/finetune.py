@@ -27,6 +27,11 @@ ImageNet models transfer better?"; the Keras transfer-learning guide):
    class frequencies (`eval.class_prior`, transfer.shift_class_prior): multi-class argmax
    then does not trade accuracy for rare classes.
 
+Every epoch of both phases is checkpointed in `run_dir/checkpoints` (medical/resume.py): the
+same command on the same run directory continues at the phase and epoch where a killed run
+stopped, with the same batches, and ends as an uninterrupted run would; a finished run is not
+retrained, and a changed config on its directory is refused with the changed keys.
+
 Then the operating threshold is chosen on the validation split and the test split is scored
 once (clinical.evaluate). The run directory receives config.yaml, model.keras, results.json,
 report.md, model_card.md and plots/ (ROC, confusion matrix, training curves, Grad-CAM).
@@ -38,6 +43,7 @@ import argparse
 import dataclasses
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -49,7 +55,6 @@ from absl import logging
 
 from efficientnet_search.config import ConfigError, load_config, save_config, to_dict
 from efficientnet_search.data import config as data_config
-from efficientnet_search.data.pipeline import cache_budget_bytes
 from efficientnet_search.jsonio import write_json
 from efficientnet_search.medical import clinical
 from efficientnet_search.medical.finetune_config import (  # noqa: F401  (re-exported)
@@ -58,24 +63,16 @@ from efficientnet_search.medical.finetune_config import (  # noqa: F401  (re-exp
     FinetuneConfig,
     PhasesConfig,
 )
+from efficientnet_search.medical.phases import best_phase, train_phases
 from efficientnet_search.medical.transfer import (
-    BestWeights,
     balanced_stream,
-    boundary_features,
     build_finetune_model,
     class_counts,
     class_weights,
     configured_resolution,
-    freeze_backbone,
     model_resolution,
-    pooled_boundary,
     predict_split,
-    run_phase,
-    run_progressive_phase,
     shift_class_prior,
-    split_at,
-    trainable_boundary,
-    unfreeze_top_blocks,
 )
 from efficientnet_search.training import progressive
 
@@ -108,7 +105,8 @@ def finetune(config: FinetuneConfig, run_dir: str | Path | None = None, *, split
     results_path = run_dir / "results.json"
     if results_path.exists():
         save_config(config, run_dir)  # refuses a different config
-        logging.info("%s is finished already; remove it or use another --run_dir", run_dir)
+        logging.warning("%s holds a finished run (results.json): not retrained; remove it or "
+                        "use another --run_dir to train again", run_dir)
         results = json.loads(results_path.read_text())
         return FinetuneResult(run_dir, run_dir / "model.keras", results)
     _check_progressive(config)  # before anything is written
@@ -123,7 +121,7 @@ def finetune(config: FinetuneConfig, run_dir: str | Path | None = None, *, split
     resolution = model_resolution(model, config.model)
     pipes = _pipelines(config, splits, resolution)
     started = time.perf_counter()
-    history, tracker, notes = _train(model, config, splits, pipes, task, verbose)
+    history, tracker, notes = _train(model, config, splits, pipes, task, verbose, run_dir)
     results, predictions = _evaluate(model, config, splits, pipes, task, tracker, history,
                                      notes)
     results["timing"] = {"train_and_eval_s": round(time.perf_counter() - started, 1)}
@@ -136,6 +134,8 @@ def finetune(config: FinetuneConfig, run_dir: str | Path | None = None, *, split
     medical_report.write_all(run_dir, model, results, predictions,
                              pipes["test"] or pipes["val"], config.eval.gradcam_images)
     write_json(results_path, results)
+    # results.json marks the run finished; its per-epoch checkpoints are no longer needed.
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     logging.info("fine-tuning results, report, model card and plots written to %s", run_dir)
     return FinetuneResult(run_dir, run_dir / "model.keras", results)
 
@@ -150,22 +150,27 @@ def _pipelines(config: FinetuneConfig, splits, resolution: int) -> dict[str, Any
     steps = config.train.steps_per_epoch
     balanced = config.train.imbalance == "balanced_sampling" and not splits.multi_label
     if balanced:
-        train = balanced_stream(train, splits.num_classes, config.seed)
         steps = steps or math.ceil(splits.sizes["train"] / c.batch_size)
 
-    def pipe(ds, training, size=resolution, factor=config.progressive.max_randaugment):
+    def pipe(ds, training, size=resolution, factor=config.progressive.max_randaugment,
+             seed=config.seed):
         return data.make_pipeline(
             ds, resolution=size, batch_size=c.batch_size, training=training,
             augment=c.augment if training else "none",
             cache=c.cache and not (training and balanced), shuffle_buffer=c.shuffle_buffer,
-            seed=config.seed, randaugment_factor=factor,
+            seed=seed, randaugment_factor=factor,
         )
 
-    def train_at(stage: progressive.Stage):
-        return pipe(train, True, stage.resolution, stage.randaugment_factor)
+    def stream(seed: int):  # one epoch's training examples: balanced draws or the split
+        return balanced_stream(known["train"], splits.num_classes, seed) if balanced else train
+
+    def train_at(stage: progressive.Stage, seed: int):
+        return pipe(stream(seed), True, stage.resolution, stage.randaugment_factor, seed)
 
     test = pipe(known["test"], False) if splits.test is not None else None
-    return {"train": pipe(train, True), "val": pipe(known["val"], False), "test": test,
+    # Training pipelines are built per epoch with that epoch's seed (resume.epoch_seed).
+    return {"train_epoch": lambda seed: pipe(stream(seed), True, seed=seed),
+            "val": pipe(known["val"], False), "test": test,
             "steps": steps, "resolution": resolution, "train_at": train_at,
             # one pass over the training set (shuffled and augmented, or neither)
             "train_images": lambda augmented: pipe(known["train"], augmented)}
@@ -178,7 +183,7 @@ def _with_size(ds: tf.data.Dataset | None, size: int | None) -> tf.data.Dataset 
     return ds.apply(tf.data.experimental.assert_cardinality(size))
 
 
-def _train(model, config, splits, pipes, task, verbose):
+def _train(model, config, splits, pipes, task, verbose, run_dir):
     t = config.train
     notes = []
     counts = None if splits.multi_label else class_counts(splits.train, splits.num_classes)
@@ -188,127 +193,14 @@ def _train(model, config, splits, pipes, task, verbose):
             notes.append("class weights are not applied to multi-label targets")
         else:
             weights = class_weights(counts)
-    tracker = BestWeights(pipes["val"], task, config.eval.positive_class)
-    common = dict(task=task, tracker=tracker, patience=t.patience, class_weight=weights,
-                  verbose=verbose)
-    history = {"phase": []}
-    phases = [("head", t.head_epochs, t.head_learning_rate),
-              ("finetune", t.finetune_epochs, t.finetune_learning_rate)]
-    for name, epochs, lr in phases:
-        if epochs == 0:
-            continue
-        if name == "head":
-            freeze_backbone(model)
-        else:
-            unfreeze_top_blocks(model, t.unfreeze_blocks, t.bn_inference)
-        logging.info("phase %s: %d epochs at lr %g, %d trainable weights", name, epochs, lr,
-                     len(model.trainable_weights))
-        cut = _phase_cut(model, config, splits, name)
-        if cut is not None:
-            phase = _cached_phase(model, cut, name, config, splits, pipes, epochs, lr, common)
-        elif name == "finetune" and config.progressive.enabled:
-            stages = progressive.plan_stages(
-                config.progressive, epochs=epochs, final_resolution=pipes["resolution"],
-                final_dropout=config.model.dropout)
-            phase = run_progressive_phase(model, stages, pipes["train_at"], pipes["val"],
-                                          epochs=epochs, learning_rate=lr,
-                                          steps_per_epoch=pipes["steps"], **common)
-        else:
-            phase = run_phase(model, pipes["train"], pipes["val"], epochs=epochs,
-                              learning_rate=lr, steps_per_epoch=pipes["steps"], **common)
-        for key, values in phase.items():
-            history.setdefault(key, []).extend(values)
-        history["phase"].extend([name] * len(phase["loss"]))
-    tracker.restore(model)
-    if _best_phase(history, tracker) == "head" and "finetune" in history["phase"]:
+    history, tracker = train_phases(model, config, splits, pipes, task, weights, run_dir,
+                                    verbose)
+    if best_phase(history, tracker) == "head" and "finetune" in history["phase"]:
         notes.append("fine-tuning (phase 2) never beat the head phase's validation AUC, so the "
                      "kept weights are phase 1's: the backbone is the unchanged pretrained one")
     if counts is not None:
         notes += _set_class_prior(model, config, counts)
     return history, tracker, notes
-
-
-def _best_phase(history: dict, tracker: BestWeights) -> str | None:
-    """The phase whose epoch gave the kept weights (None before any epoch)."""
-    return history["phase"][tracker.best_epoch - 1] if tracker.best_epoch else None
-
-
-@dataclasses.dataclass(frozen=True)
-class FeatureCache:
-    """How a phase trains on features computed once: `top` trains on the outputs of the
-    frozen `bottom` for `copies` passes over the training set, augmented or not."""
-
-    bottom: keras.Model
-    top: keras.Model
-    copies: int
-    augmented: bool
-
-
-def _phase_cut(model, config: FinetuneConfig, splits, name: str) -> FeatureCache | None:
-    """Where phase `name` can train on features computed once instead of on images (phase 1:
-    the pooled features; phase 2: the input of the lowest unfrozen stage), or None to train
-    on images, each epoch a pass of the whole network.
-
-    Unaugmented, one copy is exact, not an approximation: frozen layers run in inference
-    mode, so their output is the same every epoch. Augmented, `train.augment_copies` copies
-    stand in for fresh augmentation every epoch.
-    """
-    t = config.train
-    augmented = config.data.augment != "none" and (
-        t.head_augment if name == "head" else t.finetune_augment)
-    copies = t.augment_copies if augmented else 1
-    if copies == 0 or (name == "finetune" and config.progressive.enabled):
-        return None
-    boundary = pooled_boundary(model) if name == "head" else trainable_boundary(model)
-    if boundary is None or None in boundary.shape[1:]:
-        return None
-    # float32 features of every copy, twice for training (the array and the shuffle buffer)
-    examples = 2 * copies * (splits.sizes.get("train") or 0) + (splits.sizes.get("val") or 0)
-    needed = examples * math.prod(boundary.shape[1:]) * 4
-    if needed > cache_budget_bytes():
-        logging.warning("phase %s trains on images: caching its input features would take "
-                        "%.1f GB, over a quarter of the RAM", name, needed / 1e9)
-        return None
-    try:
-        bottom, top = split_at(model, boundary)
-    except ValueError as err:
-        logging.warning("phase %s trains on images: %s", name, err)
-        return None
-    return FeatureCache(bottom, top, copies, augmented)
-
-
-def _cached_phase(model, cache: FeatureCache, name, config, splits, pipes, epochs, lr, common):
-    """Phase `name` on the outputs of `cache.bottom`, the frozen layers, computed once per
-    copy (a forward pass of the frozen part per copy instead of one per epoch)."""
-    started = time.perf_counter()
-    images = pipes["train_images"](cache.augmented)
-    passes = [boundary_features(cache.bottom, images) for _ in range(cache.copies)]
-    x_train = np.concatenate([x for x, _ in passes])
-    y_train = np.concatenate([y for _, y in passes])
-    x_val, y_val = boundary_features(cache.bottom, pipes["val"])
-    logging.info("phase %s: frozen features %s of %d x %d %s + %d images in %.1f s (computed "
-                 "once)", name, x_train.shape[1:], cache.copies, len(passes[0][0]),
-                 "augmented" if cache.augmented else "unaugmented", len(x_val),
-                 time.perf_counter() - started)
-    train = tf.data.Dataset.from_tensor_slices((x_train, y_train))
-    steps = None
-    batch = config.data.batch_size
-    if config.train.imbalance == "balanced_sampling" and not splits.multi_label:
-        train = balanced_stream(train, splits.num_classes, config.seed)
-        steps = pipes["steps"]
-    elif cache.copies > 1:  # an epoch: as many examples as the data has, drawn from all copies
-        train = train.shuffle(len(x_train), seed=config.seed).repeat()
-        steps = math.ceil(len(passes[0][0]) / batch)
-    else:
-        train = train.shuffle(len(x_train), seed=config.seed, reshuffle_each_iteration=True)
-    val = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(batch)
-    tracker = common["tracker"]
-    tracker.watch(val, snapshot_of=model)
-    try:
-        return run_phase(cache.top, train.batch(batch), val, epochs=epochs, learning_rate=lr,
-                         steps_per_epoch=steps, **common)
-    finally:
-        tracker.watch(pipes["val"])
 
 
 def _set_class_prior(model, config, counts: np.ndarray) -> list[str]:
@@ -364,7 +256,7 @@ def _evaluate(model, config, splits, pipes, task, tracker, history, notes):
         "threshold": {"method": e.threshold, "chosen_on": "validation",
                       "target_sensitivity": e.target_sensitivity,
                       "values": [dataclasses.asdict(t) for t in thresholds]},
-        "best_epoch": tracker.best_epoch, "best_phase": _best_phase(history, tracker),
+        "best_epoch": tracker.best_epoch, "best_phase": best_phase(history, tracker),
         "best_val_auc": tracker.best_auc,
         "val": clinical.evaluate(y_val, s_val, task, thresholds, n_resamples=200, **kwargs),
         "test": clinical.evaluate(y_test, s_test, task, thresholds,

@@ -12,7 +12,7 @@ import pytest
 
 from efficientnet_search.config import ConfigError, load_config
 from efficientnet_search.data.synthetic import synthetic_arrays, write_npz
-from efficientnet_search.medical import clinical, finetune, metrics, transfer
+from efficientnet_search.medical import clinical, finetune, metrics, phases, transfer
 from tests.paths import CONFIGS
 
 SMOKE = CONFIGS / "finetune" / "smoke.yaml"
@@ -136,14 +136,14 @@ def test_phases_on_cached_features_keep_the_frozen_part_and_learn(tmp_path, monk
     training set at the lowest unfrozen stage's input: each computed once."""
     data = _npz(tmp_path / "binary.npz")
     cuts = []
-    original = finetune.boundary_features
+    original = phases.boundary_features
 
     def spy(bottom, ds):
         features, labels = original(bottom, ds)
         cuts.append((features, {v.path: v.numpy().copy() for v in bottom.weights}))
         return features, labels
 
-    monkeypatch.setattr(finetune, "boundary_features", spy)
+    monkeypatch.setattr(phases, "boundary_features", spy)
     config = load_config(finetune.FinetuneConfig, SMOKE, [
         f"data.source=npz:{data}", "train.head_epochs=4", "train.head_learning_rate=0.03",
         "train.head_augment=false", "train.augment_copies=2",
@@ -174,7 +174,7 @@ def test_phase2_trains_on_images_unless_told_and_while_its_features_fit_in_memor
         transfer.unfreeze_top_blocks(model, config.train.unfreeze_blocks,
                                      config.train.bn_inference)
         splits = SimpleNamespace(sizes={"train": 1000, "val": 100})
-        return finetune._phase_cut(model, config, splits, name)
+        return phases.phase_cut(model, config, splits, name)
 
     blocks = ["train.unfreeze_blocks=1", "train.bn_inference=true"]
     assert cut(*blocks) is None  # the default: phase 2 sees freshly augmented images
@@ -191,9 +191,9 @@ def test_phase2_trains_on_images_unless_told_and_while_its_features_fit_in_memor
     assert cut("data.augment=none") is None  # unfreeze_blocks -1: nothing frozen to cache
     assert cut(*blocks, "data.augment=none", "progressive.stages=2") is None  # sizes grow
     # 1000 + 100 images' features, the training ones twice (array and shuffle buffer)
-    monkeypatch.setattr(finetune, "cache_budget_bytes", lambda: 2100 * 1 * 1 * 24 * 4)
+    monkeypatch.setattr(phases, "cache_budget_bytes", lambda: 2100 * 1 * 1 * 24 * 4)
     assert cut(*blocks, "data.augment=none") is not None
-    monkeypatch.setattr(finetune, "cache_budget_bytes", lambda: 2100 * 1 * 1 * 24 * 4 - 1)
+    monkeypatch.setattr(phases, "cache_budget_bytes", lambda: 2100 * 1 * 1 * 24 * 4 - 1)
     assert cut(*blocks, "data.augment=none") is None  # 1 byte over the budget
     with pytest.raises(ConfigError, match="train.augment_copies must be >= 0"):
         load_config(finetune.FinetuneConfig, SMOKE, ["train.augment_copies=-1"])
@@ -287,16 +287,16 @@ def test_class_weighting_does_not_cost_multiclass_accuracy(tmp_path, monkeypatch
 def test_progressive_phase2_grows_image_size_and_head_dropout(tmp_path, monkeypatch):
     data = _npz(tmp_path / "binary.npz")
     seen = []
-    original = transfer._fit
+    original = keras.Model.fit
 
-    def recording(model, train_ds, val_ds, **kwargs):
+    def recording(model, train_ds, validation_data=None, **kwargs):
         images = next(iter(train_ds))[0]
         dropout = model.get_layer(transfer.HEAD_PREFIX + "dropout").rate
-        val_size = int(next(iter(val_ds))[0].shape[1])
+        val_size = int(next(iter(validation_data))[0].shape[1])
         seen.append((int(images.shape[1]), round(dropout, 3), val_size))
-        return original(model, train_ds, val_ds, **kwargs)
+        return original(model, train_ds, validation_data=validation_data, **kwargs)
 
-    monkeypatch.setattr(transfer, "_fit", recording)
+    monkeypatch.setattr(keras.Model, "fit", recording)
     overrides = [f"data.source=npz:{data}", *TINY, "train.head_epochs=0",
                  "train.finetune_epochs=2", "progressive.stages=2",
                  "progressive.min_resolution=16",
