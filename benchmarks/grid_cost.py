@@ -19,7 +19,7 @@ import json
 import time
 from pathlib import Path
 
-from efficientnet_search.search import grid
+from efficientnet_search.search.grid import run as grid
 
 
 def _run(config_path: str, overrides: list[str], run_dir: Path) -> tuple[dict, float]:

@@ -22,9 +22,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from efficientnet_search import config as config_lib  # noqa: E402
-from efficientnet_search.search.config import GridConfig  # noqa: E402
-from efficientnet_search.search.costs import time_spec  # noqa: E402
-from efficientnet_search.search.proxy import configure_threads  # noqa: E402
+from efficientnet_search.search.grid.config import GridConfig
+from efficientnet_search.search.proxy.latency import time_spec
+from efficientnet_search.search.proxy.trainer import configure_threads
 from efficientnet_search.tables import format_table  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import optuna
 
-from efficientnet_search.search import grid, results
+from efficientnet_search.search import stats
+from efficientnet_search.search.grid import run as grid
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -43,7 +44,7 @@ def replay(trials: list[dict], pruner: optuna.pruners.BasePruner, evaluations: i
                    state=optuna.trial.TrialState.PRUNED if state == "PRUNED" else None)
         epochs += last[0]
         records.append({**record, "state": state, "val_accuracy": last[1]})
-    best = results.summarize(records, confidence).best
+    best = stats.summarize(records, confidence).best
     return epochs, best.key if best else None
 
 

@@ -39,8 +39,8 @@ import statistics
 import time
 from pathlib import Path
 
-from efficientnet_search.search import grid
-from efficientnet_search.search.results import TIMING_FIELDS
+from efficientnet_search.search.grid import run as grid
+from efficientnet_search.search.grid.results import TIMING_FIELDS
 
 # The quick config before issue 15 (it now turns the speed-ups on).
 BASE = ["search.workers=2", "search.threads=1", "search.trials_per_process=1",

@@ -82,7 +82,7 @@ def _add_grid(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_grid(args: argparse.Namespace) -> None:
-    from efficientnet_search.search import grid
+    from efficientnet_search.search.grid import run as grid
 
     grid.main(args)
 
@@ -95,7 +95,7 @@ def _add_nas(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_nas(args: argparse.Namespace) -> None:
-    from efficientnet_search.search import nas
+    from efficientnet_search.search.nas import run as nas
 
     nas.main(args)
 
@@ -177,7 +177,7 @@ def _add_report(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> None:
-    from efficientnet_search.search import report
+    from efficientnet_search.search.grid import report
 
     report.main(args)
 
@@ -192,7 +192,7 @@ def _add_verify(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_verify(args: argparse.Namespace) -> None:
-    from efficientnet_search.search import verify
+    from efficientnet_search.search.grid import verify
 
     verify.main(args)
 

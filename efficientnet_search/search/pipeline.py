@@ -6,7 +6,7 @@
 Stages, each its own sub-directory and resumable on its own (re-running the command skips
 finished trials of every stage):
 
-1. `nas/`: the architecture search (`nas.py`); its chosen baseline is block strings.
+1. `nas/`: the architecture search (`nas/run.py`); its chosen baseline is block strings.
 2. `grid/`: the compound-scaling grid at phi=1 on that baseline
    (`proxy.blocks_from=<run>/nas/results.json`).
 3. `family.json`: the phi family of the searched baseline with the grid's coefficients
@@ -28,7 +28,8 @@ from efficientnet_search.arch.family import (
     scale_family,
 )
 from efficientnet_search.jsonio import write_json
-from efficientnet_search.search import grid, nas
+from efficientnet_search.search.grid import run as grid
+from efficientnet_search.search.nas import run as nas
 
 
 @dataclasses.dataclass(frozen=True)

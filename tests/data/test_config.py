@@ -12,7 +12,7 @@ from efficientnet_search.cli.main import main, parse_args
 from efficientnet_search.data import synthetic as data_synthetic
 from efficientnet_search.data.config import DataConfig, load
 from efficientnet_search.medical.finetune import FinetuneConfig
-from efficientnet_search.search.grid import GridConfig
+from efficientnet_search.search.grid.run import GridConfig
 from efficientnet_search.training.train import TrainConfig
 from tests.paths import CONFIGS
 

@@ -1,0 +1,191 @@
+"""The compound-scaling grid search (Tan & Le 2019, Section 3.3, step 1).
+
+Fix phi=1, enumerate (alpha, beta, gamma) with alpha * beta^2 * gamma^2 close to the target
+(2: each step of phi doubles the multiply-adds), train every candidate `repeats` times on a
+small proxy, and keep the candidates whose mean validation accuracy is best, honestly: a
+candidate that leads by less than seed noise is reported as tied, not as a finding.
+
+    efficientnet-search grid --config configs/grid/fashion_mnist_quick.yaml \\
+        --run_dir runs/fashion_mnist_quick [--workers 2] [--storage URL] [--seed 0]
+
+Every (candidate, seed) is queued once in an Optuna study (`trials/study.py`), so re-running the
+command resumes, and workers on many machines (`--storage postgresql://...`) share the grid.
+With `search.pruner: candidate_halving` the grid is climbed in rungs of growing budget, each
+its own study (`rungs.py`). The run directory gets config.yaml, study.db, trials.csv,
+results.json, report.md, plots/.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+from absl import logging
+
+from efficientnet_search import config as config_lib
+from efficientnet_search.jsonio import write_json
+from efficientnet_search.search import stats
+from efficientnet_search.search.grid import equal_cost, plan, worker
+from efficientnet_search.search.grid import report as report_lib
+from efficientnet_search.search.grid import results as results_lib
+from efficientnet_search.search.grid import rungs as rungs_lib
+from efficientnet_search.search.grid.config import (  # noqa: F401  (re-exported: the grid's API)
+    CandidatesConfig,
+    GridConfig,
+    SearchConfig,
+)
+from efficientnet_search.search.grid.plan import (  # noqa: F401
+    distinct_architectures,
+    enumerate_candidates,
+    grid_points,
+    open_ladder,
+    study_name,
+)
+from efficientnet_search.search.proxy import trainer as proxy
+from efficientnet_search.search.trials import processes as local_workers
+from efficientnet_search.search.trials import storage as storage_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class GridResult:
+    """Where the outputs went and the noise-aware summary."""
+
+    run_dir: Path
+    results_path: Path
+    report_path: Path
+    summary: stats.Summary
+    results: dict[str, Any]
+
+
+def run_grid_search(
+    config: GridConfig,
+    *,
+    run_dir: str | Path | None = None,
+    storage: str | None = None,
+    workers: int | None = None,
+) -> GridResult:
+    """Runs (or resumes, or joins) the grid search of `config`; writes and returns results.
+
+    Args:
+      config: the search.
+      run_dir: output directory (default `runs/<config.name>`).
+      storage: Optuna storage URL or journal path (default: SQLite in `run_dir`).
+      workers: local worker processes (default `config.search.workers`; 0: one per usable
+        core that the available memory holds, single-threaded).
+    """
+    run_dir = Path(run_dir or Path("runs") / config.name)
+    workers = workers if workers is not None else config.search.workers
+    if workers < 0:
+        raise ValueError(f"workers must be >= 1 (0: from the machine), got {workers=}")
+    if workers == 0:
+        workers = local_workers.machine_workers(config.search.worker_memory_gb)
+        config = dataclasses.replace(config, search=dataclasses.replace(
+            config.search, threads=config.search.threads or 1))  # fmt: skip
+    threads = config.search.threads or (max(1, (os.cpu_count() or 1) // workers)
+                                        if workers > 1 else None)
+    # A process that must be replaced (after some trials, or when its memory grew) is a
+    # spawned worker; otherwise one worker trains in this process.
+    in_process = workers == 1 and not (config.search.trials_per_process
+                                       or config.search.max_memory_growth)  # fmt: skip
+    if in_process:
+        proxy.configure_threads(threads)  # before the data's or latency's first TensorFlow op
+    elif config.candidates.cost != "latency":  # latency is timed on this host's accelerator
+        _keep_off_gpus()
+    # Read the data and measure the plan before writing anything: bad input fails with one
+    # line and leaves no run behind.
+    splits = worker.load_data(config)
+    table = plan.candidate_plan(config, run_dir)
+    config_lib.save_config(config, run_dir)
+    plan.store_plan(config, table, run_dir)
+    ladder = open_ladder(config, run_dir, storage, table)
+    points = len(ladder.points0)
+    logging.info("grid %s: %d candidates x %d seeds = %d trials; storage %s",
+                 config.name, points // config.search.repeats, config.search.repeats,
+                 points, storage_lib.storage_url(storage, run_dir))  # fmt: skip
+    if len(ladder.budgets) > 1:
+        factor = config.search.pruner_reduction_factor
+        logging.info(
+            "candidate halving: rungs of %s epochs, the best 1/%d candidates move up; planned "
+            "compute %.0f%% of an exhaustive search",
+            ", ".join(f"{b / config.proxy.evals_per_epoch:.3g}" for b in ladder.budgets), factor,
+            100 * rungs_lib.planned_share(points // config.search.repeats, ladder.budgets, factor),
+        )  # fmt: skip
+    if in_process:
+        worker.work(config, ladder, threads=threads, run_dir=run_dir, splits=splits)
+    else:  # each worker process loads its own copy (or reads the shared cache)
+        worker.run_local_workers(config, ladder, run_dir, storage, workers, threads)
+    outputs = write_outputs(config, ladder, run_dir)
+    if config.verify.phi:
+        from efficientnet_search.search.grid import verify  # verify builds on this module's outputs
+
+        verify.run_verify(run_dir, config.verify.phi, storage=storage, workers=workers)
+    return outputs
+
+
+def _keep_off_gpus() -> None:
+    """Hides the GPUs from this (supervising) process before it reads the data.
+
+    Its first TensorFlow op would otherwise reserve nearly all memory of every GPU, which the
+    spawned workers need; they are fresh processes, so the setting does not reach them.
+    """
+    import tensorflow as tf
+
+    try:
+        tf.config.set_visible_devices([], "GPU")
+    except RuntimeError:  # TensorFlow already started in this process (e.g. under pytest)
+        pass
+
+
+def write_outputs(config: GridConfig, ladder: rungs_lib.Ladder, run_dir: Path) -> GridResult:
+    """Writes trials.csv, results.json, report.md and plots from the study's trials.
+
+    The verdict is drawn from the highest rung with completed trials (the only rung
+    without candidate halving); lower rungs are summarized under `rungs`.
+    """
+    ladder.current()
+    by_rung = {rung.index: [results_lib.trial_record(t) for t in rung.queue.point_trials()]
+               for rung in ladder.rungs()}  # fmt: skip
+    records = [record for rung in sorted(by_rung) for record in by_rung[rung]]
+    top = max((r for r, group in by_rung.items()
+               if any(t["state"] == "COMPLETE" for t in group)), default=0)  # fmt: skip
+    summary = stats.summarize(by_rung.get(top, []), config.search.confidence)
+    payload = results_lib.to_json(summary, records)
+    payload["study"] = {"name": study_name(config), "points": len(ladder.points0)}
+    payload["blocks"] = list(config.proxy.blocks)  # the baseline scaled (scale --blocks_from)
+    payload["cost"] = config.candidates.cost
+    payload["equal_cost"] = equal_cost.analyse(payload["candidates"], payload["noise"])
+    payload["notes"] = list(plan.candidate_plan(config, run_dir).notes)
+    if len(ladder.budgets) > 1:
+        payload["rungs"] = rungs_lib.rung_summaries(
+            ladder, by_rung, config.proxy.evals_per_epoch, config.search.confidence)
+        payload["verdict"] += rungs_lib.halving_note(payload["rungs"])
+    results_lib.write_trials_csv(records, run_dir / "trials.csv")
+    results_path = run_dir / "results.json"
+    write_json(results_path, payload)
+    report_path = report_lib.write_report(run_dir, payload, config_lib.to_dict(config))
+    logging.info("%s", payload["verdict"])
+    print(report_lib.candidates_text(payload))
+    print(f"results: {results_path}\nreport:  {report_path}\nplots:   {run_dir / 'plots'}")
+    return GridResult(run_dir, results_path, report_path, summary, payload)
+
+
+def load_grid_config(path: str, overrides: list[str], seed: int | None) -> GridConfig:
+    """Reads a grid YAML with `--set` overrides; `--seed` overrides search.seed."""
+    if seed is not None:
+        overrides = [*overrides, f"search.seed={seed}"]
+    config = config_lib.load_config(GridConfig, path, overrides)
+    if config.candidates.cost != "latency":  # cheap to count: fail early on an empty grid
+        plan.enumerate_candidates(config)
+    return config
+
+
+def main(args) -> None:
+    """CLI entry: `efficientnet-search grid` (see the module docstring)."""
+    config = load_grid_config(args.config, list(args.set or []), getattr(args, "seed", None))
+    run_dir = args.run_dir or str(Path("runs") / config.name)
+    run_grid_search(
+        config, run_dir=run_dir, storage=getattr(args, "storage", None),
+        workers=getattr(args, "workers", None),
+    )  # fmt: skip

@@ -1,0 +1,127 @@
+"""What verify trains: the three families, their members at each phi matched in measured
+cost, and the queued (member, seed) points of the verify study (verify.py runs them).
+
+Its own module so that a spawned worker (worker.process_main) can open the verify study
+without importing the runner that spawns it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from absl import logging
+
+from efficientnet_search import config as config_lib
+from efficientnet_search.arch.scaling import PAPER_COEFFICIENTS
+from efficientnet_search.jsonio import write_json
+from efficientnet_search.search.grid import costs, plan
+from efficientnet_search.search.grid import rungs as rungs_lib
+from efficientnet_search.search.grid.config import GridConfig
+from efficientnet_search.search.trials import storage as storage_lib
+from efficientnet_search.search.trials import study as study_lib
+
+SINGLE = ("depth", "width", "resolution")
+PLAN_FILE = "verify_plan.json"
+
+
+def families(results: Mapping[str, Any]) -> dict[str, tuple[float, float, float]]:
+    """found (the grid's best by mean), paper, and the best single-dimension candidate that
+    is not the found one; a family equal to an earlier one is left out."""
+    best = results.get("best")
+    if not best:
+        raise ValueError("the grid has no completed candidate to verify; finish the grid first")
+    singles = [c for c in results["candidates"] if c["kind"] in SINGLE and c["key"] != best["key"]]
+    chosen = {"found": (best["alpha"], best["beta"], best["gamma"]),
+              "paper": tuple(PAPER_COEFFICIENTS[k] for k in ("alpha", "beta", "gamma"))}
+    if singles:
+        top = max(singles, key=lambda c: (c["mean"], c["key"]))
+        chosen[top["kind"]] = (top["alpha"], top["beta"], top["gamma"])
+    unique: dict[str, tuple[float, float, float]] = {}
+    for name, coefficients in chosen.items():
+        if coefficients not in unique.values():
+            unique[name] = coefficients  # type: ignore[assignment]
+    return unique
+
+
+def members(config: GridConfig, fams: Mapping[str, tuple[float, float, float]],
+            phis: Sequence[int]) -> list[dict[str, Any]]:
+    """Each family's member at each phi, matched in measured cost, with all its measures."""
+    cost = "macs" if config.candidates.cost == "nominal" else config.candidates.cost
+    meter = costs.CostMeter(config.proxy, config.candidates.latency,
+                            config.data.batch_size)
+    found = []
+    for phi in phis:
+        target = config.candidates.target**phi
+        for family, (alpha, beta, gamma) in fams.items():
+            t, ratio = costs.solve_exponent(meter, (alpha, beta, gamma), cost, target, phi)
+            coefficients = (round(alpha**t, 4), round(beta**t, 4), round(gamma**t, 4))
+            logging.info("phi=%d %s: t=%.2f, measured %s ratio %.3f (target %.3g)", phi,
+                         family, t, cost, ratio, target)  # fmt: skip
+            found.append({"phi": phi, "family": family, "exponent": t,
+                          "alpha": coefficients[0], "beta": coefficients[1],
+                          "gamma": coefficients[2], "target": target,
+                          **meter.record(*coefficients, cost)})  # fmt: skip
+    return found
+
+
+def verify_plan(config: GridConfig, results: Mapping[str, Any], phis: Sequence[int],
+                run_dir: Path) -> list[dict[str, Any]]:
+    """The members, measured once and kept in `run_dir/verify_plan.json` (per phi list)."""
+    path = run_dir / PLAN_FILE
+    stored = json.loads(path.read_text()) if path.is_file() else {}
+    key = ",".join(map(str, phis))
+    if key not in stored:
+        stored[key] = members(config, families(results), phis)
+        write_json(path, stored)
+    return stored[key]
+
+
+def points(config: GridConfig, planned: Sequence[Mapping[str, Any]]) -> list[study_lib.Point]:
+    """Every (member, seed) with the grid's seeds."""
+    out = []
+    for repeat in range(config.search.repeats):
+        seed = config.search.seed + repeat
+        for m in planned:
+            name = f"phi{m['phi']}_{m['family']}"
+            out.append(study_lib.Point(
+                key=f"{name}_s{seed}",
+                params={"alpha": m["alpha"], "beta": m["beta"], "gamma": m["gamma"],
+                        "seed": seed},
+                attrs={**m, "candidate": name, "kind": m["family"], "seed": seed},
+            ))  # fmt: skip
+    return out
+
+
+def open_ladder(config: GridConfig, run_dir: Path, storage: str | None,
+                phis: Sequence[int]) -> rungs_lib.Ladder:
+    """The verify study (one rung, no pruning) in the grid's storage."""
+    results = load_results(run_dir)
+    planned = verify_plan(config, results, phis, run_dir)
+    return rungs_lib.open_ladder(
+        points(config, planned), (config.proxy.evaluations,), 2,
+        storage_lib.storage_url(storage, run_dir), f"{plan.study_name(config)}-verify",
+        pruner=optuna.pruners.NopPruner(), heartbeat_interval=config.search.heartbeat_interval,
+        grace_period=config.search.grace_period,
+    )  # fmt: skip
+
+
+def load_results(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / "results.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no results.json in {str(run_dir)!r}: verify needs a finished grid; run "
+            f"`efficientnet-search grid --run_dir {run_dir}` there first"
+        )
+    return json.loads(path.read_text())
+
+
+def load_run_config(run_dir: Path) -> GridConfig:
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no config.yaml in {str(run_dir)!r}; is it a grid run directory?")
+    return config_lib.from_dict(GridConfig, yaml.safe_load(path.read_text()))
