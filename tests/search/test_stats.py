@@ -7,6 +7,7 @@ import math
 import pytest
 
 from efficientnet_search.search import stats
+from efficientnet_search.search.grid import results as results_lib
 
 
 def _records(accuracies: dict[str, list[float]], state: str = "COMPLETE") -> list[dict]:
@@ -53,7 +54,7 @@ def test_one_seed_judges_nothing():
     summary = stats.summarize(_records({"a1_b1_g1": [0.9], "a2_b1_g1": [0.7]}))
     assert summary.best_set is None and not summary.noise.known
     assert "cannot be told apart from noise" in stats.verdict(summary)
-    payload = stats.to_json(summary, [])
+    payload = results_lib.to_json(summary, [])
     assert payload["best"]["val_accuracy_std"] is None and payload["best_set"] is None
 
 
@@ -75,3 +76,44 @@ def test_a_lone_candidate_is_not_called_a_winner():
     summary = stats.summarize(_records({"a1_b1_g1": [0.9, 0.91]}))
     text = stats.verdict(summary)
     assert "only candidate" in text and "larger than seed noise" not in text
+
+
+def test_racing_splits_the_confidence_over_its_planned_looks():
+    assert stats.planned_looks(2, 2) == 1 and stats.planned_looks(2, 5) == 4
+    assert stats.look_confidence(0.95, 1) == 0.95  # no racing: today's test exactly
+    assert stats.look_confidence(0.95, 4) == pytest.approx(1 - 0.05 / 4)
+    with pytest.raises(ValueError, match="max_repeats=1"):
+        stats.planned_looks(2, 1)
+    # A gap the plain test calls a finding is a tie at the stricter per-look level.
+    records = _records({"a1_b1_g1": [0.80, 0.82], "a2_b1_g1": [0.76, 0.78]})
+    assert stats.summarize(records, 0.8).best_set == ("a1_b1_g1",)
+    strict = stats.summarize(records, stats.look_confidence(0.8, 4))
+    assert strict.best_set == ("a1_b1_g1", "a2_b1_g1")
+    assert stats.contenders(strict) == ("a1_b1_g1", "a2_b1_g1")
+
+
+def test_contenders_are_every_candidate_while_noise_is_unknown():
+    summary = stats.summarize(_records({"a1_b1_g1": [0.9], "a2_b1_g1": [0.7]}))
+    assert stats.contenders(summary) == ("a1_b1_g1", "a2_b1_g1")
+
+
+def test_seeds_to_separate_a_gap_grow_with_noise_over_gap_squared():
+    noise = stats.Noise(std=0.01, df=10, confidence=0.95)
+    t = stats.t_quantile(0.975, 10)
+    n = stats.seeds_to_separate(0.01, noise)
+    assert n == math.ceil(2 * t**2)  # 2 (t std / gap)^2 with std == gap
+    assert n - 1 < 2 * t**2 <= n
+    assert stats.seeds_to_separate(0.005, noise) > 3 * n  # half the gap: ~4x the seeds
+    assert stats.seeds_to_separate(0.0, noise) is None
+    assert stats.seeds_to_separate(0.01, stats.Noise(math.nan, 0, 0.95)) is None
+
+
+def test_spearman_ranks_with_ties_and_refuses_unpaired_values():
+    assert stats.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert stats.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # Ties take their average rank: ranks (1, 2.5, 2.5, 4) against (1, 2, 3, 4).
+    assert stats.spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9486833, abs=1e-6)
+    assert math.isnan(stats.spearman([1, 2], [2, 1]))
+    assert math.isnan(stats.spearman([1, 1, 1], [1, 2, 3]))
+    with pytest.raises(ValueError, match="paired"):
+        stats.spearman([1, 2, 3], [1, 2])
