@@ -93,8 +93,9 @@ def run_grid_search(
         proxy.configure_threads(threads)  # before the data's or latency's first TensorFlow op
     elif config.candidates.cost != "latency":  # latency is timed on this host's accelerator
         _keep_off_gpus()
-    # Read the data and measure the plan before writing anything: bad input fails with one
-    # line and leaves no run behind.
+    # Check the storage, read the data and measure the plan (once) before writing anything:
+    # bad input fails with one line and leaves no run behind.
+    storage_lib.check_storage(storage)
     splits = worker.load_data(config)
     table = plan.candidate_plan(config, run_dir)
     config_lib.save_config(config, run_dir)
@@ -118,7 +119,7 @@ def run_grid_search(
         worker.run_local_workers(config, ladder, run_dir, storage, workers, threads)
     outputs = write_outputs(config, ladder, run_dir)
     if config.verify.phi:
-        from efficientnet_search.search.grid import verify  # verify builds on this module's outputs
+        from efficientnet_search.search.grid import verify  # builds on this module's outputs
 
         verify.run_verify(run_dir, config.verify.phi, storage=storage, workers=workers)
     return outputs
@@ -172,13 +173,11 @@ def write_outputs(config: GridConfig, ladder: rungs_lib.Ladder, run_dir: Path) -
 
 
 def load_grid_config(path: str, overrides: list[str], seed: int | None) -> GridConfig:
-    """Reads a grid YAML with `--set` overrides; `--seed` overrides search.seed."""
+    """Reads a grid YAML with `--set` overrides; `--seed` overrides search.seed. The grid is
+    planned once, by `run_grid_search`, after the storage and the data are checked."""
     if seed is not None:
         overrides = [*overrides, f"search.seed={seed}"]
-    config = config_lib.load_config(GridConfig, path, overrides)
-    if config.candidates.cost != "latency":  # cheap to count: fail early on an empty grid
-        plan.enumerate_candidates(config)
-    return config
+    return config_lib.load_config(GridConfig, path, overrides)
 
 
 def main(args) -> None:

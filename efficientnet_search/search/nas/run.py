@@ -34,6 +34,7 @@ from efficientnet_search.search.nas import worker as nas_worker
 from efficientnet_search.search.nas.config import NasConfig
 from efficientnet_search.search.nas.objective import resolve_objective
 from efficientnet_search.search.trials import processes as local_workers
+from efficientnet_search.search.trials import storage as storage_lib
 
 CSV_FIELDS = ("algorithm", "search_seed", "number", "slot", "candidate", "seed", "state",
               "val_accuracy", "score", "macs", "activations", "params", "latency", "duplicate_of",
@@ -65,6 +66,7 @@ def run_nas(config: NasConfig, *, run_dir: str | Path | None = None,
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers=}")
     resolve_objective(config)  # a bad space or target fails before anything is written
+    storage_lib.check_storage(storage)  # so does a bad or unreachable storage
     config_lib.save_config(config, run_dir)
     config = dataclasses.replace(config, search=dataclasses.replace(  # for the workers it starts
         config.search, evolution_lag=config.search.lag_for(workers)))

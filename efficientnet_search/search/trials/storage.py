@@ -46,7 +46,28 @@ def open_storage(
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
     with warnings.catch_warnings():  # heartbeat and retry are "experimental" since Optuna 2.8
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return _rdb_storage(url, engine_kwargs, heartbeat_interval, grace_period)
+        return _rdb_storage(_installed_driver(url), engine_kwargs, heartbeat_interval,
+                            grace_period)
+
+
+def check_storage(storage: str | None) -> None:
+    """Opens a search's `--storage` once, before any planning or writing, so that a bad URL
+    or an unreachable server fails with one line and leaves no run behind. The default
+    (SQLite in the run directory) and journal files are created by the search itself."""
+    if storage is None or _journal_path(storage) is not None:
+        return
+    open_storage(storage, heartbeat_interval=None, grace_period=None)
+
+
+def _installed_driver(url: str) -> str:
+    """`postgresql://` with the driver that is installed: SQLAlchemy 2.1 reads it as psycopg
+    (3), 2.0 as psycopg2, and this package's `postgres` extra installs psycopg2."""
+    import importlib.util
+
+    if (url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None
+            and importlib.util.find_spec("psycopg2") is not None):
+        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
 
 
 def _rdb_storage(url: str, engine_kwargs: dict | None, heartbeat_interval: int | None,

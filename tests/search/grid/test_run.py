@@ -99,6 +99,31 @@ def test_bad_configs_fail_with_one_clear_line(tmp_path, capsys, override, messag
     assert not (tmp_path / "config.yaml").exists()
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--set", "data.source=npz:MISSING.npz"], "npz file not found: 'MISSING.npz'"),
+        (["--set", "data.source=npz:{text}"], "is not an npz archive (it starts b'hello"),
+        (["--storage", "bogus://x"], "cannot open the study storage bogus://x"),
+        (["--storage", "postgresql://u:pw@127.0.0.1:1/db"],
+         "cannot open the study storage postgresql+psycopg2://u:***@127.0.0.1:1/db: "
+         "connection to server"),
+    ],
+)
+def test_bad_data_and_storage_fail_before_planning_and_write_nothing(tmp_path, capsys, caplog,
+                                                                    flags, message):
+    text = tmp_path / "TEXTFILE.npz"
+    text.write_text("hello\n")
+    run_dir = tmp_path / "run"
+    argv = ["grid", "--config", SMOKE, "--run_dir", str(run_dir),
+            *[flag.format(text=text) for flag in flags]]  # fmt: skip
+    with caplog.at_level("INFO"):
+        assert message in fails_with_one_line(argv, capsys)
+    assert not run_dir.exists()
+    planned = [r.getMessage() for r in caplog.records if "point: x" in r.getMessage()]
+    assert planned == []  # the grid was not planned (it used to be, twice, before the error)
+
+
 def test_end_to_end_tiny_grid_writes_every_output_and_resumes(tmp_path):
     config = _config("candidates.latency.record=true")
     result = grid.run_grid_search(config, run_dir=tmp_path)

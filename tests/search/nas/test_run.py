@@ -343,3 +343,10 @@ def test_latency_as_the_cost_times_every_architecture_on_this_machine(tmp_path, 
     assert all(t["macs"] > 0 for t in trained)  # the counted measures are kept beside it
     assert "latency" in (tmp_path / "trials.csv").read_text().splitlines()[0].split(",")
     assert payload["chosen"]["cost_ratio"] > 0
+
+
+def test_a_bad_storage_fails_in_one_line_before_anything_is_written(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    argv = ["nas", "--config", SMOKE, "--run_dir", str(run_dir), "--storage", "bogus://x"]
+    assert "cannot open the study storage bogus://x" in fails_with_one_line(argv, capsys)
+    assert not run_dir.exists()
