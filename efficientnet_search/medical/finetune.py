@@ -56,7 +56,8 @@ from absl import logging
 from efficientnet_search.config import ConfigError, load_config, save_config, to_dict
 from efficientnet_search.data import config as data_config
 from efficientnet_search.jsonio import write_json
-from efficientnet_search.medical import clinical
+from efficientnet_search.medical import clinical, cv_run
+from efficientnet_search.medical.cv import SMALL_VALIDATION_MINORITY
 from efficientnet_search.medical.finetune_config import (  # noqa: F401  (re-exported)
     FINETUNE_DATA,
     EvalConfig,
@@ -112,18 +113,25 @@ def finetune(config: FinetuneConfig, run_dir: str | Path | None = None, *, split
     _check_progressive(config)  # before anything is written
     keras.utils.set_random_seed(config.seed)
     splits = splits if splits is not None else data_config.load(config.data, config.seed)
-    save_config(config, run_dir)  # after the data loads, so a typo leaves no run behind
     task = "multilabel" if splits.multi_label else "binary" if splits.num_classes == 2 \
         else "multiclass"
     _check_eval(config.eval, task)
+    plan = cv_run.make_plan(config, splits, task)  # bad fold counts, budgets, backbones
+    save_config(config, run_dir)  # after the data loads, so a typo leaves no run behind
+    started = time.perf_counter()
+    config, cv_record, heads = cv_run.run(plan, config, splits, run_dir)
     model = build_finetune_model(config.model, splits.num_classes, splits.multi_label,
                                  variable_size=config.progressive.enabled)
     resolution = model_resolution(model, config.model)
     pipes = _pipelines(config, splits, resolution)
-    started = time.perf_counter()
     history, tracker, notes = _train(model, config, splits, pipes, task, verbose, run_dir)
     results, predictions = _evaluate(model, config, splits, pipes, task, tracker, history,
-                                     notes)
+                                     notes, plan, heads)
+    _flag_low_accuracy(results)
+    results["cv"] = {"small_validation": plan.small_validation,
+                     "validation_class_counts": list(plan.val_counts),
+                     "small_below_minority": SMALL_VALIDATION_MINORITY,
+                     "recipe": cv_record}
     results["timing"] = {"train_and_eval_s": round(time.perf_counter() - started, 1)}
     if model.input_shape[1] is None:  # progressive learning: saved at the final size
         model = progressive.fixed_size_model(model, resolution)
@@ -222,14 +230,19 @@ def _set_class_prior(model, config, counts: np.ndarray) -> list[str]:
             "classes (eval.class_prior=balanced): argmax favours balanced accuracy"]
 
 
-def _evaluate(model, config, splits, pipes, task, tracker, history, notes):
-    """(results dict, raw predictions) with the threshold chosen on validation."""
+def _evaluate(model, config, splits, pipes, task, tracker, history, notes, plan, heads):
+    """(results dict, raw predictions) with the threshold chosen on validation, or on
+    out-of-fold training predictions (plan.threshold oof_youden)."""
     e = config.eval
     y_val, s_val = predict_split(model, pipes["val"])
-    thresholds = clinical.choose_thresholds(
-        y_val, s_val, task, e.threshold, positive_class=e.positive_class,
-        target_sensitivity=e.target_sensitivity, fixed=e.fixed_threshold,
-    )
+    if plan.threshold == "oof_youden":
+        thresholds, chosen = cv_run.oof_threshold(heads, config)
+    else:
+        thresholds = clinical.choose_thresholds(
+            y_val, s_val, task, plan.threshold, positive_class=e.positive_class,
+            target_sensitivity=e.target_sensitivity, fixed=e.fixed_threshold,
+        )
+        chosen = {"chosen_on": "validation"}
     if pipes["test"] is None:
         notes.append("no test split: metrics below are on the validation split, which also "
                      "chose the threshold and the epoch, so they are optimistic")
@@ -253,7 +266,7 @@ def _evaluate(model, config, splits, pipes, task, tracker, history, notes):
                   "trainable_params_last_phase": int(sum(np.prod(w.shape)
                                                          for w in model.trainable_weights))},
         "class_prior": e.class_prior,
-        "threshold": {"method": e.threshold, "chosen_on": "validation",
+        "threshold": {"method": plan.threshold, **chosen,
                       "target_sensitivity": e.target_sensitivity,
                       "values": [dataclasses.asdict(t) for t in thresholds]},
         "best_epoch": tracker.best_epoch, "best_phase": best_phase(history, tracker),
@@ -265,6 +278,26 @@ def _evaluate(model, config, splits, pipes, task, tracker, history, notes):
         "history": history,
         "notes": notes,
     }, predictions
+
+
+def _flag_low_accuracy(results: dict) -> None:
+    """A headline accuracy below the majority-class share (what always answering the
+    commonest class scores) is flagged, with the reason and the argmax / p=0.5 accuracy."""
+    test = results["test"]
+    share = test.get("majority_class_share")
+    if share is None or test["accuracy"] >= share:
+        return
+    th = results["threshold"]
+    at_half = results.get("test_at_0.5", {}).get("accuracy")
+    why = (f"the operating threshold {test['threshold']:.3f} ({th['method']}, chosen on "
+           f"{th['chosen_on']}) weighs sensitivity and specificity equally whatever the class "
+           "frequencies, so it trades accuracy for the rarer class"
+           if results["task"] == "binary" else
+           "argmax of probabilities that do not refer to the test split's class frequencies")
+    half = f"; at p=0.5 (argmax, MedMNIST's ACC) accuracy is {at_half:.4f}" if at_half else ""
+    results["flags"] = ["accuracy_below_majority_share"]
+    results["notes"].append(f"headline accuracy {test['accuracy']:.4f} is BELOW the "
+                            f"majority-class share {share:.4f}: {why}{half}")
 
 
 def _check_progressive(config: FinetuneConfig) -> None:
@@ -307,5 +340,14 @@ def main(args: argparse.Namespace) -> None:
                                 ("balanced_accuracy", "balanced accuracy"),
                                 ("quadratic_weighted_kappa", "quadratic-weighted kappa"))
              if key in test]
+    if "test_at_0.5" in result.results:
+        half = result.results["test_at_0.5"]
+        parts.insert(2, f"argmax/p=0.5 accuracy {half['accuracy']:.4f}")
     print(f"test {', '.join(parts)} (95% CIs)")
+    if "majority_class_share" in test:
+        print(f"majority-class share {test['majority_class_share']:.4f}; operating threshold "
+              f"{result.results['threshold']['method']} chosen on "
+              f"{result.results['threshold']['chosen_on']}")
+    if result.results.get("flags"):
+        print("FLAG: " + result.results["notes"][-1])
     print(f"results, report.md, model_card.md, plots/ and model.keras in {result.run_dir}")

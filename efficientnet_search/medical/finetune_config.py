@@ -42,6 +42,18 @@ class PhasesConfig:
     # per epoch); K > 0 passes K augmented copies of the training set through the frozen
     # part once and trains the rest on those features (an epoch draws from all copies).
     augment_copies: int = 0
+    # Choices by k-fold cross-validation on the training split (medical/cv.py,
+    # recipe_choice.py): the backbone among `cv_variants` and the input size among
+    # `cv_resolutions`, by the out-of-fold AUC of a head per fold on each candidate's frozen
+    # ImageNet features, within `cv_budget_s` seconds. "auto": when the validation split is
+    # small (its rarer class under cv.SMALL_VALIDATION_MINORITY images) and model.init is
+    # imagenet; "always" (imagenet); "never" (model.variant and resolution as given). (Not
+    # on/off: YAML reads those as booleans.)
+    cv: Literal["auto", "always", "never"] = "auto"
+    cv_folds: int = 5
+    cv_budget_s: float = 600.0
+    cv_variants: tuple[str, ...] = ("lite0", "lite1", "lite2")
+    cv_resolutions: tuple[int, ...] = (128, 160, 224)
 
     def __post_init__(self):
         if self.head_epochs < 0 or self.finetune_epochs < 0:
@@ -50,15 +62,26 @@ class PhasesConfig:
             raise ValueError("train.head_epochs + train.finetune_epochs must be > 0, got 0")
         if self.augment_copies < 0:
             raise ValueError(f"train.augment_copies must be >= 0, got {self.augment_copies}")
+        if self.cv_budget_s <= 0 or not self.cv_variants or not self.cv_resolutions:
+            raise ValueError(f"train.cv_budget_s must be > 0 and train.cv_variants and "
+                             f"cv_resolutions non-empty, got {self.cv_budget_s=}, "
+                             f"{self.cv_variants=}, {self.cv_resolutions=}")
         if self.unfreeze_blocks < -1:
             raise ValueError(f"train.unfreeze_blocks must be >= -1, got {self.unfreeze_blocks}")
 
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
-    """How the operating point is chosen (on validation) and how intervals are computed."""
+    """How the operating point is chosen and how intervals are computed.
 
-    threshold: Literal["youden", "sensitivity", "fixed"] = "youden"
+    `threshold` (binary and multi-label): "youden" or "sensitivity" (target_sensitivity) on
+    the validation split; "fixed" (fixed_threshold); "oof_youden" (binary, model.init
+    imagenet): Youden's J on out-of-fold predictions over all training images, from a head
+    per fold on the frozen backbone's features (medical/cv.py); "auto": oof_youden when the
+    validation split is small (cv.SMALL_VALIDATION_MINORITY) and it applies, else youden.
+    """
+
+    threshold: Literal["auto", "youden", "oof_youden", "sensitivity", "fixed"] = "auto"
     target_sensitivity: float = 0.9
     fixed_threshold: float = 0.5
     positive_class: int = 1

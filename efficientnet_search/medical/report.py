@@ -193,7 +193,7 @@ def metrics_table(results: dict) -> str:
             (f"| balanced accuracy | {_ci(t, 'balanced_accuracy')} |"
              if "balanced_accuracy_ci" in t else
              f"| balanced accuracy | {t['balanced_accuracy']:.4f} |")]
-    if "majority_class_share" in t and results["task"] == "multiclass":
+    if "majority_class_share" in t and results["task"] != "multilabel":
         rows.append(f"| majority-class share (always answering it) | "
                     f"{t['majority_class_share']:.4f} |")
     if "quadratic_weighted_kappa" in t:
@@ -222,8 +222,28 @@ def _operating_point(results: dict, th: dict) -> str:
         meaning = ("the training data's class frequencies" if prior == "data"
                    else "equally frequent classes")
         return f"Decision: argmax of probabilities that assume {meaning} {best}."
-    return (f"Operating threshold: {th['method']}, chosen on the **{th['chosen_on']}** split "
-            f"{best}.")
+    where = ("the **validation** split" if th["chosen_on"] == "validation"
+             else f"the **{th['chosen_on']}**")
+    extra = ""
+    if "threshold_ci" in th:
+        low, high = th["threshold_ci"]
+        extra = (f" Threshold bootstrap interval {low:.3f}-{high:.3f}; out-of-fold AUC "
+                 f"{th['oof_auc']:.4f}.")
+    return f"Operating threshold: {th['method']}, chosen on {where} {best}.{extra}"
+
+
+def _cv_section(results: dict) -> list[str]:
+    """The backbone / resolution candidates and their cross-validated AUCs, when chosen so."""
+    record = (results.get("cv") or {}).get("recipe")
+    if not record:
+        return []
+    rows = ["Chosen by cross-validation on the training split (head per fold on frozen "
+            f"ImageNet features): **{record['variant']} at {record['resolution']} px**.", "",
+            "| backbone | resolution | CV AUC | seconds |", "|---|---|---|---|"]
+    for c in record["candidates"]:
+        auc = "skipped (budget)" if c["cv_auc"] is None else f"{c['cv_auc']:.4f}"
+        rows.append(f"| {c['variant']} | {c['resolution']} | {auc} | {c['seconds']} |")
+    return [*rows, ""]
 
 
 def report_text(results: dict, plot_names: list[str]) -> str:
@@ -243,6 +263,7 @@ def report_text(results: dict, plot_names: list[str]) -> str:
     if results["task"] != "multilabel":
         lines += ["Confusion matrix (rows true, columns predicted): "
                   f"`{results['test']['confusion_matrix']}`", ""]
+    lines += _cv_section(results)
     lines += [f"![{name}](plots/{name})" for name in plot_names]
     lines += ["", *[f"- note: {n}" for n in results["notes"]], "", DISCLAIMER, ""]
     return "\n".join(lines)

@@ -227,7 +227,7 @@ def test_pretrained_lite0_finetunes_end_to_end(tmp_path):
         "data.max_train=64", "data.max_val=32", "data.batch_size=32", "train.head_epochs=2",
         "train.head_learning_rate=0.01", "train.finetune_epochs=1", "train.unfreeze_blocks=1",
         "train.bn_inference=true", "train.steps_per_epoch=1", "eval.bootstrap_resamples=50",
-        "eval.gradcam_images=0"])
+        "eval.gradcam_images=0", "train.cv=never"])
     result = finetune.finetune(config, tmp_path / "run", verbose=0)
     assert result.results["history"]["phase"][-1] == "finetune"
     model = keras.saving.load_model(result.model_path)

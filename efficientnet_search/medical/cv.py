@@ -1,0 +1,147 @@
+"""Choices made on the training split by k-fold cross-validation, for small validation splits.
+
+On a validation split with few images of its rarer class, a threshold or a recipe chosen on
+it is mostly noise (issue 27: a Youden threshold picked on 78 images came out at 0.89 and
+put the headline accuracy below the majority share). The training split is larger and, with
+the backbone frozen, cheap to reuse: its pooled features are computed once per (backbone,
+resolution), and a head per fold trains in seconds. What that buys:
+
+- out-of-fold (OOF) predictions for every training image: scores from a head that never saw
+  the image, on which the operating threshold is chosen (`eval.threshold: oof_youden`);
+- a cross-validated AUC per (backbone, resolution) candidate, to choose both within a time
+  budget (`train.cv_budget_s`), never looking at the test split.
+
+Folds are stratified: each class's images are dealt to the folds in a seeded random order,
+so every fold holds every class (scikit-learn's StratifiedKFold does the same; six lines do
+not justify a new dependency).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import keras
+import numpy as np
+
+from efficientnet_search.medical.metrics import roc_auc
+
+# Validation splits whose rarer class has fewer images than this are "small": the threshold
+# and recipe are then chosen by cross-validation on the training split. Validation studies
+# of clinical prediction models need at least 100 events and 100 non-events for stable
+# estimates (Vergouwe et al. 2005, J Clin Epidemiol 58:475; Collins, Ogundimu & Altman 2016,
+# Stat Med 35:214). The shared PneumoniaMNIST copy's validation split (135 per class) is not
+# small; the issue's small set (78 images, ~21 of the rarer class) is.
+SMALL_VALIDATION_MINORITY = 100
+
+
+def validation_is_small(val_counts: np.ndarray) -> bool:
+    """True when the validation split's rarer class has < SMALL_VALIDATION_MINORITY images."""
+    counts = np.asarray(val_counts)
+    return bool(counts.size and counts.min() < SMALL_VALIDATION_MINORITY)
+
+
+def check_folds(k: int, train_counts: np.ndarray) -> None:
+    """Refuses a fold count the training split cannot fill (each fold needs every class)."""
+    smallest = int(np.min(train_counts))
+    if k < 2 or k > smallest:
+        raise ValueError(f"train.cv_folds={k} needs 2 <= folds <= the smallest class's "
+                         f"training images ({smallest}); set train.cv_folds between 2 and "
+                         f"{max(smallest, 2)}")
+
+
+def stratified_folds(y: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """The fold (0..k-1) of each example: each class dealt round-robin in a seeded order."""
+    y = np.asarray(y).ravel()
+    check_folds(k, np.bincount(y.astype(np.int64)))
+    rng = np.random.default_rng(seed)
+    folds = np.empty(len(y), dtype=np.int64)
+    for c in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == c))
+        folds[members] = np.arange(len(members)) % k
+    return folds
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadRecipe:
+    """How each fold's head trains: the recipe's phase 1 on pooled features."""
+
+    epochs: int
+    learning_rate: float
+    dropout: float
+    batch_size: int
+    class_weighted: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class FoldHeads:
+    """Out-of-fold scores for every training image, each fold's head (kernel, bias), the
+    cross-validated AUC (of the pooled OOF scores, positive class 1 or one-vs-rest macro) and
+    the training labels in the same order."""
+
+    oof: np.ndarray
+    heads: tuple[tuple[np.ndarray, np.ndarray], ...]
+    auc: float
+    labels: np.ndarray
+
+
+def fold_heads(x: np.ndarray, y: np.ndarray, recipe: HeadRecipe, *, k: int, seed: int,
+               num_classes: int) -> FoldHeads:
+    """Trains a softmax head per fold on the other folds' features and scores its own fold.
+
+    The scores refer to the training data's class frequencies, as the saved model's do
+    (class-weighted heads are moved back by Bayes' rule, see transfer.shift_class_prior).
+    """
+    y = np.asarray(y).ravel().astype(np.int64)
+    folds = stratified_folds(y, k, seed)
+    oof = np.zeros((len(y), num_classes), dtype=np.float64)
+    heads = []
+    for fold in range(k):
+        held = folds == fold
+        kernel, bias = _train_head(x[~held], y[~held], recipe, seed + fold, num_classes)
+        if recipe.class_weighted:  # trained for equal classes; refer to the data's prior
+            share = np.bincount(y[~held], minlength=num_classes) / np.sum(~held)
+            bias = bias + np.log(share * num_classes)
+        heads.append((kernel, bias))
+        oof[held] = _softmax(x[held] @ kernel + bias)
+    return FoldHeads(oof, tuple(heads), cv_auc(y, oof), y)
+
+
+def cv_auc(y: np.ndarray, scores: np.ndarray) -> float:
+    """Binary: AUC of class 1's score; more classes: the one-vs-rest macro average."""
+    y = np.asarray(y).ravel()
+    if scores.shape[1] == 2:
+        return float(roc_auc(y == 1, scores[:, 1]))
+    aucs = [roc_auc(y == c, scores[:, c]) for c in range(scores.shape[1]) if 0 < np.sum(y == c)]
+    return float(np.mean(aucs))
+
+
+def _train_head(x, y, recipe: HeadRecipe, seed: int, num_classes: int):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(x.shape[1:])
+    h = keras.layers.Dropout(recipe.dropout)(inputs) if recipe.dropout > 0 else inputs
+    head = keras.layers.Dense(num_classes, activation="softmax")
+    model = keras.Model(inputs, head(h))
+    model.compile(keras.optimizers.Adam(recipe.learning_rate),
+                  "sparse_categorical_crossentropy")
+    weights = None
+    if recipe.class_weighted:
+        counts = np.bincount(y, minlength=num_classes)
+        weights = {c: len(y) / (num_classes * max(n, 1)) for c, n in enumerate(counts)}
+    model.fit(x, y, epochs=recipe.epochs, batch_size=recipe.batch_size, class_weight=weights,
+              verbose=0, shuffle=True)
+    kernel, bias = head.get_weights()
+    return kernel.astype(np.float64), bias.astype(np.float64)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def minimum_budget_s(train_images: int) -> float:
+    """The least `train.cv_budget_s` that covers one candidate: its feature pass over the
+    training images at Lite0 / 128 px, the cheapest, at the rate measured on this project's
+    2-core box (BUILD_NOTES session 12: 45 s for 5,232 images, ~8.6 ms an image)."""
+    return math.ceil(train_images * 45.0 / 5232)

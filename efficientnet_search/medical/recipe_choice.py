@@ -1,0 +1,110 @@
+"""Backbone and input resolution chosen by cross-validation on the training split.
+
+For each (backbone, resolution) candidate, cheapest first, the frozen ImageNet backbone's
+pooled features of the training images are computed once and a head per fold is trained on
+them (medical/cv.py); the candidate with the best cross-validated AUC wins, ties within
+transfer.AUC_TIE going to the cheaper one. Candidates stop when the next would overrun
+`train.cv_budget_s` (estimated from the last one's time and the pixel count). The test split
+is never read, nor is the validation split: only training images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import numpy as np
+from absl import logging
+
+from efficientnet_search.medical import cv
+from efficientnet_search.medical.transfer import (
+    AUC_TIE,
+    FinetuneModelConfig,
+    boundary_features,
+    build_finetune_model,
+    pooled_boundary,
+    split_at,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class RecipeChoice:
+    """The chosen (variant, resolution), every candidate's record, and the chosen one's
+    fold heads (their out-of-fold scores give the operating threshold)."""
+
+    variant: str
+    resolution: int
+    candidates: tuple[dict[str, Any], ...]
+    heads: cv.FoldHeads
+
+    def record(self) -> dict[str, Any]:
+        return {"variant": self.variant, "resolution": self.resolution,
+                "cv_auc": self.heads.auc, "candidates": list(self.candidates)}
+
+
+def check_candidates(variants, resolutions) -> None:
+    """Refuses a backbone without offline ImageNet weights or an unusable resolution."""
+    from efficientnet_search.arch import pretrained
+
+    for variant in variants:
+        pretrained.installed_checkpoint(variant)  # names the package to install
+    for resolution in resolutions:
+        if not 32 <= resolution <= 600:
+            raise ValueError(f"train.cv_resolutions holds {resolution}; use sizes between 32 "
+                             "and 600 px (EfficientNet-B7's)")
+
+
+def pooled_features(variant: str, resolution: int, model_cfg: FinetuneModelConfig, splits,
+                    batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(features, labels) of the training images through the frozen ImageNet backbone."""
+    from efficientnet_search import data
+
+    cfg = dataclasses.replace(model_cfg, init="imagenet", variant=variant,
+                              resolution=resolution, width=None, depth=None, path=None)
+    model = build_finetune_model(cfg, splits.num_classes, False)
+    bottom, _ = split_at(model, pooled_boundary(model))
+    images = data.make_pipeline(splits.train, resolution=resolution, batch_size=batch_size,
+                                training=False)
+    return boundary_features(bottom, images)
+
+
+def features_and_heads(variant, resolution, config, splits, recipe) -> cv.FoldHeads:
+    x, y = pooled_features(variant, resolution, config.model, splits, config.data.batch_size)
+    return cv.fold_heads(x, y, recipe, k=config.train.cv_folds, seed=config.seed,
+                         num_classes=splits.num_classes)
+
+
+def head_recipe(config) -> cv.HeadRecipe:
+    t = config.train
+    return cv.HeadRecipe(epochs=max(t.head_epochs, 1), learning_rate=t.head_learning_rate,
+                         dropout=config.model.dropout, batch_size=config.data.batch_size,
+                         class_weighted=t.imbalance != "none")
+
+
+def choose(config, splits) -> RecipeChoice:
+    """Runs the candidates within `train.cv_budget_s` and returns the best."""
+    t = config.train
+    recipe = head_recipe(config)
+    order = sorted(((r, v) for r in t.cv_resolutions for v in t.cv_variants),
+                   key=lambda rv: (rv[0], t.cv_variants.index(rv[1])))
+    started = time.perf_counter()
+    records, best, best_heads, per_pixel = [], None, None, None
+    for resolution, variant in order:
+        elapsed = time.perf_counter() - started
+        if per_pixel is not None and elapsed + per_pixel * resolution**2 > t.cv_budget_s:
+            records.append({"variant": variant, "resolution": resolution, "cv_auc": None,
+                            "seconds": None, "skipped": "over train.cv_budget_s"})
+            continue
+        tic = time.perf_counter()
+        heads = features_and_heads(variant, resolution, config, splits, recipe)
+        seconds = time.perf_counter() - tic
+        per_pixel = max(per_pixel or 0.0, seconds / resolution**2)
+        records.append({"variant": variant, "resolution": resolution, "cv_auc": heads.auc,
+                        "seconds": round(seconds, 1)})
+        logging.info("cross-validation: %s at %d px, %d-fold AUC %.4f (%.0f s)", variant,
+                     resolution, t.cv_folds, heads.auc, seconds)
+        if best is None or heads.auc > best_heads.auc + AUC_TIE:
+            best, best_heads = (variant, resolution), heads
+    logging.info("cross-validation chose %s at %d px (AUC %.4f)", *best, best_heads.auc)
+    return RecipeChoice(best[0], best[1], tuple(records), best_heads)

