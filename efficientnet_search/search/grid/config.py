@@ -84,6 +84,10 @@ class SearchConfig:
       validation: `all` validates at every epoch end (learning curves in the report);
         `needed` runs only the passes something reads: without an asynchronous pruner, the
         last one (the same final accuracy; the curves then have one point a trial).
+      max_repeats: racing (grid/racing.py): after the first `repeats` seeds, one seed more
+        per round for the candidates still tied with the best, until one is left or each has
+        this many (default null: `repeats`, no racing). Its looks share `1 - confidence`
+        (Bonferroni, search/stats.py). Raising it on a finished run adds rounds to it.
       confidence: of the t-test that decides which candidates tie with the best.
       study_name: Optuna study name (default: the config name and a digest of the config).
     """
@@ -103,6 +107,7 @@ class SearchConfig:
     data_cache: bool = False
     max_memory_growth: float | None = None
     validation: Literal["all", "needed"] = "all"
+    max_repeats: int | None = None
     confidence: float = 0.95
     study_name: str | None = None
 
@@ -110,7 +115,18 @@ class SearchConfig:
         """The pruner's first rung in validation passes (at least one)."""
         return max(1, round(self.pruner_min_epochs * proxy.evals_per_epoch))
 
+    @property
+    def race_repeats(self) -> int:
+        """Most seeds a candidate gets: `max_repeats`, or `repeats` without racing."""
+        return self.repeats if self.max_repeats is None else self.max_repeats
+
     def __post_init__(self) -> None:
+        if self.max_repeats is not None and self.max_repeats < self.repeats:
+            raise ValueError(
+                f"search.max_repeats={self.max_repeats} is below search.repeats={self.repeats}: "
+                f"set it to at least {self.repeats} (racing adds seeds up to it), or leave it "
+                "out for no racing"
+            )
         if self.repeats < 1 or self.workers < 0:
             raise ValueError(
                 f"search.repeats and search.workers must be >= 1 (workers: 0 sizes them from "

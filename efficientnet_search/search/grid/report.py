@@ -27,6 +27,15 @@ METHOD = (
     "error of that difference; no multiple-comparison correction, so ties are favoured over "
     "false winners. Only completed trials count; pruned and failed trials are listed apart."
 )
+RACING_METHOD = (
+    "Racing (search.max_repeats = {max_repeats}): after the first {repeats} seed(s), each round "
+    "gave one more seed to every candidate still tied with the best (the best included), "
+    "judged on all seeds finished so far, until one candidate was left or each had "
+    "{max_repeats} seeds. Each of the {looks} planned looks, the final best set's included, "
+    "tests at {look_confidence:.2%}: 1 - {confidence:.0%} split evenly over the looks "
+    "(Bonferroni), so by the union bound the race drops a candidate as good as the best with "
+    "probability at most {alpha:.0%}."
+)
 KIND_MARKERS = {"compound": "o", "depth": "s", "width": "^", "resolution": "D", "paper": "*"}
 KIND_LABELS = {"compound": "compound", "depth": "depth only", "width": "width only",
                "resolution": "resolution only", "paper": "paper's (1.2, 1.1, 1.15)"}
@@ -72,6 +81,9 @@ def _markdown(results: Mapping[str, Any], config: Mapping[str, Any],
                   for t in failed]  # fmt: skip
         lines.append("")
     lines += ["## Method", "", METHOD, ""]
+    race = results.get("racing")
+    if race:
+        lines += [RACING_METHOD.format(**race, alpha=1 - race["confidence"]), ""]
     noise = results.get("noise", {})
     if noise.get("pooled_std") is not None:
         lines += [f"Pooled seed std: {100 * noise['pooled_std']:.2f} points "

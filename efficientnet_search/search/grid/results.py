@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
 TRIAL_FIELDS = (
-    "number", "rung", "candidate", "kind", "alpha", "beta", "gamma", "seed", "state",
+    "number", "rung", "round", "candidate", "kind", "alpha", "beta", "gamma", "seed", "state",
     "val_accuracy", "epoch_accuracies", "epochs", "params", "macs", "macs_ratio", "nominal_cost",
     "activations", "activations_ratio", "latency_ms", "latency_ratio", "latency_spread",
     "latency_device", "cost", "cost_ratio", "resolution", "width", "depth", "seconds",
@@ -49,6 +49,7 @@ def trial_record(trial: FrozenTrial) -> dict[str, Any]:
     return {
         "number": trial.number,
         "rung": attrs.get("rung", 0),
+        "round": attrs.get("round", 0),  # racing round (racing.py)
         "candidate": attrs.get("candidate"),
         "kind": attrs.get("kind", "compound"),
         **{k: attrs.get(k) for k in ("alpha", "beta", "gamma", "seed")},

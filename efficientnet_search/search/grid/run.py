@@ -27,7 +27,7 @@ from absl import logging
 from efficientnet_search import config as config_lib
 from efficientnet_search.jsonio import write_json
 from efficientnet_search.search import stats
-from efficientnet_search.search.grid import equal_cost, plan, worker
+from efficientnet_search.search.grid import equal_cost, plan, racing, worker
 from efficientnet_search.search.grid import report as report_lib
 from efficientnet_search.search.grid import results as results_lib
 from efficientnet_search.search.grid import rungs as rungs_lib
@@ -98,7 +98,7 @@ def run_grid_search(
     storage_lib.check_storage(storage)
     splits = worker.load_data(config)
     table = plan.candidate_plan(config, run_dir)
-    config_lib.save_config(config, run_dir)
+    plan.save_run_config(config, run_dir)  # a new search.max_repeats races a finished run on
     plan.store_plan(config, table, run_dir)
     ladder = open_ladder(config, run_dir, storage, table)
     points = len(ladder.points0)
@@ -146,12 +146,14 @@ def write_outputs(config: GridConfig, ladder: rungs_lib.Ladder, run_dir: Path) -
     without candidate halving); lower rungs are summarized under `rungs`.
     """
     ladder.current()
-    by_rung = {rung.index: [results_lib.trial_record(t) for t in rung.queue.point_trials()]
-               for rung in ladder.rungs()}  # fmt: skip
+    by_rung: dict[int, list[dict[str, Any]]] = {}  # a rung's racing rounds join it
+    for rung in ladder.rungs():
+        by_rung.setdefault(rung.index, []).extend(ladder.records([rung]))
     records = [record for rung in sorted(by_rung) for record in by_rung[rung]]
     top = max((r for r, group in by_rung.items()
                if any(t["state"] == "COMPLETE" for t in group)), default=0)  # fmt: skip
-    summary = stats.summarize(by_rung.get(top, []), config.search.confidence)
+    race = plan.race_plan(config)
+    summary = stats.summarize(by_rung.get(top, []), race.look_confidence)
     payload = results_lib.to_json(summary, records)
     payload["study"] = {"name": study_name(config), "points": len(ladder.points0)}
     payload["blocks"] = list(config.proxy.blocks)  # the baseline scaled (scale --blocks_from)
@@ -162,6 +164,9 @@ def write_outputs(config: GridConfig, ladder: rungs_lib.Ladder, run_dir: Path) -
         payload["rungs"] = rungs_lib.rung_summaries(
             ladder, by_rung, config.proxy.evals_per_epoch, config.search.confidence)
         payload["verdict"] += rungs_lib.halving_note(payload["rungs"])
+    if race.racing:
+        payload["racing"] = racing.section(race, [ladder.records([r]) for r in ladder.last_rung()])
+        payload["verdict"] += racing.racing_note(race, payload["racing"]["rounds"])
     results_lib.write_trials_csv(records, run_dir / "trials.csv")
     results_path = run_dir / "results.json"
     write_json(results_path, payload)

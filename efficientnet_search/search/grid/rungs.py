@@ -18,7 +18,9 @@ not single seeds, move up, so every rung keeps `repeats` seeds per candidate for
 
 Each rung is its own Optuna study, `<study>/rung<r>`; its points follow deterministically
 from the finished rung below, so every worker computes the same list and `study.open_study`
-queues it exactly once, as it does for rung 0.
+queues it exactly once, as it does for rung 0. Racing (racing.py, `search.max_repeats`)
+climbs the same way after the last rung: rounds of more seeds for the candidates still tied
+with the best, each round a study whose points follow from the rounds before it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 import optuna
 
 from efficientnet_search.search import stats
+from efficientnet_search.search.grid import racing
 from efficientnet_search.search.grid import results as results_lib
 from efficientnet_search.search.trials import storage as storage_lib
 from efficientnet_search.search.trials import study as study_lib
@@ -71,11 +74,14 @@ def promoted(records: Sequence[dict[str, Any]], factor: int) -> list[str]:
 
 @dataclasses.dataclass(frozen=True)
 class Rung:
-    """One rung: its index, its budget in validation passes, and its queue."""
+    """One rung (or one racing round at the last rung's budget): its index, its budget in
+    validation passes, its queue, the points queued in it and its racing round."""
 
     index: int
     budget: int
     queue: study_lib.TrialQueue
+    points: tuple[study_lib.Point, ...] = ()
+    round: int = 0
 
 
 @dataclasses.dataclass
@@ -83,7 +89,8 @@ class Ladder:
     """Opens the rungs of one search in order, as far as finished rungs allow.
 
     `points0` are rung 0's points (every candidate and seed, in queue order); `open_queue`
-    opens (or joins) a rung's study with given points.
+    opens (or joins) a rung's study with given points. `race` (racing.py) adds rounds of
+    seeds at the last rung; None or a plan without racing: no rounds.
     """
 
     points0: list[study_lib.Point]
@@ -91,37 +98,75 @@ class Ladder:
     factor: int
     open_queue: Callable[[str, list[study_lib.Point]], study_lib.TrialQueue]
     base_name: str
+    race: racing.RacePlan | None = None
     _opened: list[Rung] = dataclasses.field(default_factory=list)
 
     def current(self) -> Rung:
-        """The lowest rung with work left, or the last opened rung when all is done."""
+        """The lowest rung (or round) with work left, or the last opened when all is done."""
         if not self._opened:
-            self._opened.append(Rung(0, self.budgets[0], self._open(0, self.points0)))
+            self._opened.append(self._rung(0, self.points0))
         while True:
             rung = self._opened[-1]
-            if rung.queue.unfinished() or rung.index == len(self.budgets) - 1:
+            if rung.queue.unfinished():
                 return rung
+            if rung.index == len(self.budgets) - 1:
+                nxt = self._next_round(rung)
+                if nxt is None:
+                    return rung
+                self._opened.append(nxt)
+                continue
             points = self._next_points(rung)
             if not points:  # nothing completed at this rung: nothing to promote
                 return rung
-            index = rung.index + 1
-            self._opened.append(Rung(index, self.budgets[index], self._open(index, points)))
+            self._opened.append(self._rung(rung.index + 1, points))
 
     def rungs(self) -> list[Rung]:
-        """The rungs opened so far (after `current`)."""
+        """The rungs and rounds opened so far (after `current`)."""
         return list(self._opened)
+
+    def last_rung(self) -> list[Rung]:
+        """The last rung reached and its racing rounds, first round first (after `current`)."""
+        top = self._opened[-1].index if self._opened else 0
+        return [r for r in self._opened if r.index == top]
+
+    def records(self, rungs: list[Rung]) -> list[dict[str, Any]]:
+        """Trial records of `rungs`, with the race's group attribute where it has one."""
+        group = self.race.group if self.race else None
+        out = []
+        for rung in rungs:
+            for trial in rung.queue.point_trials():
+                record = results_lib.trial_record(trial)
+                if group:
+                    record[group] = trial.user_attrs.get(group)
+                out.append(record)
+        return out
+
+    def _rung(self, index: int, points: list[study_lib.Point]) -> Rung:
+        if len(self.budgets) > 1:  # a halving rung's points are marked `_r<index>`
+            points = [dataclasses.replace(p, key=f"{p.key}_r{index}",
+                                          attrs={**p.attrs, "rung": index}) for p in points]
+        return Rung(index, self.budgets[index],
+                    self.open_queue(self._study(index), list(points)), tuple(points))
+
+    def _study(self, index: int) -> str:
+        return self.base_name if len(self.budgets) == 1 else f"{self.base_name}/rung{index}"
+
+    def _next_round(self, rung: Rung) -> Rung | None:
+        """The next racing round after the finished `rung`, or None when the race is over."""
+        if self.race is None or not self.race.racing:
+            return None
+        done = self.last_rung()
+        points = [p for r in done for p in r.points]
+        round_ = rung.round + 1
+        nxt = racing.next_round(self.race, points, self.records(done), round_)
+        if not nxt:
+            return None
+        name = f"{self._study(rung.index)}/{self.race.study_suffix(round_)}"
+        return Rung(rung.index, rung.budget, self.open_queue(name, nxt), tuple(nxt), round_)
 
     def finished(self) -> bool:
         """Whether the last rung is open and done (or no rung can be promoted)."""
         return not self.current().queue.unfinished()
-
-    def _open(self, index: int, points: list[study_lib.Point]) -> study_lib.TrialQueue:
-        """Opens rung `index` with `points` (rung 0's keys, marked `_r<index>` in a halving)."""
-        if len(self.budgets) == 1:
-            return self.open_queue(self.base_name, points)
-        marked = [dataclasses.replace(p, key=f"{p.key}_r{index}", attrs={**p.attrs, "rung": index})
-                  for p in points]  # fmt: skip
-        return self.open_queue(f"{self.base_name}/rung{index}", marked)
 
     def _next_points(self, rung: Rung) -> list[study_lib.Point]:
         records = [results_lib.trial_record(t) for t in rung.queue.point_trials()]
@@ -131,7 +176,8 @@ class Ladder:
 
 def open_ladder(points0: list[study_lib.Point], budgets_: tuple[int, ...], factor: int,
                 url: str, base_name: str, *, pruner: optuna.pruners.BasePruner,
-                heartbeat_interval: int, grace_period: int) -> Ladder:
+                heartbeat_interval: int, grace_period: int,
+                race: racing.RacePlan | None = None) -> Ladder:
     """A Ladder over the storage at `url` (one storage handle for every rung)."""
     storage = storage_lib.open_storage(url, heartbeat_interval=heartbeat_interval,
                                      grace_period=grace_period)  # fmt: skip
@@ -143,14 +189,15 @@ def open_ladder(points0: list[study_lib.Point], budgets_: tuple[int, ...], facto
             heartbeat_interval=heartbeat_interval, grace_period=grace_period,
         )  # fmt: skip
 
-    return Ladder(points0, budgets_, factor, open_queue, base_name)
+    return Ladder(points0, budgets_, factor, open_queue, base_name, race)
 
 
 def rung_summaries(ladder: Ladder, records_by_rung: dict[int, list[dict[str, Any]]],
                    evals_per_epoch: int, confidence: float) -> list[dict[str, Any]]:
     """Per rung: its budget in epochs, its candidates' means and best set, who moved up."""
     out = []
-    for rung in ladder.rungs():
+    rungs = [rung for rung in ladder.rungs() if rung.round == 0]  # racing rounds: racing.py
+    for rung in rungs:
         records = records_by_rung.get(rung.index, [])
         summary = stats.summarize(records, confidence)
         out.append({
@@ -160,7 +207,7 @@ def rung_summaries(ladder: Ladder, records_by_rung: dict[int, list[dict[str, Any
             "candidates": [stats.candidate_json(c) for c in summary.candidates],
             "best_set": None if summary.best_set is None else list(summary.best_set),
             "promoted": (promoted(records, ladder.factor)
-                         if rung.index + 1 < len(ladder.rungs()) else []),
+                         if rung.index + 1 < len(rungs) else []),
         })  # fmt: skip
     return out
 

@@ -29,10 +29,10 @@ from absl import logging
 from efficientnet_search import config as config_lib
 from efficientnet_search.jsonio import write_json
 from efficientnet_search.search import stats
+from efficientnet_search.search.grid import plan, worker
 from efficientnet_search.search.grid import report as report_lib
 from efficientnet_search.search.grid import results as results_lib
 from efficientnet_search.search.grid import rungs as rungs_lib
-from efficientnet_search.search.grid import worker
 from efficientnet_search.search.grid.config import GridConfig
 from efficientnet_search.search.grid.verify_plan import families, load_results, load_run_config
 from efficientnet_search.search.grid.verify_plan import open_ladder as open_verify_ladder
@@ -63,10 +63,12 @@ def run_verify(run_dir: str | Path, phis: Sequence[int], *, storage: str | None 
 
 def write_outputs(config: GridConfig, ladder: rungs_lib.Ladder, run_dir: Path,
                   results: dict[str, Any]) -> dict[str, Any]:
-    records = [results_lib.trial_record(t) for t in ladder.current().queue.point_trials()]
-    for record, trial in zip(records, ladder.current().queue.point_trials(), strict=True):
+    ladder.current()
+    trials = [t for rung in ladder.rungs() for t in rung.queue.point_trials()]  # every round
+    records = [results_lib.trial_record(t) for t in trials]
+    for record, trial in zip(records, trials, strict=True):
         record["phi"], record["family"] = trial.user_attrs["phi"], trial.user_attrs["family"]
-    section = summarize(results, records, config.search.confidence)
+    section = summarize(results, records, plan.race_plan(config).look_confidence)
     write_json(run_dir / "verify.json", {**section, "trials": records})
     results_lib.write_trials_csv(records, run_dir / "verify_trials.csv")
     write_json(run_dir / "results.json", {**results, "verify": section})

@@ -99,14 +99,15 @@ def points(config: GridConfig, planned: Sequence[Mapping[str, Any]]) -> list[stu
 
 def open_ladder(config: GridConfig, run_dir: Path, storage: str | None,
                 phis: Sequence[int]) -> rungs_lib.Ladder:
-    """The verify study (one rung, no pruning) in the grid's storage."""
+    """The verify study (one rung, no pruning) in the grid's storage; with the grid's
+    `search.max_repeats` each phi races on its own (racing.py)."""
     results = load_results(run_dir)
     planned = verify_plan(config, results, phis, run_dir)
     return rungs_lib.open_ladder(
         points(config, planned), (config.proxy.evaluations,), 2,
         storage_lib.storage_url(storage, run_dir), f"{plan.study_name(config)}-verify",
         pruner=optuna.pruners.NopPruner(), heartbeat_interval=config.search.heartbeat_interval,
-        grace_period=config.search.grace_period,
+        grace_period=config.search.grace_period, race=plan.race_plan(config, group="phi"),
     )  # fmt: skip
 
 
