@@ -31,7 +31,7 @@ from benchmarks.gpu_check import REPO, Settings  # noqa: E402
 from efficientnet_search import build_model, load_config, make_pipeline  # noqa: E402
 from efficientnet_search.jsonio import to_plain  # noqa: E402
 from efficientnet_search.training import distribute  # noqa: E402
-from efficientnet_search.training.latency import device_name, measure_latency  # noqa: E402
+from efficientnet_search.training.latency import device_name  # noqa: E402
 
 NUM_CLASSES = 1000  # section 1 and 2 stand in for ImageNet training
 MARGIN_S = 5.0  # a command started here ends this long before the section's deadline
@@ -290,17 +290,16 @@ def latency(settings: Settings, record: Recorder) -> None:
 
     config = load_config(GridConfig, settings.grid_config, settings.plan_overrides)
     timing = config.candidates.latency
-    batch = timing.batch_size or config.data.batch_size
-    # As the grid's CostMeter measures it: the proxy without its classifier.
+    batch = timing.batch_size or config.data.batch_size  # what time_spec uses
+    # As the grid's CostMeter measures it: the proxy without its classifier, in this process
+    # with the GPU visible (the grid times latency where it plans, before any worker starts).
     spec = dataclasses.replace(config.proxy.spec(*settings.candidate, num_classes=1),
                                include_top=False)
+    _, time_spec = search_internals()
     runs = []
     for run in range(settings.latency_runs):
         record.step(f"latency run {run + 1}")
-        measured = measure_latency(spec, batch_size=batch, precision=timing.precision,
-                                   warmup=timing.warmup, repeats=timing.repeats,
-                                   min_seconds=timing.min_seconds)  # fmt: skip
-        keras.backend.clear_session()
+        measured = time_spec(timing, spec, config.data.batch_size)
         runs.append({"median_ms": measured.median_ms, "p10_ms": measured.p10_ms,
                      "spread": measured.spread, "repeats": measured.repeats,
                      "load_1min": os.getloadavg()[0]})  # fmt: skip
@@ -324,6 +323,7 @@ def _plan(settings: Settings, cost: str) -> dict[str, Any]:
 
     config = load_config(GridConfig, settings.grid_config,
                          [*settings.plan_overrides, f"candidates.cost={cost}"])
+    candidate_plan, _ = search_internals()
     tic = time.perf_counter()
     try:
         table = candidate_plan(config)
@@ -335,22 +335,16 @@ def _plan(settings: Settings, cost: str) -> dict[str, Any]:
         for c in table.candidates}}
 
 
-def candidate_plan(config):
-    """The grid's plan (admitted candidates and their measured costs) without training.
+def search_internals() -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """The two internals of efficientnet_search.search this check needs, imported here only:
+    the grid's plan (admitted candidates with their measured costs, nothing trained;
+    `candidate_plan(config)`) and the one way the grid times a proxy
+    (`time_spec(latency_config, spec, default_batch)`). Paths as of the split of search/
+    into subpackages (2026-12-06); the dry run fails here first if they move."""
+    from efficientnet_search.search.grid.plan import candidate_plan
+    from efficientnet_search.search.proxy.latency import time_spec
 
-    The one use of a module internal to efficientnet_search.search, which is being split
-    into subpackages: the new path first, then the old one.
-    """
-    import importlib
-
-    for module in ("efficientnet_search.search.grid.plan", "efficientnet_search.search.plan"):
-        try:
-            plan = importlib.import_module(module)
-        except ModuleNotFoundError:
-            continue
-        return plan.candidate_plan(config)
-    raise ImportError("no grid plan module: efficientnet_search.search.grid.plan moved; "
-                      "update gpu_check_sections.candidate_plan")
+    return candidate_plan, time_spec
 
 
 def _compare_plans(data: dict[str, Any]) -> dict[str, Any]:

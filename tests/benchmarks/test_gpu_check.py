@@ -112,8 +112,10 @@ def test_a_section_past_its_limit_is_stopped_and_named(tmp_path):
     settings = _settings(tmp_path, latency_runs=10_000)
     result = gpu_check.run_section(5, settings, 20)
     assert result["status"] == "timeout"
-    assert "latency run" in result["reason"]  # the step it was in
-    assert result["seconds"] < 60
+    assert result["reason"].startswith("stopped at its limit of 20 s while measuring")
+    assert result["seconds"] < 35  # stopped, not waited for
+    # The step it was in, unless TensorFlow took the 20 s to import on a loaded machine.
+    assert "latency run" in result["reason"] or "its first step" in result["reason"]
 
 
 def test_time_left_unused_goes_to_later_sections():
@@ -123,7 +125,7 @@ def test_time_left_unused_goes_to_later_sections():
     # Section 1 took 10 s of its share: section 2 gets a share of the 470 s left.
     assert gpu_check.section_limit(470, 2, chosen[1:]) > gpu_check.section_limit(480 - first,
                                                                                  2, chosen[1:])
-    assert gpu_check.section_limit(100, 5, [5]) == 100  # the last may use all that is left
+    assert gpu_check.section_limit(100, 5, [5]) == pytest.approx(100)  # the last: all left
 
 
 def test_bad_sections_are_refused_by_name():
