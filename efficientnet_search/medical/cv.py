@@ -75,7 +75,8 @@ class HeadRecipe:
 
 @dataclasses.dataclass(frozen=True)
 class FoldHeads:
-    """Out-of-fold scores for every training image, each fold's head (kernel, bias), the
+    """Out-of-fold scores for every training image, each fold's head (kernel, bias as
+    trained, before the prior shift), the
     cross-validated AUC (of the pooled OOF scores, positive class 1 or one-vs-rest macro) and
     the training labels in the same order."""
 
@@ -99,12 +100,20 @@ def fold_heads(x: np.ndarray, y: np.ndarray, recipe: HeadRecipe, *, k: int, seed
     for fold in range(k):
         held = folds == fold
         kernel, bias = _train_head(x[~held], y[~held], recipe, seed + fold, num_classes)
-        if recipe.class_weighted:  # trained for equal classes; refer to the data's prior
-            share = np.bincount(y[~held], minlength=num_classes) / np.sum(~held)
-            bias = bias + np.log(share * num_classes)
         heads.append((kernel, bias))
-        oof[held] = _softmax(x[held] @ kernel + bias)
+        oof[held] = data_prior_scores(x[held] @ kernel + bias, y[~held], recipe, num_classes)
     return FoldHeads(oof, tuple(heads), cv_auc(y, oof), y)
+
+
+def data_prior_scores(logits: np.ndarray, y_fit: np.ndarray, recipe: HeadRecipe,
+                      num_classes: int) -> np.ndarray:
+    """Softmax scores referring to the fitting data's class frequencies: a class-weighted
+    model was trained for equal classes, so its logits are moved by log(share x classes)
+    (Bayes' rule, as transfer.shift_class_prior does to the saved model)."""
+    if recipe.class_weighted:
+        share = np.bincount(np.asarray(y_fit).ravel(), minlength=num_classes) / len(y_fit)
+        logits = logits + np.log(share * num_classes)
+    return _softmax(logits)
 
 
 def cv_auc(y: np.ndarray, scores: np.ndarray) -> float:

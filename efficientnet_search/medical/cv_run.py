@@ -13,7 +13,7 @@ from absl import logging
 
 from efficientnet_search.config import ConfigError
 from efficientnet_search.jsonio import write_json
-from efficientnet_search.medical import clinical, cv, recipe_choice
+from efficientnet_search.medical import clinical, cv, depth_choice, recipe_choice
 from efficientnet_search.medical.transfer import class_counts, configured_resolution
 
 
@@ -77,6 +77,10 @@ def run(plan: CvPlan, config, splits, run_dir: Path):
     elif plan.choose_recipe:
         choice = recipe_choice.choose(config, splits)
         record, heads = choice.record(), choice.heads
+        depth = depth_choice.choose_depth(config, splits, choice.variant, choice.resolution,
+                                          heads, recipe_choice.head_recipe(config))
+        record |= {"unfreeze_blocks": depth.blocks, "unfreeze": list(depth.records)}
+        heads = depth.heads
     else:
         m = config.model
         resolution = configured_resolution(m)
@@ -89,7 +93,10 @@ def run(plan: CvPlan, config, splits, run_dir: Path):
     if record:
         model = dataclasses.replace(config.model, variant=record["variant"],
                                     resolution=record["resolution"])
-        config = dataclasses.replace(config, model=model)
+        train = config.train
+        if record.get("unfreeze_blocks") == 0:  # no phase 2: it did not help out of fold
+            train = dataclasses.replace(train, finetune_epochs=0)
+        config = dataclasses.replace(config, model=model, train=train)
     return config, record, heads
 
 

@@ -45,7 +45,9 @@ class PhasesConfig:
     # Choices by k-fold cross-validation on the training split (medical/cv.py,
     # recipe_choice.py): the backbone among `cv_variants` and the input size among
     # `cv_resolutions`, by the out-of-fold AUC of a head per fold on each candidate's frozen
-    # ImageNet features, within `cv_budget_s` seconds. "auto": when the validation split is
+    # ImageNet features, within `cv_budget_s` seconds; then phase 2 (unfreeze_blocks stages)
+    # or none, by the out-of-fold AUC of each fold's phase 2 (medical/depth_choice.py).
+    # "auto": when the validation split is
     # small (its rarer class under cv.SMALL_VALIDATION_MINORITY images) and model.init is
     # imagenet; "always" (imagenet); "never" (model.variant and resolution as given). (Not
     # on/off: YAML reads those as booleans.)

@@ -51,6 +51,8 @@ def test_out_of_fold_scores_come_from_heads_that_never_saw_the_image():
     for i in (0, 70):
         kernel, bias = heads.heads[folds[i]]
         logits = x[i] @ kernel + bias
+        fit = y[folds != folds[i]]  # trained on the other folds, for equal classes
+        logits = logits + np.log(np.bincount(fit) / len(fit) * 2)  # then their class prior
         expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
         np.testing.assert_allclose(heads.oof[i], expected, rtol=1e-6)
     # class-weighted heads moved back to the data's prior: the mean score tracks the 1:3 share
@@ -89,7 +91,9 @@ def _imbalanced_npz(path):
 
 CV_RUN = ["model.init=imagenet", "model.variant=lite0", "model.width=null", "model.depth=null",
           "model.resolution=32", "model.bn_momentum=0.99", "data.max_val=null",
-          "train.head_epochs=3", "train.head_learning_rate=0.01", "train.finetune_epochs=0",
+          "train.head_epochs=3", "train.head_learning_rate=0.01", "train.finetune_epochs=2",
+          "train.unfreeze_blocks=1", "train.bn_inference=true",
+          "train.finetune_learning_rate=0.001",
           "train.head_augment=false", "train.cv_folds=3", "train.cv_variants=[lite0]",
           "train.cv_resolutions=[32,48]", "eval.threshold=auto",
           "eval.bootstrap_resamples=50", "eval.gradcam_images=0", "data.batch_size=32"]
@@ -117,6 +121,11 @@ def test_small_validation_chooses_resolution_and_threshold_on_training_folds(tmp
     record = r["cv"]["recipe"]
     assert [c["resolution"] for c in record["candidates"]] == [32, 48]
     assert r["data"]["resolution"] == record["resolution"]
+    # phase 2 (1 stage) against none, out of fold; no phase 2 unless it won
+    assert [u["unfreeze_blocks"] for u in record["unfreeze"]] == [0, 1]
+    assert record["unfreeze"][0]["cv_auc"] == max(c["cv_auc"] for c in record["candidates"])
+    phases = r["history"]["phase"]
+    assert ("finetune" in phases) == (record["unfreeze_blocks"] == 1)
     th = r["threshold"]
     assert th["method"] == "oof_youden" and "out-of-fold" in th["chosen_on"]
     saved = np.load(tmp_path / "run" / "cv_oof.npz")

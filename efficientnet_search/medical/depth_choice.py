@@ -1,0 +1,121 @@
+"""How much of the backbone phase 2 unfreezes (none, or `train.unfreeze_blocks` stages),
+chosen by k-fold cross-validation on the training split.
+
+Phase 1's out-of-fold AUC (a head per fold on frozen features, medical/cv.py) is the score of
+"none". For K unfrozen stages each fold continues from its own head: the top K stages train
+at `train.finetune_learning_rate` for `train.finetune_epochs` epochs on the outputs of the
+frozen stages below them, computed once per image for `CV_COPIES` augmented copies (the cut
+and cache of phases.phase_cut), and score their held-out fold. Phase 2 is kept only when its
+out-of-fold AUC beats "none" by more than transfer.AUC_TIE: on a small set, fine-tuning that
+does not help on held-out training images is left out (issue 27: on a 546-image set phase 2
+never beat phase 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import numpy as np
+from absl import logging
+
+from efficientnet_search.data.pipeline import cache_budget_bytes
+from efficientnet_search.medical import cv
+from efficientnet_search.medical.transfer import (
+    AUC_TIE,
+    HEAD_PREFIX,
+    boundary_features,
+    build_finetune_model,
+    compile_phase,
+    split_at,
+    trainable_boundary,
+    unfreeze_top_blocks,
+)
+
+# Augmented copies of the training set behind each fold's phase 2 (the fast option measured
+# in BUILD_NOTES session 12 used 4; 2 keep the cross-validation within a few minutes).
+CV_COPIES = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class DepthChoice:
+    """The chosen number of unfrozen stages (0: no phase 2), each candidate's CV AUC, and
+    the out-of-fold scores of the chosen one (for the operating threshold)."""
+
+    blocks: int
+    records: tuple[dict, ...]
+    heads: cv.FoldHeads
+
+
+def choose_depth(config, splits, variant: str, resolution: int, heads: cv.FoldHeads,
+                 recipe: cv.HeadRecipe) -> DepthChoice:
+    """Compares "none" (`heads`) with `train.unfreeze_blocks` stages by out-of-fold AUC."""
+    t = config.train
+    records = [{"unfreeze_blocks": 0, "cv_auc": heads.auc, "seconds": 0.0}]
+    if t.finetune_epochs == 0 or t.unfreeze_blocks == 0:
+        return DepthChoice(0, tuple(records), heads)
+    started = time.perf_counter()
+    try:
+        tuned = _unfrozen_folds(config, splits, variant, resolution, heads, recipe)
+    except (MemoryError, ValueError) as err:  # too large to cache, or a cut a skip crosses
+        logging.warning("phase 2 kept as configured, not cross-validated: %s", err)
+        records.append({"unfreeze_blocks": t.unfreeze_blocks, "cv_auc": None,
+                        "seconds": None, "skipped": str(err)})
+        return DepthChoice(t.unfreeze_blocks, tuple(records), heads)
+    seconds = round(time.perf_counter() - started, 1)
+    records.append({"unfreeze_blocks": t.unfreeze_blocks, "cv_auc": tuned.auc,
+                    "seconds": seconds})
+    logging.info("cross-validation: phase 2 with %d stages unfrozen, AUC %.4f against %.4f "
+                 "for none (%.0f s)", t.unfreeze_blocks, tuned.auc, heads.auc, seconds)
+    if tuned.auc > heads.auc + AUC_TIE:
+        return DepthChoice(t.unfreeze_blocks, tuple(records), tuned)
+    return DepthChoice(0, tuple(records), heads)
+
+
+def _unfrozen_folds(config, splits, variant, resolution, heads: cv.FoldHeads, recipe):
+    from efficientnet_search import data
+
+    t = config.train
+    cfg = dataclasses.replace(config.model, init="imagenet", variant=variant,
+                              resolution=resolution, width=None, depth=None, path=None)
+    model = build_finetune_model(cfg, splits.num_classes, False)
+    unfreeze_top_blocks(model, t.unfreeze_blocks, t.bn_inference)
+    boundary = trainable_boundary(model)
+    needed = (1 + CV_COPIES) * splits.sizes["train"] * math.prod(boundary.shape[1:]) * 4
+    if needed > cache_budget_bytes():
+        raise MemoryError(f"the cut features would take {needed / 1e9:.1f} GB")
+    bottom, top = split_at(model, boundary)
+
+    def images(augmented: bool, seed: int):  # unshuffled: features stay in image order
+        return data.make_pipeline(splits.train, resolution=resolution, training=augmented,
+                                  augment=config.data.augment, shuffle_buffer=1,
+                                  batch_size=config.data.batch_size, seed=seed)
+
+    x_plain, y = boundary_features(bottom, images(False, config.seed))
+    copies = [boundary_features(bottom, images(True, config.seed + c))[0]
+              for c in range(CV_COPIES)]
+    y = np.asarray(y).ravel().astype(np.int64)
+    folds = cv.stratified_folds(y, t.cv_folds, config.seed)
+    start = top.get_weights()
+    dense = top.get_layer(HEAD_PREFIX + "predictions")
+    oof = np.zeros_like(heads.oof)
+    for fold, (kernel, bias) in enumerate(heads.heads):
+        held = folds == fold
+        top.set_weights(start)
+        dense.set_weights([kernel.astype("float32"), bias.astype("float32")])
+        compile_phase(top, t.finetune_learning_rate, "binary" if splits.num_classes == 2
+                      else "multiclass")
+        x_fit = np.concatenate([x[~held] for x in copies])
+        y_fit = np.tile(y[~held], CV_COPIES)
+        weights = None
+        if recipe.class_weighted:
+            counts = np.bincount(y_fit, minlength=splits.num_classes)
+            weights = {c: len(y_fit) / (splits.num_classes * max(n, 1))
+                       for c, n in enumerate(counts)}
+        top.fit(x_fit, y_fit, epochs=t.finetune_epochs, batch_size=config.data.batch_size,
+                class_weight=weights, verbose=0, shuffle=True)
+        probs = np.asarray(top.predict(x_plain[held], verbose=0), dtype=np.float64)
+        logits = np.log(np.clip(probs, 1e-12, None))  # softmax logits up to a constant
+        oof[held] = cv.data_prior_scores(logits, y[~held], recipe, splits.num_classes)
+    return cv.FoldHeads(oof, (), cv.cv_auc(y, oof), y)
