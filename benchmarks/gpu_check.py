@@ -223,6 +223,8 @@ def run_section(number: int, settings: Settings, limit_s: float) -> dict[str, An
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     if number == 2:  # the input pipeline runs on the host's CPUs, as in training
         env["CUDA_VISIBLE_DEVICES"] = ""
+    if number == 4:  # `train` runs beside the MirroredStrategy step's process, on one GPU:
+        env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"  # TensorFlow would otherwise take it all
     tic = time.monotonic()
     with open(logs / f"{name}.log", "w") as log:
         child = subprocess.Popen(
@@ -326,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
                                 f"{args.budget_s:g}, {limit:.0f} s for this section"}
         else:
             result = run_section(number, settings, limit)
+            result["device"] = result["device"] or preflight["device"]  # the grid's: its host's
         report["sections"][name] = result
         print(report_lib.section_text(number, name, result, report), flush=True)
         report_lib.write(out, report)

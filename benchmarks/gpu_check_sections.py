@@ -370,7 +370,8 @@ def main(argv: Sequence[str]) -> int:
     number, settings_path, out_path = argv
     settings = Settings.from_json(json.loads(Path(settings_path).read_text()))
     record = Recorder(Path(out_path))
-    record.set("device", device_name())
+    if number != "3":  # the grid's processes use the GPU, not this one: leave it untouched
+        record.set("device", device_name())
     try:
         SECTION_FUNCTIONS[int(number)](settings, record)
     except Exception as err:  # noqa: BLE001 - recorded for the table; the next section runs
