@@ -7,6 +7,7 @@ The `data` section is every command's `data.config.DataConfig`, with the proxy's
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Literal
 
 from efficientnet_search.data.config import DataConfig
@@ -150,12 +151,17 @@ class SearchConfig:
 
 @dataclasses.dataclass(frozen=True)
 class VerifyConfig:
-    """Phi values (>= 2) at which verify.py checks the grid's answer after the grid; empty:
-    not run (`efficientnet-search verify` runs it later)."""
+    """Phi values (>= 2) at which verify.py checks the grid's answer after the grid, and
+    factors (> 0) of the proxy's epochs at which budget.py retrains its best set and
+    single-dimension points; empty: not run (`efficientnet-search verify` runs them later)."""
 
     phi: tuple[int, ...] = ()
+    epochs_factor: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        if any(not math.isfinite(f) or f <= 0 for f in self.epochs_factor):
+            raise ValueError(f"verify.epochs_factor values must be numbers > 0 (2: twice the "
+                             f"proxy's epochs), got {list(self.epochs_factor)}")
         if any(phi < 2 for phi in self.phi):
             raise ValueError(f"verify.phi values must be >= 2 (phi=1 is the grid), got "
                              f"{list(self.phi)}")

@@ -10,7 +10,11 @@ their difference exceeds t * std * sqrt(1/n1 + 1/n2). The fit's own uncertainty 
 intervals, so a verdict needs the difference to clear seed noise alone and is stated as
 "not a finding" otherwise; the trend's slope gets its own seed interval, which says when
 the costs spread too little to fit one. Fewer than 3 candidates, or one seed each, judge
-nothing.
+nothing. A slope is also refitted without each candidate in turn (leave-one-out): a candidate
+without which the slope changes sign, or stops clearing seed noise, sets the slope alone, and
+the verdict says so (in the quick grid the paper's point is the only one far from 2x).
+`budget` ("at 3 proxy epochs") opens the verdict: what holds at one training budget may not
+at another (Bello et al. 2021, ResNet-RS).
 """
 
 from __future__ import annotations
@@ -31,14 +35,18 @@ def trend_cost(candidates: Sequence[Mapping[str, Any]]) -> str:
     return costs.pop() if len(costs) == 1 else "macs"
 
 
-def analyse(candidates: Sequence[Mapping[str, Any]], noise: Mapping[str, Any]) -> dict[str, Any]:
-    """The equal-cost section of results.json from its candidates and pooled noise."""
+def analyse(candidates: Sequence[Mapping[str, Any]], noise: Mapping[str, Any],
+            budget: str | None = None) -> dict[str, Any]:
+    """The equal-cost section of results.json from its candidates and pooled noise;
+    `budget` (e.g. "at 3 proxy epochs") is where the verdict holds."""
     cost = trend_cost(candidates)
     points = [c for c in candidates if _positive(c.get(f"{cost}_ratio"))]
-    base = {"cost": cost, "trend": None, "residuals": [], "dimensions": {}, "pairs": []}
+    base = {"cost": cost, "trend": None, "residuals": [], "dimensions": {}, "pairs": [],
+            "budget": budget}
     if len(points) < 3 or len({round(c[f"{cost}_ratio"], 6) for c in points}) < 2:
-        return {**base, "verdict": f"Fewer than 3 candidates with distinct measured {cost}: "
-                                   "no trend of accuracy with cost, nothing judged at equal cost."}
+        return {**base, "verdict": _at(budget, f"Fewer than 3 candidates with distinct measured "
+                                               f"{cost}: no trend of accuracy with cost, nothing "
+                                               "judged at equal cost.")}
     xs = [math.log(c[f"{cost}_ratio"]) for c in points]
     intercept, slope, spread = _weighted_fit(xs, [c["mean"] for c in points],
                                              [c["n"] for c in points])  # fmt: skip
@@ -55,7 +63,8 @@ def analyse(candidates: Sequence[Mapping[str, Any]], noise: Mapping[str, Any]) -
              if a["kind"] in SINGLE and b["kind"] in SINGLE]  # fmt: skip
     trend = {"intercept": intercept, "slope_per_doubling": slope * math.log(2),
              "slope_interval": (t * std / math.sqrt(spread) * math.log(2)
-                                if math.isfinite(t) else None)}  # fmt: skip
+                                if math.isfinite(t) else None),
+             "pivotal": _pivotal(points, xs, slope, spread, t, std)}  # fmt: skip
     result = {**base, "trend": trend, "residuals": residuals, "dimensions": dimensions,
               "pairs": pairs}  # fmt: skip
     return {**result, "verdict": verdict(result)}
@@ -76,6 +85,39 @@ def _weighted_fit(xs: Sequence[float], ys: Sequence[float],
     sxy = sum(w * (x - mx) * (y - my) for w, x, y in zip(weights, xs, ys, strict=True))
     slope = sxy / sxx
     return my - slope * mx, slope, sxx
+
+
+def _pivotal(points: Sequence[Mapping[str, Any]], xs: Sequence[float], slope: float,
+             spread: float, t: float, std: float | None) -> list[dict[str, Any]]:
+    """Candidates that set a slope judged beyond seed noise alone: refitted without one, the
+    slope changes sign or its seed interval comes to include 0 (a slope within noise is
+    already reported as such, and nothing is singled out).
+
+    `spread` is the full fit's sum of w (x - mean x)^2; with `t * std` it gives the slope's
+    interval, as in `analyse`. Without enough distinct costs left, no slope exists at all.
+    """
+    noise = t * std if math.isfinite(t) and std else None
+    judged = noise is not None and noise / math.sqrt(spread) < abs(slope)
+    out = []
+    for index, candidate in enumerate(points):
+        rest = [i for i in range(len(points)) if i != index]
+        entry = {"key": candidate["key"], "kind": candidate["kind"],
+                 "slope_per_doubling": None, "slope_interval": None}
+        if len({round(xs[i], 6) for i in rest}) < 2:
+            out.append(entry)
+            continue
+        _, loo, loo_spread = _weighted_fit([xs[i] for i in rest],
+                                           [points[i]["mean"] for i in rest],
+                                           [points[i]["n"] for i in rest])  # fmt: skip
+        interval = noise / math.sqrt(loo_spread) if noise is not None else None
+        if judged and (loo * slope < 0 or interval >= abs(loo)):  # type: ignore[operator]
+            out.append({**entry, "slope_per_doubling": loo * math.log(2),
+                        "slope_interval": None if interval is None else interval * math.log(2)})
+    return out
+
+
+def _at(budget: str | None, text: str) -> str:
+    return text if not budget else f"{budget[0].upper()}{budget[1:]}: {text}"
 
 
 def _judge(residual: Mapping[str, Any]) -> str:
@@ -122,9 +164,20 @@ def verdict(result: Mapping[str, Any]) -> str:
         else:
             sentences.append(f"At equal measured {label}, {pair['winner']} leads "
                              f"{pair['loser']} by {amount}: within seed noise, not a finding.")
+    for alone in trend.get("pivotal") or []:
+        if alone["slope_per_doubling"] is None:
+            sentences.append(f"Without {alone['key']} ({alone['kind']}) no slope can be fitted: "
+                             "that candidate alone sets it.")
+            continue
+        spread = ("" if alone["slope_interval"] is None
+                  else f" +- {100 * alone['slope_interval']:.2f}")
+        sentences.append(f"Without {alone['key']} ({alone['kind']}) the slope would be "
+                         f"{100 * alone['slope_per_doubling']:+.2f}{spread} points per doubling: "
+                         "that one candidate sets the trend, and the verdicts at equal cost "
+                         "lean on it.")
     if not result["pairs"]:
         sentences.append("No two single-dimension points to compare.")
-    return " ".join([head, *sentences])
+    return _at(result.get("budget"), " ".join([head, *sentences]))
 
 
 def _positive(value: Any) -> bool:

@@ -5,7 +5,8 @@
 Plots (`plotting`: matplotlib without a display): validation accuracy versus measured
 cost with seed error bars, the single-dimension and paper's points marked and the fitted
 trend (the paper's Table 3 comparison, at equal cost: equal_cost.py), mean accuracy over the
-(beta, gamma) plane, the learning curves, and the ranking at larger phi (verify.py).
+(beta, gamma) plane, the learning curves, the ranking at larger phi (verify.py) and at
+longer training (budget.py, budget_report.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 from efficientnet_search import plotting
 from efficientnet_search.config import read_yaml
 from efficientnet_search.jsonio import read_json
+from efficientnet_search.search import stats
+from efficientnet_search.search.grid import budget_report
 
 METHOD = (
     "Seed noise is pooled over candidates (the within-candidate variances of validation "
@@ -41,6 +44,103 @@ KIND_LABELS = {"compound": "compound", "depth": "depth only", "width": "width on
                "resolution": "resolution only", "paper": "paper's (1.2, 1.1, 1.15)"}
 
 
+UNDER_TRAINED = (
+    "No budget check ran: depth in particular may be under-trained {budget} (a deeper network "
+    "needs more steps to converge, and ResNet-RS, Bello et al. 2021, found scaling choices "
+    "made on short runs can reverse at full training). Check it: `efficientnet-search verify "
+    "--run_dir {run_dir} --epochs_factor 2 4`."
+)
+MAX_SEEDS_WORTH = 50  # beyond this many seeds a gap is too small to settle at this budget
+
+
+def decision_lines(results: Mapping[str, Any], run_dir: str | Path) -> list[str]:
+    """What a user reads first: the chosen coefficients, whether they are a finding, what
+    the grid cost, and the command that would settle a tie (markdown bullets)."""
+    best, candidates = results.get("best"), results.get("candidates") or []
+    budget = (results.get("training") or {}).get("budget", "at the proxy budget")
+    if not best:
+        return ["## Decision", "", "- No candidate completed a trial: nothing was chosen "
+                "(see Failed trials below).", ""]
+    kind = next((c["kind"] for c in candidates if c["key"] == best["key"]), "compound")
+    lines = ["## Decision", "",
+             f"- **Chosen:** alpha={best['alpha']}, beta={best['beta']}, gamma={best['gamma']} "
+             f"({best['key']}, {KIND_LABELS.get(kind, kind)}): mean validation accuracy "
+             f"{best['val_accuracy_mean']:.4f} over {best['seeds']} seed(s), {budget}."]
+    lines.append(f"- **A finding?** {_finding(results)}")
+    lines.append(f"- **Cost:** {_cost(results)}")
+    settle = _settle(results, Path(run_dir))
+    if settle:
+        lines.append(f"- **To settle it:** {settle}")
+    lines.append(f"- **Budget:** {_budget_line(results, Path(run_dir), budget)}")
+    return lines + [""]
+
+
+def _finding(results: Mapping[str, Any]) -> str:
+    best_set, candidates = results.get("best_set"), results.get("candidates") or []
+    if best_set is None:
+        return ("Unknown: one seed per candidate, so seed noise is unknown; nothing is a "
+                "finding until search.repeats >= 2.")
+    if len(candidates) == 1:
+        return "No: it is the only candidate that completed, so there is nothing to beat."
+    if len(best_set) == 1:
+        runner = candidates[1]
+        return (f"Yes: it leads the runner-up ({runner['key']}) by "
+                f"{100 * (candidates[0]['mean'] - runner['mean']):.2f} points, more than seed "
+                "noise.")
+    others = [k for k in best_set if k != results["best"]["key"]]
+    return (f"No: {len(others)} other candidate(s) are within seed noise of it "
+            f"({', '.join(others)}); the grid supports that set, not this single choice.")
+
+
+def _cost(results: Mapping[str, Any]) -> str:
+    trials = results.get("trials") or []
+    complete = sum(t["state"] == "COMPLETE" for t in trials)
+    epochs = sum(t.get("epochs") or 0 for t in trials)
+    minutes = sum(t.get("seconds") or 0 for t in trials) / 60
+    text = (f"{len(trials)} trials ({complete} complete), {epochs:.4g} training epochs, "
+            f"{minutes:.1f} trial-minutes")
+    race = results.get("racing")
+    if race:
+        extra = [t for t in trials if t.get("round")]
+        text += (f"; racing added {len(extra)} of those trials in "
+                 f"{len(race['rounds']) - 1} round(s)")
+    return text + "."
+
+
+def _settle(results: Mapping[str, Any], run_dir: Path) -> str | None:
+    """The command that would settle a tie, with about how many seeds it needs."""
+    best_set, candidates = results.get("best_set"), results.get("candidates") or []
+    noise = results.get("noise") or {}
+    if best_set is not None and len(best_set) <= 1:
+        return None
+    grid = f"efficientnet-search grid --config {run_dir / 'config.yaml'} --run_dir {run_dir}"
+    if best_set is None:
+        return f"`{grid} --set search.max_repeats=3` (a second seed gives a noise estimate)."
+    gap = candidates[0]["mean"] - candidates[1]["mean"]
+    estimate = stats.Noise(noise.get("pooled_std") or math.nan, noise.get("df") or 0,
+                           noise.get("confidence", 0.95))
+    seeds = stats.seeds_to_separate(gap, estimate)
+    have = max(c["n"] for c in candidates)
+    if seeds is None or seeds > MAX_SEEDS_WORTH:
+        return (f"the runner-up ({candidates[1]['key']}) is {100 * gap:.2f} points behind: "
+                f"more than {MAX_SEEDS_WORTH} seeds each would be needed to separate a gap this "
+                "small, so treat the tied candidates as equal here, or check them at larger "
+                f"phi (`efficientnet-search verify --run_dir {run_dir} --phi 2`).")
+    seeds = max(seeds, have + 1)
+    return (f"`{grid} --set search.max_repeats={seeds}` races the tied candidates: about "
+            f"{seeds} seeds each would separate the runner-up's gap of {100 * gap:.2f} points "
+            f"(pooled seed std {100 * estimate.std:.2f}), if that gap is real. Then "
+            f"`efficientnet-search verify --run_dir {run_dir} --phi 2` checks the order at "
+            "larger phi.")
+
+
+def _budget_line(results: Mapping[str, Any], run_dir: Path, budget: str) -> str:
+    check = results.get("budget_check")
+    if not check:
+        return UNDER_TRAINED.format(budget=budget, run_dir=run_dir)
+    return check["verdict"]
+
+
 def write_report(run_dir: str | Path, results: Mapping[str, Any],
                  config: Mapping[str, Any] | None = None) -> Path:
     """Writes `run_dir/report.md` and `run_dir/plots/*.png`; returns the report's path."""
@@ -52,17 +152,20 @@ def write_report(run_dir: str | Path, results: Mapping[str, Any],
         _plot_plane(results, plots / "beta_gamma_plane.png"),
         _plot_learning_curves(results, plots / "learning_curves.png"),
         _plot_verify(results.get("verify"), plots / "verify.png"),
+        budget_report.plot(results.get("budget_check"), plots / "budget.png"),
     ]
     path = run_dir / "report.md"
-    path.write_text(_markdown(results, config or {}, [n for n in names if n]))
+    path.write_text(_markdown(results, config or {}, [n for n in names if n], run_dir))
     return path
 
 
 def _markdown(results: Mapping[str, Any], config: Mapping[str, Any],
-              plots: Sequence[str]) -> str:
+              plots: Sequence[str], run_dir: Path) -> str:
     trials = results.get("trials", [])
     best, best_set = results.get("best"), results.get("best_set")
-    lines = [f"# Grid search: {config.get('name', 'grid')}", "", f"**{results['verdict']}**", ""]
+    lines = [f"# Grid search: {config.get('name', 'grid')}", ""]
+    lines += decision_lines(results, run_dir)
+    lines += ["## Verdict", "", f"**{results['verdict']}**", ""]
     if best:
         lines += [
             f"Best by mean: alpha={best['alpha']}, beta={best['beta']}, gamma={best['gamma']} "
@@ -73,6 +176,7 @@ def _markdown(results: Mapping[str, Any], config: Mapping[str, Any],
     lines += ["## Candidates", "", _candidate_table(results.get("candidates", []), best_set), ""]
     lines += _rung_lines(results.get("rungs"))
     lines += _verify_lines(results.get("verify"))
+    lines += budget_report.lines(results.get("budget_check"))
     lines += _compute_lines(trials, config)
     failed = [t for t in trials if t["state"] == "FAIL" and t.get("error")]
     if failed:

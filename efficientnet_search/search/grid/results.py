@@ -87,6 +87,16 @@ def to_json(summary: Summary, records: Sequence[Mapping[str, Any]]) -> dict[str,
     }  # fmt: skip
 
 
+def budget_label(epochs: float) -> str:
+    """Where a verdict holds: "at 3 proxy epochs" (a proxy's ranking belongs to its budget)."""
+    return f"at {epochs:g} proxy epoch{'' if epochs == 1 else 's'}"
+
+
+def at_budget(budget: str, text: str) -> str:
+    """`text` opened by its budget: "At 3 proxy epochs: ..."."""
+    return f"{budget[0].upper()}{budget[1:]}: {text}"
+
+
 def write_trials_csv(records: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     """Writes one row per trial; list fields are joined with spaces."""
     path = Path(path)

@@ -122,6 +122,11 @@ def run_grid_search(
         from efficientnet_search.search.grid import verify  # builds on this module's outputs
 
         verify.run_verify(run_dir, config.verify.phi, storage=storage, workers=workers)
+    if config.verify.epochs_factor:
+        from efficientnet_search.search.grid import budget  # builds on this module's outputs
+
+        budget.run_budget_check(run_dir, config.verify.epochs_factor, storage=storage,
+                                workers=workers)  # fmt: skip
     return outputs
 
 
@@ -155,10 +160,14 @@ def write_outputs(config: GridConfig, ladder: rungs_lib.Ladder, run_dir: Path) -
     race = plan.race_plan(config)
     summary = stats.summarize(by_rung.get(top, []), race.look_confidence)
     payload = results_lib.to_json(summary, records)
+    epochs = ladder.budgets[-1] / config.proxy.evals_per_epoch
+    budget = results_lib.budget_label(epochs)  # every verdict says where it holds
+    payload["training"] = {"epochs": epochs, "budget": budget}
+    payload["verdict"] = results_lib.at_budget(budget, payload["verdict"])
     payload["study"] = {"name": study_name(config), "points": len(ladder.points0)}
     payload["blocks"] = list(config.proxy.blocks)  # the baseline scaled (scale --blocks_from)
     payload["cost"] = config.candidates.cost
-    payload["equal_cost"] = equal_cost.analyse(payload["candidates"], payload["noise"])
+    payload["equal_cost"] = equal_cost.analyse(payload["candidates"], payload["noise"], budget)
     payload["notes"] = list(plan.candidate_plan(config, run_dir).notes)
     if len(ladder.budgets) > 1:
         payload["rungs"] = rungs_lib.rung_summaries(
@@ -173,6 +182,7 @@ def write_outputs(config: GridConfig, ladder: rungs_lib.Ladder, run_dir: Path) -
     report_path = report_lib.write_report(run_dir, payload, config_lib.to_dict(config))
     logging.info("%s", payload["verdict"])
     print(report_lib.candidates_text(payload))
+    print("\n".join(report_lib.decision_lines(payload, run_dir)))
     print(f"results: {results_path}\nreport:  {report_path}\nplots:   {run_dir / 'plots'}")
     return GridResult(run_dir, results_path, report_path, summary, payload)
 

@@ -29,7 +29,7 @@ from absl import logging
 from efficientnet_search import config as config_lib
 from efficientnet_search.jsonio import write_json
 from efficientnet_search.search import stats
-from efficientnet_search.search.grid import plan, worker
+from efficientnet_search.search.grid import plan, verify_plan, worker
 from efficientnet_search.search.grid import report as report_lib
 from efficientnet_search.search.grid import results as results_lib
 from efficientnet_search.search.grid import rungs as rungs_lib
@@ -100,8 +100,10 @@ def summarize(results: Mapping[str, Any], records: Sequence[Mapping[str, Any]],
                      "noise": {"pooled_std": summary.noise.std if summary.noise.known else None,
                                "df": summary.noise.df},
                      "trials": len(group)})  # fmt: skip
+    budget = (results.get("training") or {}).get("budget")
+    text = verdict(rows)
     return {"families": {k: list(v) for k, v in fams.items()}, "rows": rows,
-            "verdict": verdict(rows)}
+            "verdict": results_lib.at_budget(budget, text) if budget else text}
 
 
 def _stats(c: Mapping[str, Any]) -> dict[str, Any]:
@@ -129,7 +131,18 @@ def verdict(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def main(args) -> None:
-    """CLI entry: `efficientnet-search verify --run_dir DIR --phi 2 3`."""
-    run_verify(args.run_dir, args.phi, storage=getattr(args, "storage", None),
-               workers=getattr(args, "workers", None))
+    """CLI entry: `efficientnet-search verify --run_dir DIR [--phi 2 3] [--epochs_factor 2 4]`
+    (phi 2 3 when neither is given). Both are checked before either trains."""
+    factors = getattr(args, "epochs_factor", None) or ()
+    phis = args.phi if args.phi is not None else ([] if factors else [2, 3])
+    storage, workers = getattr(args, "storage", None), getattr(args, "workers", None)
+    if factors:
+        verify_plan.check_factors(factors)
+        verify_plan.load_results(Path(args.run_dir))
+    if phis:
+        run_verify(args.run_dir, phis, storage=storage, workers=workers)
+    if factors:
+        from efficientnet_search.search.grid import budget
+
+        budget.run_budget_check(args.run_dir, factors, storage=storage, workers=workers)
 

@@ -1,5 +1,6 @@
 """What verify trains: the three families, their members at each phi matched in measured
-cost, and the queued (member, seed) points of the verify study (verify.py runs them).
+cost, and the queued (member, seed) points of the verify study (verify.py runs them); and
+the budget check's points, the grid's own candidates at k times its epochs (budget.py).
 
 Its own module so that a spawned worker (worker.process_main) can open the verify study
 without importing the runner that spawns it.
@@ -8,6 +9,7 @@ without importing the runner that spawns it.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from efficientnet_search import config as config_lib
 from efficientnet_search.arch.scaling import PAPER_COEFFICIENTS
 from efficientnet_search.jsonio import write_json
 from efficientnet_search.search.grid import costs, plan
+from efficientnet_search.search.grid import results as results_lib
 from efficientnet_search.search.grid import rungs as rungs_lib
 from efficientnet_search.search.grid.config import GridConfig
 from efficientnet_search.search.trials import storage as storage_lib
@@ -108,6 +111,69 @@ def open_ladder(config: GridConfig, run_dir: Path, storage: str | None,
         storage_lib.storage_url(storage, run_dir), f"{plan.study_name(config)}-verify",
         pruner=optuna.pruners.NopPruner(), heartbeat_interval=config.search.heartbeat_interval,
         grace_period=config.search.grace_period, race=plan.race_plan(config, group="phi"),
+    )  # fmt: skip
+
+
+def check_factors(factors: Sequence[Any]) -> tuple[float, ...]:
+    """The budget check's factors, sorted and unique; each must be a finite number > 0."""
+    bad = [f for f in factors if isinstance(f, bool) or not isinstance(f, (int, float))
+           or not math.isfinite(f) or f <= 0]  # fmt: skip
+    if bad or not factors:
+        raise ValueError(
+            f"epochs_factor values must be numbers > 0 (2: twice the proxy's epochs), got "
+            f"{list(factors)}; e.g. --epochs_factor 2 4"
+        )
+    return tuple(sorted({float(f) for f in factors}))
+
+
+def budget_candidates(results: Mapping[str, Any]) -> list[str]:
+    """What the budget check retrains: the grid's best set (the best alone when noise was
+    unknown) and its single-dimension points, in the grid's order (best first)."""
+    best = results.get("best")
+    if not best:
+        raise ValueError("the grid has no completed candidate to retrain; finish the grid first")
+    keep = set(results.get("best_set") or [best["key"]])
+    return [c["key"] for c in results["candidates"] if c["key"] in keep or c["kind"] in SINGLE]
+
+
+def budget_points(config: GridConfig, results: Mapping[str, Any],
+                  factor: float) -> list[study_lib.Point]:
+    """Every (candidate, seed) of `budget_candidates` with the seeds it completed in the grid
+    (the same seeds, so a difference between budgets is the budget's, not luck's)."""
+    chosen = budget_candidates(results)
+    done = [t for t in results["trials"]
+            if t["state"] == "COMPLETE" and t["candidate"] in chosen]  # fmt: skip
+    seen, out = set(), []
+    for trial in sorted(done, key=lambda t: (t["seed"], chosen.index(t["candidate"]))):
+        if (trial["candidate"], trial["seed"]) in seen:  # a halving's lower rungs
+            continue
+        seen.add((trial["candidate"], trial["seed"]))
+        attrs = {k: trial.get(k) for k in ("candidate", "kind", "alpha", "beta", "gamma", "seed",
+                                           "params", "macs", *results_lib.COST_FIELDS)}
+        out.append(study_lib.Point(
+            key=f"{trial['candidate']}_s{trial['seed']}",
+            params={"alpha": trial["alpha"], "beta": trial["beta"], "gamma": trial["gamma"],
+                    "seed": trial["seed"]},
+            attrs={**{k: v for k, v in attrs.items() if v is not None}, "epochs_factor": factor},
+        ))  # fmt: skip
+    return out
+
+
+def budget_passes(config: GridConfig, factor: float) -> int:
+    """Validation passes of a run `factor` times the proxy's (at least one)."""
+    return max(1, round(factor * config.proxy.evaluations))
+
+
+def open_budget_ladder(config: GridConfig, run_dir: Path, storage: str | None,
+                       factor: float) -> rungs_lib.Ladder:
+    """The budget study of `factor` (`<grid study>-budget<factor>`, one rung of
+    `budget_passes`, no pruning, no racing) in the grid's storage."""
+    results = load_results(run_dir)
+    return rungs_lib.open_ladder(
+        budget_points(config, results, factor), (budget_passes(config, factor),), 2,
+        storage_lib.storage_url(storage, run_dir), f"{plan.study_name(config)}-budget{factor:g}",
+        pruner=optuna.pruners.NopPruner(), heartbeat_interval=config.search.heartbeat_interval,
+        grace_period=config.search.grace_period,
     )  # fmt: skip
 
 

@@ -123,12 +123,15 @@ def _work(config: GridConfig, ladder: rungs_lib.Ladder, state: _WorkerState, *, 
 
 def process_main(config_dict: dict, run_dir: str, storage: str | None,
                  threads: int | None, verify_phi: tuple[int, ...] | None = None,
-                 spawned_at: float | None = None) -> None:
-    """Entry point of a spawned local worker process (of the verify study with `verify_phi`;
-    exits with RECYCLE_EXIT_CODE when its memory grew past `search.max_memory_growth`)."""
+                 epochs_factor: float | None = None, spawned_at: float | None = None) -> None:
+    """Entry point of a spawned local worker process (of the verify study with `verify_phi`,
+    of the budget check's study with `epochs_factor`; exits with RECYCLE_EXIT_CODE when its
+    memory grew past `search.max_memory_growth`)."""
     trial_work.start_worker_process(logging.WARNING)  # the parent logged how it was built
     config = config_lib.from_dict(GridConfig, config_dict)
-    if verify_phi:
+    if epochs_factor:
+        ladder = verify_plan.open_budget_ladder(config, Path(run_dir), storage, epochs_factor)
+    elif verify_phi:
         ladder = verify_plan.open_ladder(config, Path(run_dir), storage, verify_phi)
     else:
         ladder = plan.open_ladder(config, Path(run_dir), storage)
@@ -256,12 +259,15 @@ def log_progress(config: GridConfig, rung: rungs_lib.Rung,
 def run_local_workers(
     config: GridConfig, ladder: rungs_lib.Ladder, run_dir: Path, storage: str | None,
     workers: int, threads: int | None, *, verify_phi: tuple[int, ...] | None = None,
+    epochs_factor: float | None = None,
 ) -> None:
     """Keeps `workers` spawned worker processes busy, replacing each that exits while trials
     remain (after `trials_per_process` trials, when its memory grew past
     `max_memory_growth`, or a crash: its trial is retried). With `verify_phi` they work on
-    the verify study of those phi values (verify.py)."""
-    args = (config_lib.to_dict(config), str(run_dir), storage, threads, verify_phi)
+    the verify study of those phi values (verify.py), with `epochs_factor` on that budget
+    check's study (budget.py)."""
+    args = (config_lib.to_dict(config), str(run_dir), storage, threads, verify_phi,
+            epochs_factor)
     growth = config.search.max_memory_growth
     processes.run_processes(process_main, args, workers=workers, threads=threads,
                   finished=ladder.finished, restart=config.search.trials_per_process,

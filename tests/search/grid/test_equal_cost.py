@@ -78,3 +78,22 @@ def test_one_seed_or_too_few_candidates_judge_nothing():
     assert one_seed["dimensions"] == {"depth": "unknown", "width": "unknown"}
     assert "seed noise unknown" in one_seed["verdict"]
     assert one_seed["trend"]["slope_interval"] is None and "+-" not in one_seed["verdict"]
+
+
+def test_a_slope_set_by_one_far_candidate_is_named_and_the_budget_opens_the_verdict():
+    # Everything bunched at 2x and flat, but one point at 4x 10 points higher: the slope
+    # clears seed noise only because of that one candidate.
+    candidates = [_candidate("compound", r, 0.80) for r in (1.95, 2.0, 2.05)]
+    candidates += [_candidate("paper", 4.0, 0.90), _candidate("depth", 1.98, 0.80),
+                   _candidate("width", 2.02, 0.80)]
+    result = equal_cost.analyse(candidates, NOISE, budget="at 3 proxy epochs")
+    trend = result["trend"]
+    assert trend["slope_interval"] < trend["slope_per_doubling"]  # judged beyond noise
+    (alone,) = trend["pivotal"]
+    assert alone["key"] == "paper4.0" and abs(alone["slope_per_doubling"]) < 0.01
+    assert result["verdict"].startswith("At 3 proxy epochs: Trend:")
+    assert "Without paper4.0 (paper) the slope would be +0.00 +-" in result["verdict"]
+    assert "that one candidate sets the trend" in result["verdict"]
+    # Spread evenly, no single candidate carries the slope.
+    even = [_candidate("compound", r, _on_trend(r)) for r in (1.0, 1.5, 2.0, 3.0, 4.0)]
+    assert equal_cost.analyse(even, NOISE)["trend"]["pivotal"] == []

@@ -122,6 +122,7 @@ def test_a_raced_grid_records_its_rounds_resumes_and_states_the_rule(tmp_path):
     assert sorted(t["round"] for t in result.results["trials"]) == [0] * 4 + [1] * 4
     assert {c["n"] for c in result.results["candidates"]} == {2}
     assert "Racing: 4 -> 4 candidates" in result.results["verdict"]
+    assert result.results["verdict"].startswith("At 1 proxy epoch: ")
     assert "Bonferroni" in (tmp_path / "report.md").read_text()
     again = grid.run_grid_search(config, run_dir=tmp_path)  # resumes: nothing retrained
     assert [t["seconds"] for t in again.results["trials"]] == [

@@ -142,3 +142,47 @@ def test_no_learning_curves_when_every_trial_was_validated_once(tmp_path):
     text = report.write_report(tmp_path, payload).read_text()
     assert not (tmp_path / "plots" / "learning_curves.png").exists()
     assert "learning_curves.png" not in text and "accuracy_vs_cost.png" in text
+
+
+def _decision(payload, tmp_path) -> str:
+    return "\n".join(report.decision_lines(payload, tmp_path))
+
+
+def test_report_opens_with_the_decision_and_the_command_that_would_settle_its_tie(tmp_path):
+    payload = _run_dir(tmp_path, [("a1.2_b1.1_g1.15", "paper", [0.80, 0.81]),
+                                  ("a2.0_b1.0_g1.0", "depth", [0.70, 0.71]),
+                                  ("a1.0_b1.0_g1.41", "resolution", [0.805, 0.80])])
+    payload["training"] = {"epochs": 3, "budget": results.budget_label(3)}
+    (tmp_path / "results.json").write_text(json.dumps(payload))
+    report.main(argparse.Namespace(run_dir=str(tmp_path)))
+    text = (tmp_path / "report.md").read_text()
+    assert text.index("## Decision") < text.index("## Verdict") < text.index("## Candidates")
+    decision = _decision(payload, tmp_path)
+    assert ("**Chosen:** alpha=1.2, beta=1.1, gamma=1.15 (a1.2_b1.1_g1.15, paper's (1.2, 1.1, "
+            "1.15)): mean validation accuracy 0.8050 over 2 seed(s), at 3 proxy epochs."
+            ) in decision
+    assert "**A finding?** No: 1 other candidate(s) are within seed noise of it " in decision
+    assert "(a1.0_b1.0_g1.41)" in decision
+    assert "7 trials (6 complete), 12 training epochs, 0.3 trial-minutes." in decision
+    # The runner-up is 0.25 points behind with a pooled std of ~0.6 points: no seed count
+    # worth spending would separate it.
+    assert "more than 50 seeds each would be needed" in decision
+    assert "No budget check ran: depth in particular may be under-trained at 3 proxy epochs" in (
+        decision)
+    assert f"verify --run_dir {tmp_path} --epochs_factor 2 4" in decision
+
+
+def test_a_closer_call_gets_a_max_repeats_to_race_and_a_clear_lead_is_a_finding(tmp_path):
+    tied = _run_dir(tmp_path, [("a1.2_b1.1_g1.15", "paper", [0.80, 0.82]),
+                               ("a1.0_b1.0_g1.41", "resolution", [0.79, 0.805]),
+                               ("a2.0_b1.0_g1.0", "depth", [0.70, 0.71])])
+    decision = _decision(tied, tmp_path)
+    needed = stats.seeds_to_separate(0.0125, stats.Noise(tied["noise"]["pooled_std"], 3, 0.95))
+    assert f"--set search.max_repeats={needed}` races the tied candidates" in decision
+    assert f"--config {tmp_path / 'config.yaml'} --run_dir {tmp_path}" in decision
+    clear = _run_dir(tmp_path, [("a1.2_b1.1_g1.15", "paper", [0.90, 0.91]),
+                                ("a2.0_b1.0_g1.0", "depth", [0.70, 0.71])])
+    decision = _decision(clear, tmp_path)
+    assert "**A finding?** Yes: it leads the runner-up (a2.0_b1.0_g1.0) by 20.00 points" in (
+        decision)
+    assert "To settle it" not in decision
