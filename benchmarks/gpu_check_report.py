@@ -155,35 +155,39 @@ def model_amp_rate(report: dict[str, Any]) -> float | None:
     return max(amp["ours"]["images_per_s"], amp["keras"]["images_per_s"]) if amp else None
 
 
-def _figures(report: dict[str, Any]) -> list[tuple[str, str, str, Any, bool | None, str]]:
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    return numerator / denominator if numerator is not None and denominator else None
+
+
+def _figures(report: dict[str, Any]) -> list[tuple[str, str, str, float | None, bool, str]]:
     """(name, target, section, value, met, note) for each target; value None: not measured."""
     amp = _data(report, "model").get("mixed_float16")
     pipeline = _data(report, "pipeline").get("inception")
-    consumed = model_amp_rate(report)
     runs = _data(report, "grid").get("runs", {})
-    one = runs.get("1", {}).get("trials_per_min")
     many = max((r["trials_per_min"] for k, r in runs.items() if k != "1"), default=None)
     repeat = _data(report, "latency").get("repeatability")
-    matched = [r["against_cpu"] for r in runs.values() if "against_cpu" in r]
+    matched = [r["against_cpu"] for r in runs.values() if r.get("against_cpu", {}).get("z")]
+    ratio = amp["ratio"] if amp else None
     b0 = amp["ours"]["images_per_s"] if amp else None
+    feed = _ratio(pipeline["images_per_s"] if pipeline else None, model_amp_rate(report))
+    workers = _ratio(many, runs.get("1", {}).get("trials_per_min"))
+    spread = repeat["range_over_median"] if repeat else None
+    worst_z = max((m["max_abs_z"] for m in matched), default=None)
     device = _device(report, "model") or ""
     return [
-        ("ours_over_keras_amp", "ours/keras >= 1.0 at mixed_float16", "model",
-         amp and amp["ratio"], amp and amp["ratio"] >= 1.0, ""),
+        ("ours_over_keras_amp", "ours/keras >= 1.0 at mixed_float16", "model", ratio,
+         ratio is not None and ratio >= 1.0, ""),
         ("b0_amp_images_per_s", f"B0 AMP >= {B0_AMP_TARGET:,.0f} img/s on one H100", "model",
          b0, b0 is not None and b0 >= B0_AMP_TARGET,
          "" if H100 in device else f"not an H100: {device or 'unknown'}"),
         ("pipeline_over_model", "input pipeline (inception) faster than the model", "pipeline",
-         pipeline and consumed and pipeline["images_per_s"] / consumed,
-         bool(pipeline and consumed and pipeline["images_per_s"] > consumed), ""),
+         feed, feed is not None and feed > 1.0, ""),
         ("workers_over_one", "N workers sharing the GPU: more trials/min than 1", "grid",
-         one and many and many / one, bool(one and many and many > one), ""),
+         workers, workers is not None and workers > 1.0, ""),
         ("latency_range", f"latency run-to-run range < {LATENCY_RANGE_TARGET:.0%}", "latency",
-         repeat and repeat["range_over_median"],
-         bool(repeat and repeat["range_over_median"] < LATENCY_RANGE_TARGET), ""),
+         spread, spread is not None and spread < LATENCY_RANGE_TARGET, ""),
         ("grid_matches_cpu", "per-candidate means within seed noise of the CPU run", "grid",
-         matched and max((m["max_abs_z"] or 0.0) for m in matched),
-         bool(matched and all(m["within_noise"] for m in matched)),
+         worst_z, bool(matched) and all(m["within_noise"] for m in matched),
          "" if report["settings"].get("cpu_reference") else "no --cpu_reference given"),
     ]
 
@@ -197,11 +201,11 @@ def judge(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
             verdict = "n.a. (dry run)"
         elif note:
             verdict = f"n.a. ({note})"
-        elif value is None or value is False:
+        elif value is None:
             verdict = f"n.a. (section {section}: {status})"
         else:
             verdict = "PASS" if met else "FAIL"
-        judged[name] = {"target": target, "value": value or None, "verdict": verdict,
+        judged[name] = {"target": target, "value": value, "verdict": verdict,
                         "device": _device(report, section)}
     return judged
 

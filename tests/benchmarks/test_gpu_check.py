@@ -137,7 +137,8 @@ def test_bad_sections_are_refused_by_name():
 def _real_report(device: str, ratio: float, ours: float, keras: float, pipeline: float) -> dict:
     amp = {"ours": {"images_per_s": ours}, "keras": {"images_per_s": keras}, "ratio": ratio}
     runs = {"1": {"trials_per_min": 4.0},
-            "2": {"trials_per_min": 6.0, "against_cpu": {"max_abs_z": 1.2,
+            "2": {"trials_per_min": 6.0, "against_cpu": {"z": {"a1.20_b1.10_g1.15": 1.2},
+                                                         "max_abs_z": 1.2,
                                                          "within_noise": True}}}
     return {"dry_run": False, "settings": {"cpu_reference": "cpu/results.json"}, "sections": {
         "model": {"status": "ok", "device": device, "data": {"mixed_float16": amp}},
@@ -168,6 +169,11 @@ def test_targets_missed_and_other_devices():
     h200 = report_lib.judge(_real_report("GPU: NVIDIA H200", 1.1, 7000.0, 6000.0, 9000.0))
     assert h200["b0_amp_images_per_s"]["verdict"].startswith("n.a. (not an H100")
     assert h200["b0_amp_images_per_s"]["value"] == 7000.0
+    assert h200["workers_over_one"]["value"] == 1.5  # 6 trials/min against 4
+    apart = _real_report("GPU: NVIDIA H100", 1.1, 7000.0, 6000.0, 9000.0)
+    apart["sections"]["grid"]["data"]["runs"]["2"]["against_cpu"].update(
+        max_abs_z=4.1, within_noise=False)
+    assert report_lib.judge(apart)["grid_matches_cpu"]["verdict"] == "FAIL"
 
 
 def test_a_full_run_without_gpu_stops_at_once_and_says_why(tmp_path):
