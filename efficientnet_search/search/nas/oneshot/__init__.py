@@ -1,0 +1,1 @@
+"""One-shot architecture search: a weight-sharing supernet trained once, subnets scored many."""
