@@ -185,10 +185,24 @@ def _run_report(args: argparse.Namespace) -> None:
 # ----------------------------------------------------------------------------- verify
 def _add_verify(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run_dir", required=True, help="a finished grid run directory")
-    parser.add_argument("--phi", type=int, nargs="+", default=[2, 3],
-                        help="phi values to check (>= 2)")
+    parser.add_argument("--phi", type=int, nargs="+",
+                        help="phi values to check (>= 2; default 2 3 without --epochs_factor)")
+    parser.add_argument("--epochs_factor", type=_budget_factor, nargs="+",
+                        help="retrain the best set and single-dimension points at these "
+                             "multiples of the proxy's epochs (e.g. 2 4)")
     parser.add_argument("--storage", help="Optuna storage URL shared by workers")
     parser.add_argument("--workers", type=int, help="local worker processes")
+
+
+def _budget_factor(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"must be a number > 0 (2: twice the proxy's epochs), got {text!r}")
+    return value
 
 
 def _run_verify(args: argparse.Namespace) -> None:
