@@ -9,16 +9,18 @@ repository root (8 minutes at most by default, `--budget_s`):
 `--cpu_reference` is the results.json of `make search` on a CPU machine (optional: without it
 the grid's results are printed but not compared). The quick grid reads Fashion-MNIST; where
 /usr/share/datasets/fashion-mnist is missing, copy its four .gz files into a folder and add
-`--grid_set data.data_dir=FOLDER`. The machine needs the project installed with TensorFlow
-for GPUs (`pip install -e . 'tensorflow[and-cuda]'`); without a GPU a full run stops at once
-and says so. If the budget stops the grid before one of its runs finishes (the JSON says
-`timed_out`), its trials/minute still count; give the grid a run of its own for the CPU
-comparison: `--sections 3 --cpu_reference ...`. Section 1 traces without XLA, as the
-project's training loop does (Keras' own `fit` turns XLA on by itself on a GPU); `--sections 1
---jit` measures both models with it.
+`--grid_set data.data_dir=/ABSOLUTE/FOLDER`. The machine needs the project installed with
+TensorFlow for GPUs (`pip install -e . 'tensorflow[and-cuda]'`); without a GPU a full run
+stops at once and says so. If the budget stops the grid before one of its runs finishes (the
+JSON says `timed_out`), its trials/minute still count; give the grid a run of its own for the
+CPU comparison: `--sections 3 --cpu_reference ...`; likewise `--sections 5` when the latency
+plan (~110 distinct proxies built and timed) did not finish. Section 1 traces without XLA, as
+the project's training loop does (Keras' own `fit` turns XLA on by itself on a GPU);
+`--sections 1 --jit` measures both models with it.
 
-The same code paths at tiny sizes on CPU, about 3 minutes on 2 busy cores (`make test` runs
-sections 1, 2 and 5 of it; all of it with --runslow: tests/benchmarks/test_gpu_check.py):
+The same code paths at tiny sizes on CPU, 3.5 minutes on 2 cores (up to 9 when they are
+busy; `make test` runs sections 1, 2 and 5 of it, `--runslow` all of it:
+tests/benchmarks/test_gpu_check.py):
 
     python benchmarks/gpu_check.py --dry-run --out /tmp/gpu_check.json
 
