@@ -127,3 +127,24 @@ def test_a_raced_grid_records_its_rounds_resumes_and_states_the_rule(tmp_path):
     again = grid.run_grid_search(config, run_dir=tmp_path)  # resumes: nothing retrained
     assert [t["seconds"] for t in again.results["trials"]] == [
         t["seconds"] for t in result.results["trials"]]
+
+
+def test_each_group_races_on_its_own_as_verify_races_each_phi():
+    plan_ = racing.RacePlan(2, 3, 0.95, group="phi")
+    points, records = [], []
+    # phi=2: found and paper tied; phi=3: found far ahead, decided.
+    means = {(2, "found"): 0.80, (2, "paper"): 0.795, (3, "found"): 0.85, (3, "paper"): 0.70}
+    for (phi, family), mean in means.items():
+        for seed in (0, 1):
+            name = f"phi{phi}_{family}"
+            points.append(study_lib.Point(key=f"{name}_s{seed}", params={"seed": seed},
+                                          attrs={"candidate": name, "seed": seed, "phi": phi}))
+            records.append({"candidate": name, "phi": phi, "seed": seed, "state": "COMPLETE",
+                            "val_accuracy": mean + (0.005 if seed else -0.005),
+                            "alpha": 1.0, "beta": 1.0, "gamma": 1.0})  # fmt: skip
+    nxt = racing.next_round(plan_, points, records, 1)
+    assert [p.key for p in nxt] == ["phi2_found_s2", "phi2_paper_s2"]
+    assert all(p.attrs["round"] == 1 and p.attrs["phi"] == 2 for p in nxt)
+    # Pooled into one race, phi=3's clear leader would stop phi=2's tie from getting seeds.
+    together = racing.next_round(racing.RacePlan(2, 3, 0.95), points, records, 1)
+    assert [p.key for p in together] == []
