@@ -304,8 +304,9 @@ def model_card_text(results: dict) -> str:
         "Out of scope: any clinical decision, screening or triage.", "",
         "## Data and splits",
         f"Source `{results['data']['source']}`; classes {results['data']['class_names']}; "
-        f"sizes {results['data']['sizes']}. The threshold and the best epoch were chosen on "
-        "validation only; the test split was used once, for the numbers below.", "",
+        f"sizes {results['data']['sizes']}. The best epoch was chosen on validation, the "
+        f"threshold on {results['threshold']['chosen_on']}; the test split was used once, "
+        "for the numbers below.", "",
         "## Metrics (test split)", metrics_table(results), "",
         "## Limitations",
         "Small test sets give wide intervals; performance on other populations, devices and "
