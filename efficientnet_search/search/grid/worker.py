@@ -248,6 +248,7 @@ def log_progress(config: GridConfig, rung: rungs_lib.Rung,
     accuracy = record["val_accuracy"]
     where = "" if config.search.pruner != rungs_lib.HALVING else (
         f"rung {rung.index} ({rung.budget / config.proxy.evals_per_epoch:.3g} epochs) ")
+    where += f"racing round {rung.round} " if rung.round else ""
     logging.info(
         "%strial %d/%d %s seed %s: %s val_acc %s in %.0fs | best so far %s | ETA %s",
         where, done, queue.size, record["candidate"], record["seed"], record["state"].lower(),
