@@ -100,6 +100,18 @@ def _run_nas(args: argparse.Namespace) -> None:
     nas.main(args)
 
 
+# ----------------------------------------------------------------------------- oneshot
+def _add_oneshot(parser: argparse.ArgumentParser) -> None:
+    _add_config_flags(parser)
+    parser.add_argument("--seed", type=int, help="seed of the supernet, searches, calibration")
+
+
+def _run_oneshot(args: argparse.Namespace) -> None:
+    from efficientnet_search.search.nas.oneshot import run as oneshot
+
+    oneshot.main(args)
+
+
 # ----------------------------------------------------------------------------- pipeline
 def _add_pipeline(parser: argparse.ArgumentParser) -> None:
     _add_config_flags(parser)
@@ -236,6 +248,8 @@ COMMANDS: dict[str, Command] = {
                     "search alpha, beta, gamma at phi=1 (grid of proxies)"),
     "nas": Command(_add_nas, _run_nas,
                    "search a baseline's block list (accuracy against measured cost)"),
+    "oneshot": Command(_add_oneshot, _run_oneshot,
+                       "search a baseline's block list on a weight-sharing supernet"),
     "pipeline": Command(_add_pipeline, _run_pipeline,
                         "chain nas -> grid -> family in one run directory"),
     "train": Command(_add_train, _run_train,

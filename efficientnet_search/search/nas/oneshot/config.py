@@ -1,0 +1,97 @@
+"""The one-shot search's config: the NAS sections (space, objective, proxy, data) plus
+`oneshot` (supernet training, scoring, search and calibration).
+
+    efficientnet-search oneshot --config configs/nas/oneshot_smoke.yaml --run_dir runs/os
+
+The space, objective, proxy and data sections mean what they mean for `nas`
+(search/nas/config.py): the supernet is the NAS space at the proxy's base width and depth.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from efficientnet_search import config as config_lib
+from efficientnet_search.data.config import DataConfig
+from efficientnet_search.search.nas.config import ObjectiveConfig
+from efficientnet_search.search.nas.oneshot.ranking import MIN_POINTS
+from efficientnet_search.search.nas.oneshot.train import TrainConfig
+from efficientnet_search.search.nas.space import SpaceConfig
+from efficientnet_search.search.proxy.config import PROXY_DATA, ProxyConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class OneShotSection:
+    """Supernet training, scoring, the search on scores, and the calibration set.
+
+    Attributes:
+      resolutions: the elastic input sides (null: the proxy's base resolution only).
+      train: the supernet's sandwich training (train.py).
+      recalibration_images: the fixed training subset BN statistics are recomputed on before
+        each score (OFA: 2,000).
+      random_trials, evolution_trials: proposals of random search and regularized evolution
+        over supernet scores (an architecture already scored is not scored again).
+      population, sample_size: regularized evolution's (Real et al. 2019).
+      calibration_size: architectures, spread over multiply-adds, trained stand-alone with
+        the proxy's recipe to check the supernet's ranking (at least 5).
+      calibration_seeds: stand-alone seeds per calibration architecture.
+      bootstrap: resamples of the rank-correlation intervals.
+      seed: seeds the supernet, its training, the searches and the calibration choice.
+      threads: TensorFlow CPU threads (null: TensorFlow's default).
+    """
+
+    resolutions: tuple[int, ...] | None = None
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    recalibration_images: int = 2000
+    random_trials: int = 500
+    evolution_trials: int = 500
+    population: int = 50
+    sample_size: int = 10
+    calibration_size: int = 8
+    calibration_seeds: int = 1
+    bootstrap: int = 1000
+    seed: int = 0
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.calibration_size < MIN_POINTS:
+            raise config_lib.ConfigError(
+                f"oneshot.calibration_size={self.calibration_size} is too small for a rank "
+                f"correlation; give at least {MIN_POINTS}")
+        for name in ("recalibration_images", "population", "sample_size", "calibration_seeds",
+                     "bootstrap"):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise config_lib.ConfigError(
+                    f"oneshot.{name} must be >= 1, got {getattr(self, name)}")
+        if self.random_trials < 1 or self.evolution_trials < 0:
+            raise config_lib.ConfigError(
+                f"oneshot.random_trials must be >= 1 and evolution_trials >= 0, got "
+                f"{self.random_trials} and {self.evolution_trials}")
+        if self.sample_size > self.population:
+            raise config_lib.ConfigError(
+                f"oneshot.sample_size ({self.sample_size}) must not exceed oneshot.population "
+                f"({self.population})")
+
+
+@dataclasses.dataclass(frozen=True)
+class OneShotConfig:
+    """A whole one-shot search (see the module docstring)."""
+
+    name: str = "oneshot"
+    space: SpaceConfig = dataclasses.field(default_factory=SpaceConfig)
+    objective: ObjectiveConfig = dataclasses.field(default_factory=ObjectiveConfig)
+    proxy: ProxyConfig = dataclasses.field(default_factory=ProxyConfig)
+    data: DataConfig = dataclasses.field(default_factory=lambda: PROXY_DATA)
+    oneshot: OneShotSection = dataclasses.field(default_factory=OneShotSection)
+
+    def __post_init__(self) -> None:
+        if self.objective.kind != "reward" or self.objective.cost not in ("macs", "params",
+                                                                          "activations"):
+            raise config_lib.ConfigError(
+                f"objective kind={self.objective.kind!r}, cost={self.objective.cost!r}: the "
+                "one-shot search ranks by MnasNet's reward on a counted cost; set "
+                "objective.kind=reward and objective.cost to macs, params or activations")
+
+    @property
+    def resolutions(self) -> tuple[int, ...]:
+        return self.oneshot.resolutions or (self.proxy.base_resolution,)

@@ -1,0 +1,68 @@
+"""report.md of a one-shot run: the choice, the searches, and the ranking check beside cost."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+
+def write_report(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Writes the report of results payload `payload` (run.py) to `path`."""
+    path = Path(path)
+    path.write_text("\n".join(report_lines(payload)) + "\n")
+    return path
+
+
+def report_lines(payload: dict[str, Any]) -> list[str]:
+    calib = payload["calibration"]
+    ranking = calib["ranking"]
+    lines = [
+        "# One-shot architecture search", "", payload["verdict"], "",
+        f"{payload['scored']} distinct architectures scored by the supernet (every one in "
+        "scored.csv: block strings, resolution, score, MACs, params, activations); "
+        f"resolutions {payload['resolutions']}.", "",
+        "| | supernet score | reward | MACs | params | resolution | blocks |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in ("chosen", "evolution_best", "random_best", "baseline"):
+        r = payload.get(name)
+        if r:
+            lines.append(f"| {name} | {r['score']:.4f} | {_f(r.get('fitness'))} | "
+                         f"{r['macs']:,} | {r['params']:,} | {r['resolution']} | "
+                         f"{' '.join(r['blocks'])} |")  # fmt: skip
+    lines += [
+        "", f"## Does the supernet rank like stand-alone training? ({ranking['n']} "
+        "architectures spread over MACs, trained stand-alone with the proxy's recipe)", "",
+        "| predictor | Spearman | 95% CI | Kendall tau-b | 95% CI |", "|---|---|---|---|---|",
+    ]
+    for name, stats in ranking["predictors"].items():
+        lines.append(f"| {name} | {_f(stats['spearman'])} | {_ci(stats['spearman_ci'])} | "
+                     f"{_f(stats['kendall'])} | {_ci(stats['kendall_ci'])} |")  # fmt: skip
+    gain = ranking.get("supernet_minus_cost")
+    if gain:
+        lines += ["", f"Supernet Spearman minus the best |Spearman| of MACs or params alone: "
+                      f"{_f(gain['gain'])} (paired bootstrap 95% CI {_ci(gain['ci'])}). "
+                      + ("The supernet ranks better than cost alone: a finding."
+                         if gain["finding"] else
+                         "The interval does not exclude 0: the supernet's ranking is **not a "
+                         "finding** (cost alone ranks as well), and neither is the choice it "
+                         "makes.")]  # fmt: skip
+    lines += ["", "| blocks | resolution | MACs | supernet | stand-alone (per seed) |",
+              "|---|---|---|---|---|"]
+    for a in calib["architectures"]:
+        lines.append(f"| {' '.join(a['blocks'])} | {a['resolution']} | {a['macs']:,} | "
+                     f"{a['supernet']:.4f} | {', '.join(f'{x:.4f}' for x in a['standalone'])} |")
+    seconds = payload.get("seconds", {})
+    lines += ["", f"Time: supernet {seconds.get('supernet')} s, search {seconds.get('search')} "
+                  f"s, calibration {seconds.get('calibration')} s (this run, this machine)."]
+    return lines
+
+
+def _f(value) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else f"{value:.3f}"
+
+
+def _ci(pair) -> str:
+    return f"[{_f(pair[0])}, {_f(pair[1])}]"

@@ -1,0 +1,60 @@
+"""The oneshot command: bad input is one line and exit 2, before anything is written."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+SMOKE = "configs/nas/oneshot_smoke.yaml"
+
+
+def _oneshot(tmp_path, *sets):
+    args = [sys.executable, "-m", "efficientnet_search.cli", "oneshot", "--config", SMOKE,
+            "--run_dir", str(tmp_path / "run")]
+    for item in sets:
+        args += ["--set", item]
+    return subprocess.run(args, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("proxy.blocks=[r1_k3_s11_e1_i32_o16_c1, r2_k3_s22_e6_i16_o24]",
+     "Fused-MBConv.*only MBConv stages elastic"),
+    ("oneshot.calibration_size=3", "calibration_size=3 is too small for a rank correlation"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, override, message):
+    result = _oneshot(tmp_path, override)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(lines) == 1 and re.search(message, lines[0]), result.stderr[-800:]
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_smoke_run_writes_results_the_grid_reads_and_resumes(tmp_path):
+    from efficientnet_search.arch.family import read_baseline
+    from efficientnet_search.jsonio import read_json
+
+    small = ["data.source=synthetic", "data.max_train=128", "data.max_val=64",
+             "oneshot.train.epochs=1", "oneshot.train.steps_per_epoch=2",
+             "oneshot.random_trials=8", "oneshot.evolution_trials=8", "oneshot.population=4",
+             "oneshot.sample_size=2", "proxy.steps_per_epoch=1", "oneshot.bootstrap=50",
+             "oneshot.recalibration_images=64"]
+    result = _oneshot(tmp_path, *small)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "run"
+    payload = read_json(run / "results.json")
+    assert payload["kind"] == "nas" and payload["method"] == "oneshot"
+    assert read_baseline(run / "results.json") == tuple(payload["chosen"]["blocks"])
+    rows = (run / "scored.csv").read_text().splitlines()
+    assert len(rows) - 1 == payload["scored"] >= 5
+    assert len(payload["calibration"]["architectures"]) == 5
+    assert "finding" in (run / "report.md").read_text()
+    calibration = (run / "calibration.csv").read_text()
+    again = _oneshot(tmp_path, *small)  # resumes: nothing trained or scored twice
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (run / "calibration.csv").read_text() == calibration
+    assert (run / "scored.csv").read_text().splitlines() == rows
+    assert read_json(run / "results.json")["chosen"] == payload["chosen"]
