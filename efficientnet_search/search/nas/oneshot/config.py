@@ -29,6 +29,8 @@ class OneShotSection:
       train: the supernet's sandwich training (train.py).
       recalibration_images: the fixed training subset BN statistics are recomputed on before
         each score (OFA: 2,000).
+      score_images: validation images a score is measured on (the first of the split; null:
+        all). Stand-alone calibration accuracies use the whole validation split.
       random_trials, evolution_trials: proposals of random search and regularized evolution
         over supernet scores (an architecture already scored is not scored again).
       population, sample_size: regularized evolution's (Real et al. 2019).
@@ -43,6 +45,7 @@ class OneShotSection:
     resolutions: tuple[int, ...] | None = None
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     recalibration_images: int = 2000
+    score_images: int | None = None
     random_trials: int = 500
     evolution_trials: int = 500
     population: int = 50
@@ -63,6 +66,9 @@ class OneShotSection:
             if getattr(self, name) < 1:
                 raise config_lib.ConfigError(
                     f"oneshot.{name} must be >= 1, got {getattr(self, name)}")
+        if self.score_images is not None and self.score_images < 1:
+            raise config_lib.ConfigError(
+                f"oneshot.score_images must be >= 1 or null (all), got {self.score_images}")
         if self.random_trials < 1 or self.evolution_trials < 0:
             raise config_lib.ConfigError(
                 f"oneshot.random_trials must be >= 1 and evolution_trials >= 0, got "

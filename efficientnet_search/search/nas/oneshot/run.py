@@ -70,7 +70,9 @@ def run_oneshot(config: OneShotConfig, run_dir: str | Path) -> dict[str, Any]:
         :section.recalibration_images])
     recal = dataclasses.replace(train, labels=train.labels[calib_index], by_resolution={
         r: a[calib_index] for r, a in train.by_resolution.items()})
-    scorer = Scorer(net, recal, val, run_dir / "scored.csv")
+    subset = slice(0, section.score_images)
+    scorer = Scorer(net, recal, dataclasses.replace(val, labels=val.labels[subset], by_resolution={
+        r: a[subset] for r, a in val.by_resolution.items()}), run_dir / "scored.csv")
     objective = config.objective
     base = costs(elastic, config.proxy.blocks, config.proxy.base_resolution)[objective.cost]
     fitness = search_lib.fitness_of(base * objective.target_ratio, objective.exponent,
