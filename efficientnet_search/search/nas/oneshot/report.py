@@ -39,6 +39,11 @@ def report_lines(payload: dict[str, Any]) -> list[str]:
     for name, stats in ranking["predictors"].items():
         lines.append(f"| {name} | {_f(stats['spearman'])} | {_ci(stats['spearman_ci'])} | "
                      f"{_f(stats['kendall'])} | {_ci(stats['kendall_ci'])} |")  # fmt: skip
+    ceiling = ranking.get("seed_to_seed")
+    if ceiling:
+        lines += ["", f"Ceiling: stand-alone seed 0 against seed 1, Spearman "
+                      f"{_f(ceiling['spearman'])} {_ci(ceiling['spearman_ci'])}; no predictor "
+                      "can rank a single seed's accuracies better than another seed does."]
     gain = ranking.get("supernet_minus_cost")
     if gain:
         lines += ["", f"Supernet Spearman minus the best |Spearman| of MACs or params alone: "

@@ -113,6 +113,13 @@ def _payload(config, elastic, scorer, chosen, random_best, evolution_best, basel
         "params": [p["params"] for p in picks]}, samples=config.oneshot.bootstrap,
         seed=config.oneshot.seed)  # fmt: skip
     finding = comparison["supernet_minus_cost"]["finding"]
+    if config.oneshot.calibration_seeds >= 2:  # the ceiling: stand-alone seed 0 vs seed 1
+        first, second = ([standalone[p["key"]][s] for p in picks] for s in (0, 1))
+        comparison["seed_to_seed"] = {
+            "spearman": ranking.spearman(first, second),
+            "spearman_ci": ranking.bootstrap(first, second, ranking.spearman,
+                                             samples=config.oneshot.bootstrap)}  # fmt: skip
+
     def keep(record):
         return record and {k: record[k] for k in ("algorithm", "blocks", "resolution", "score",
                                                   "fitness", "macs", "params", "activations")
