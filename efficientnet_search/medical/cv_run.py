@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +76,12 @@ def run(plan: CvPlan, config, splits, run_dir: Path):
             heads = cv.FoldHeads(saved["oof"], (), float(saved["auc"]), saved["labels"])
         logging.info("cross-validation results read back from %s", record_path)
     elif plan.choose_recipe:
+        started = time.perf_counter()
         choice = recipe_choice.choose(config, splits)
         record, heads = choice.record(), choice.heads
+        left = config.train.cv_budget_s - (time.perf_counter() - started)
         depth = depth_choice.choose_depth(config, splits, choice.variant, choice.resolution,
-                                          heads, recipe_choice.head_recipe(config))
+                                          heads, recipe_choice.head_recipe(config), left)
         record |= {"unfreeze_blocks": depth.blocks, "unfreeze": list(depth.records)}
         heads = depth.heads
     else:

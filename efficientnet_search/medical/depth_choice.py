@@ -49,16 +49,23 @@ class DepthChoice:
 
 
 def choose_depth(config, splits, variant: str, resolution: int, heads: cv.FoldHeads,
-                 recipe: cv.HeadRecipe) -> DepthChoice:
-    """Compares "none" (`heads`) with `train.unfreeze_blocks` stages by out-of-fold AUC."""
+                 recipe: cv.HeadRecipe, seconds_left: float = math.inf) -> DepthChoice:
+    """Compares "none" (`heads`) with `train.unfreeze_blocks` stages by out-of-fold AUC,
+    within `seconds_left` (what `train.cv_budget_s` leaves; past it phase 2 stays as
+    configured, the record saying so)."""
     t = config.train
     records = [{"unfreeze_blocks": 0, "cv_auc": heads.auc, "seconds": 0.0}]
     if t.finetune_epochs == 0 or t.unfreeze_blocks == 0:
         return DepthChoice(0, tuple(records), heads)
     started = time.perf_counter()
     try:
-        tuned = _unfrozen_folds(config, splits, variant, resolution, heads, recipe)
-    except (MemoryError, ValueError) as err:  # too large to cache, or a cut a skip crosses
+        if seconds_left <= 0:
+            raise TimeoutError("no train.cv_budget_s left after the backbone and resolution "
+                               "candidates")
+        tuned = _unfrozen_folds(config, splits, variant, resolution, heads, recipe,
+                                started + seconds_left)
+    except (MemoryError, ValueError, TimeoutError) as err:  # too large to cache, a cut a
+        # skip connection crosses, or over the budget
         logging.warning("phase 2 kept as configured, not cross-validated: %s", err)
         records.append({"unfreeze_blocks": t.unfreeze_blocks, "cv_auc": None,
                         "seconds": None, "skipped": str(err)})
@@ -73,7 +80,8 @@ def choose_depth(config, splits, variant: str, resolution: int, heads: cv.FoldHe
     return DepthChoice(0, tuple(records), heads)
 
 
-def _unfrozen_folds(config, splits, variant, resolution, heads: cv.FoldHeads, recipe):
+def _unfrozen_folds(config, splits, variant, resolution, heads: cv.FoldHeads, recipe,
+                    deadline: float):
     from efficientnet_search import data
 
     t = config.train
@@ -100,7 +108,12 @@ def _unfrozen_folds(config, splits, variant, resolution, heads: cv.FoldHeads, re
     start = top.get_weights()
     dense = top.get_layer(HEAD_PREFIX + "predictions")
     oof = np.zeros_like(heads.oof)
+    folds_started = time.perf_counter()
     for fold, (kernel, bias) in enumerate(heads.heads):
+        per_fold = (time.perf_counter() - folds_started) / max(fold, 1)
+        if fold and time.perf_counter() + per_fold * (len(heads.heads) - fold) > deadline:
+            raise TimeoutError(f"{len(heads.heads)} folds of phase 2 would overrun "
+                               f"train.cv_budget_s={t.cv_budget_s:g} ({per_fold:.0f} s a fold)")
         held = folds == fold
         top.set_weights(start)
         dense.set_weights([kernel.astype("float32"), bias.astype("float32")])

@@ -172,3 +172,15 @@ def test_resolved_plan_reads_back_on_resume(tmp_path):
     chosen, record, back = cv_run.run(plan, config, None, tmp_path)
     assert (chosen.model.variant, chosen.model.resolution) == ("lite1", 160)
     np.testing.assert_array_equal(back.labels, heads.labels)
+
+
+def test_phase2_depth_over_the_budget_stays_as_configured_and_says_so():
+    from efficientnet_search.medical import depth_choice
+
+    config = load_config(finetune.FinetuneConfig, SMOKE, [*TINY, "train.unfreeze_blocks=2"])
+    heads = cv.FoldHeads(np.full((4, 2), 0.5), (), 0.8, np.array([0, 0, 1, 1]))
+    recipe = cv.HeadRecipe(1, 0.01, 0.0, 8, True)
+    choice = depth_choice.choose_depth(config, None, "lite0", 128, heads, recipe,
+                                       seconds_left=0)
+    assert choice.blocks == 2 and choice.heads is heads
+    assert "no train.cv_budget_s left" in choice.records[1]["skipped"]
