@@ -28,6 +28,8 @@ EXPECTED = {
                                   "Not for clinical use"], 3),
     "architecture_search.ipynb": (["chosen baseline", "## Decision",
                                    "family of the searched baseline", "phi=3"], 3),
+    "oneshot_search.ipynb": (["supernet", "Spearman", "stand-alone", "trainable parameters",
+                              "family of the searched baseline"], 0),
 }
 
 
