@@ -55,6 +55,8 @@ class TrainConfig:
         for name in ("epochs", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"oneshot.train.{name} must be >= 1, got {getattr(self, name)}")
+        if self.mode not in ("slice", "mask"):
+            raise ValueError(f"oneshot.train.mode must be slice or mask, got {self.mode!r}")
         if self.random_subnets < 0:
             raise ValueError(f"oneshot.train.random_subnets must be >= 0, got "
                              f"{self.random_subnets}")  # fmt: skip
