@@ -80,8 +80,10 @@ def run(plan: CvPlan, config, splits, run_dir: Path):
         choice = recipe_choice.choose(config, splits)
         record, heads = choice.record(), choice.heads
         left = config.train.cv_budget_s - (time.perf_counter() - started)
+        chosen = next(c for c in choice.candidates if c["cv_auc"] == heads.auc)
         depth = depth_choice.choose_depth(config, splits, choice.variant, choice.resolution,
-                                          heads, recipe_choice.head_recipe(config), left)
+                                          heads, recipe_choice.head_recipe(config), left,
+                                          chosen["seconds"])
         record |= {"unfreeze_blocks": depth.blocks, "unfreeze": list(depth.records)}
         heads = depth.heads
     else:

@@ -49,19 +49,22 @@ class DepthChoice:
 
 
 def choose_depth(config, splits, variant: str, resolution: int, heads: cv.FoldHeads,
-                 recipe: cv.HeadRecipe, seconds_left: float = math.inf) -> DepthChoice:
+                 recipe: cv.HeadRecipe, seconds_left: float = math.inf,
+                 pass_seconds: float = 0.0) -> DepthChoice:
     """Compares "none" (`heads`) with `train.unfreeze_blocks` stages by out-of-fold AUC,
     within `seconds_left` (what `train.cv_budget_s` leaves; past it phase 2 stays as
-    configured, the record saying so)."""
+    configured, the record saying so). `pass_seconds`: what one feature pass over the
+    training images took for this candidate (its cut features take 1 + CV_COPIES)."""
     t = config.train
     records = [{"unfreeze_blocks": 0, "cv_auc": heads.auc, "seconds": 0.0}]
     if t.finetune_epochs == 0 or t.unfreeze_blocks == 0:
         return DepthChoice(0, tuple(records), heads)
     started = time.perf_counter()
     try:
-        if seconds_left <= 0:
-            raise TimeoutError("no train.cv_budget_s left after the backbone and resolution "
-                               "candidates")
+        if seconds_left <= (1 + CV_COPIES) * pass_seconds:
+            raise TimeoutError(f"{max(seconds_left, 0):.0f} s of train.cv_budget_s left "
+                               "after the backbone and resolution candidates, less than the "
+                               "cut features' passes")
         tuned = _unfrozen_folds(config, splits, variant, resolution, heads, recipe,
                                 started + seconds_left)
     except (MemoryError, ValueError, TimeoutError) as err:  # too large to cache, a cut a

@@ -183,4 +183,4 @@ def test_phase2_depth_over_the_budget_stays_as_configured_and_says_so():
     choice = depth_choice.choose_depth(config, None, "lite0", 128, heads, recipe,
                                        seconds_left=0)
     assert choice.blocks == 2 and choice.heads is heads
-    assert "no train.cv_budget_s left" in choice.records[1]["skipped"]
+    assert "0 s of train.cv_budget_s left" in choice.records[1]["skipped"]
