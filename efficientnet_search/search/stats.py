@@ -220,7 +220,7 @@ def verdict(summary: Summary) -> str:
     tail = (
         f" Best minus worst: {100 * spread:.2f} points vs {100 * needed:.2f} points needed "
         f"to exceed seed noise (pooled seed std {100 * summary.noise.std:.2f} points, "
-        f"{summary.noise.df} df, {summary.noise.confidence:.0%} two-sided t)."
+        f"{summary.noise.df} df, {percent(summary.noise.confidence)} two-sided t)."
     )
     return head + tail
 
@@ -300,3 +300,8 @@ def _ranks(values: Sequence[float]) -> list[float]:
             ranks[i] = (start + end) / 2 + 1
         start = end + 1
     return ranks
+
+
+def percent(value: float) -> str:
+    """A confidence as a percentage with no more digits than it has: 95%, 98.33% (racing)."""
+    return f"{round(100 * value, 2):g}%"

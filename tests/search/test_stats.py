@@ -117,3 +117,9 @@ def test_spearman_ranks_with_ties_and_refuses_unpaired_values():
     assert math.isnan(stats.spearman([1, 1, 1], [1, 2, 3]))
     with pytest.raises(ValueError, match="paired"):
         stats.spearman([1, 2, 3], [1, 2])
+
+
+def test_a_split_confidence_is_printed_with_its_digits():
+    assert stats.percent(0.95) == "95%" and stats.percent(1 - 0.05 / 3) == "98.33%"
+    records = _records({"a1_b1_g1": [0.9, 0.91], "a2_b1_g1": [0.7, 0.71]})
+    assert "98.33% two-sided t" in stats.verdict(stats.summarize(records, 1 - 0.05 / 3))

@@ -191,7 +191,8 @@ def _markdown(results: Mapping[str, Any], config: Mapping[str, Any],
     noise = results.get("noise", {})
     if noise.get("pooled_std") is not None:
         lines += [f"Pooled seed std: {100 * noise['pooled_std']:.2f} points "
-                  f"({noise['df']} degrees of freedom, {noise['confidence']:.0%}).", ""]
+                  f"({noise['df']} degrees of freedom, {stats.percent(noise['confidence'])}).",
+                  ""]
     lines += ["Nominal cost is alpha*beta^2*gamma^2; the measured ratio counts the proxy's "
               "multiply-adds against its baseline (channel rounding to multiples of 8, ceil "
               "of repeats and integer resolution make them differ).", ""]
