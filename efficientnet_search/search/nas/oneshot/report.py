@@ -48,11 +48,7 @@ def report_lines(payload: dict[str, Any]) -> list[str]:
     if gain:
         lines += ["", f"Supernet Spearman minus the best |Spearman| of MACs or params alone: "
                       f"{_f(gain['gain'])} (paired bootstrap 95% CI {_ci(gain['ci'])}). "
-                      + ("The supernet ranks better than cost alone: a finding."
-                         if gain["finding"] else
-                         "The interval does not exclude 0: the supernet's ranking is **not a "
-                         "finding** (cost alone ranks as well), and neither is the choice it "
-                         "makes.")]  # fmt: skip
+                      + _gain_verdict(gain)]
     lines += ["", "| blocks | resolution | MACs | supernet | stand-alone (per seed) |",
               "|---|---|---|---|---|"]
     for a in calib["architectures"]:
@@ -62,6 +58,18 @@ def report_lines(payload: dict[str, Any]) -> list[str]:
     lines += ["", f"Time: supernet {seconds.get('supernet')} s, search {seconds.get('search')} "
                   f"s, calibration {seconds.get('calibration')} s (this run, this machine)."]
     return lines
+
+
+def _gain_verdict(gain) -> str:
+    """What the paired interval of (supernet - cost) Spearman says, in one sentence."""
+    if gain["finding"]:
+        return "The supernet ranks better than cost alone: a finding."
+    low, high = gain["ci"]
+    if high is not None and high < 0:
+        return ("The whole interval is below 0: cost alone ranks **better** than the supernet; "
+                "its ranking is **not a finding**, and neither is the choice it makes.")
+    return ("The interval does not exclude 0: the supernet's ranking is **not a finding** "
+            "(cost alone ranks as well), and neither is the choice it makes.")
 
 
 def _f(value) -> str:
