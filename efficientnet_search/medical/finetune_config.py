@@ -50,8 +50,10 @@ class PhasesConfig:
     # "auto": when the validation split is
     # small (its rarer class under cv.SMALL_VALIDATION_MINORITY images) and model.init is
     # imagenet; "always" (imagenet); "never" (model.variant and resolution as given). (Not
-    # on/off: YAML reads those as booleans.)
-    cv: Literal["auto", "always", "never"] = "auto"
+    # on/off: YAML reads those as booleans.) Off by default: on one 500-image subset the
+    # choice without phase 2 lost 0.05 test AUC to the quick config, and the full path took
+    # over 50 minutes on a loaded 2-core box (BUILD_NOTES, issue 27).
+    cv: Literal["auto", "always", "never"] = "never"
     cv_folds: int = 5
     cv_budget_s: float = 600.0
     cv_variants: tuple[str, ...] = ("lite0", "lite1", "lite2")

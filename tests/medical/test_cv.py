@@ -95,7 +95,7 @@ CV_RUN = ["model.init=imagenet", "model.variant=lite0", "model.width=null", "mod
           "train.unfreeze_blocks=1", "train.bn_inference=true",
           "train.finetune_learning_rate=0.001",
           "train.head_augment=false", "train.cv_folds=3", "train.cv_variants=[lite0]",
-          "train.cv_resolutions=[32,48]", "eval.threshold=auto",
+          "train.cv_resolutions=[32,48]", "train.cv=auto", "eval.threshold=auto",
           "eval.bootstrap_resamples=50", "eval.gradcam_images=0", "data.batch_size=32"]
 
 
