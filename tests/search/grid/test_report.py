@@ -8,7 +8,7 @@ import json
 import pytest
 
 from efficientnet_search.search import stats
-from efficientnet_search.search.grid import report, results
+from efficientnet_search.search.grid import plots, report, results
 
 
 def _run_dir(tmp_path, accuracies):
@@ -113,7 +113,7 @@ def test_candidates_differing_only_in_alpha_are_drawn_side_by_side_on_the_plane(
     candidates = [{"key": k, "alpha": a, "beta": b, "gamma": g}
                   for k, a, b, g in (("x", 1.7, 1.4, 1.0), ("y", 1.1, 1.4, 1.0),
                                      ("z", 1.0, 1.0, 1.2))]  # fmt: skip
-    where = report._side_by_side(candidates)
+    where = plots._side_by_side(candidates)
     assert where["z"] == (1.0, 1.2)  # alone at its point: drawn where it is
     assert where["y"][1] == where["x"][1] == 1.0
     assert where["y"][0] < 1.4 < where["x"][0]  # in alpha order, centred on beta 1.4
