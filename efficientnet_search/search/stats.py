@@ -280,7 +280,7 @@ def spearman(xs: Sequence[float], ys: Sequence[float]) -> float:
         raise ValueError(f"need paired values, got {len(xs)} and {len(ys)}")
     if len(xs) < 3:
         return math.nan
-    rx, ry = _ranks(xs), _ranks(ys)
+    rx, ry = ranks(xs), ranks(ys)
     mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
     sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
     sxx = sum((a - mx) ** 2 for a in rx)
@@ -288,7 +288,8 @@ def spearman(xs: Sequence[float], ys: Sequence[float]) -> float:
     return sxy / math.sqrt(sxx * syy) if sxx and syy else math.nan
 
 
-def _ranks(values: Sequence[float]) -> list[float]:
+def ranks(values: Sequence[float]) -> list[float]:
+    """Ranks from 1, ties given the mean of the ranks they span."""
     order = sorted(range(len(values)), key=lambda i: values[i])
     ranks = [0.0] * len(values)
     start = 0

@@ -1,14 +1,14 @@
 """Rank correlations with bootstrap intervals: does a predictor order architectures as
 stand-alone training does, and better than their cost alone?
 
-Spearman's rho (Pearson's correlation of average ranks, so ties share a rank) and Kendall's
-tau-b (pairs, corrected for ties) are written out here (a few lines each; scipy is not a
-dependency). Intervals are percentile bootstraps over architectures (pairs resampled
-together). The comparison against cost is paired: on the same resamples, the supernet's rho
-minus the best |rho| of multiply-adds or params alone (a cost can rank in either direction:
-here accuracy falls with parameter count, DESIGN.md), so a supernet claim needs the lower
-bound of that difference above 0 (EPS, Yu et al. 2020; Ning et al. 2020: supernet scores
-lean toward model size).
+Spearman's rho (Pearson's correlation of average ranks, so ties share a rank) is
+`search.stats.spearman`, which the grid's budget check uses too; Kendall's tau-b (pairs,
+corrected for ties) is written out here (scipy is not a dependency). Intervals are
+percentile bootstraps over architectures (pairs resampled together). The comparison against
+cost is paired: on the same resamples, the supernet's rho minus the best |rho| of
+multiply-adds or params alone (a cost can rank in either direction: here accuracy falls with
+parameter count, DESIGN.md), so a supernet claim needs the lower bound of that difference
+above 0 (EPS, Yu et al. 2020; Ning et al. 2020: supernet scores lean toward model size).
 """
 
 from __future__ import annotations
@@ -18,30 +18,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from efficientnet_search.search.stats import spearman
+
 MIN_POINTS = 5  # below this a rank correlation's bootstrap interval says nothing
-
-
-def ranks(values: Sequence[float]) -> np.ndarray:
-    """Ranks from 1, ties given the mean of the ranks they span."""
-    values = np.asarray(values, dtype=float)
-    order = np.argsort(values, kind="stable")
-    result = np.empty(len(values))
-    i = 0
-    while i < len(values):
-        j = i
-        while j + 1 < len(values) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        result[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return result
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's rho; NaN when either side is constant (no ranking to compare)."""
-    rx, ry = ranks(x), ranks(y)
-    if np.ptp(rx) == 0 or np.ptp(ry) == 0:
-        return math.nan
-    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 def kendall(x: Sequence[float], y: Sequence[float]) -> float:

@@ -7,11 +7,12 @@ import math
 import numpy as np
 import pytest
 
+from efficientnet_search.search import stats
 from efficientnet_search.search.nas.oneshot import ranking
 
 
 def test_ranks_share_ties():
-    np.testing.assert_array_equal(ranking.ranks([10, 20, 20, 5]), [2, 3.5, 3.5, 1])
+    np.testing.assert_array_equal(stats.ranks([10, 20, 20, 5]), [2, 3.5, 3.5, 1])
 
 
 def test_spearman_and_kendall_match_hand_values():
