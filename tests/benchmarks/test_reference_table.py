@@ -1,0 +1,92 @@
+"""benchmarks/reference_table.py: stratified picks, one row per training, resume, the
+seed-to-seed statistics beside the CSV, and a changed recipe refused."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import zlib
+
+import pytest
+
+from benchmarks import reference_table
+from efficientnet_search.arch.cost import spec_cost
+from efficientnet_search.search.proxy import trainer as proxy
+from tests.paths import CONFIGS
+
+
+class FakeTraining:
+    """Stands in for proxy.train_proxy: accuracy rises 10 points per million multiply-adds,
+    plus about 1 point of seed noise."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+
+    def __call__(self, config, splits, *, alpha, beta, gamma, seed, **_):
+        self.calls.append(tuple(config.blocks))
+        macs = spec_cost(config.spec(alpha, beta, gamma, splits.num_classes)).macs
+        noise = random.Random(seed * 7919 + zlib.crc32(" ".join(config.blocks).encode()))
+        accuracy = 0.4 + macs / 1e7 + 0.01 * noise.random()
+        return proxy.ProxyResult((accuracy,), ((1.0, accuracy),), 1000, macs, 0.01, False, 1.0)
+
+
+SMOKE = str(CONFIGS / "nas" / "smoke.yaml")
+
+
+def _run(out, *extra):
+    reference_table.main(["--config", SMOKE, "--architectures", "6", "--seeds", "2",
+                          "--pool", "200", "--out", str(out), *extra])
+
+
+def _rows(out):
+    with out.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_table_is_stratified_by_macs_resumes_and_states_its_seed_to_seed_ceiling(
+        tmp_path, monkeypatch):
+    fake = FakeTraining()
+    monkeypatch.setattr(proxy, "train_proxy", fake)
+    out = tmp_path / "table.csv"
+    _run(out, "--limit", "2")  # a run cut short: two architectures, both seeds
+    assert len(_rows(out)) == 4 and len(fake.calls) == 4
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["summary"]["architectures_complete"] == 2 and "note" in side["summary"]
+    _run(out)  # resumed: only the missing 4 architectures train
+    rows = _rows(out)
+    assert len(rows) == 12 and len(fake.calls) == 12
+    assert sorted({int(r["stratum"]) for r in rows}) == list(range(6))
+    by_stratum = {int(r["stratum"]): int(r["macs"]) for r in rows}
+    assert [by_stratum[s] for s in range(6)] == sorted(by_stratum.values())
+    assert {(r["arch"], r["seed"]) for r in rows} == {(str(a), str(s)) for a in range(6)
+                                                     for s in range(2)}  # fmt: skip
+    summary = json.loads(out.with_suffix(".json").read_text())["summary"]
+    assert summary["rows"] == 12 and summary["architectures_complete"] == 6
+    # accuracy grows with MACs far beyond the 1-point seed noise: seeds agree closely
+    assert summary["seed_to_seed_spearman"] > 0.8
+    low, high = summary["seed_to_seed_spearman_ci"]
+    assert low <= summary["seed_to_seed_spearman"] <= high
+    assert "reference_table.py" in json.loads(out.with_suffix(".json").read_text())["command"]
+    _run(out)  # complete: nothing trains again
+    assert len(fake.calls) == 12
+
+
+def test_another_recipe_for_the_same_table_exits_2_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(proxy, "train_proxy", FakeTraining())
+    out = tmp_path / "table.csv"
+    _run(out, "--limit", "1")
+    before = out.read_text()
+    with pytest.raises(SystemExit) as exit_:
+        _run(out, "--set", "proxy.epochs=3")
+    assert exit_.value.code == 2 and out.read_text() == before
+
+
+@pytest.mark.slow  # 4 real tiny trainings, ~40 s on 2 loaded cores
+def test_real_trainings_fill_the_table(tmp_path):
+    out = tmp_path / "table.csv"
+    reference_table.main(["--config", SMOKE, "--architectures", "2", "--seeds", "2",
+                          "--pool", "50", "--out", str(out)])
+    rows = _rows(out)
+    assert len(rows) == 4 and all(0 <= float(r["accuracy"]) <= 1 for r in rows)
+    assert all(float(r["seconds"]) > 0 for r in rows)
