@@ -33,7 +33,10 @@ class OneShotSection:
         all). Stand-alone calibration accuracies use the whole validation split.
       random_trials, evolution_trials: proposals of random search and regularized evolution
         over supernet scores (an architecture already scored is not scored again).
-      population, sample_size: regularized evolution's (Real et al. 2019).
+      tpe_trials, nsga2_trials: proposals of Optuna's TPE (on the reward) and NSGA-II (score
+        up, cost down) over supernet scores (optuna_search.py; 0: not run).
+      population, sample_size: regularized evolution's (Real et al. 2019); `population` is
+        also TPE's random start-up proposals and NSGA-II's population, as in `nas`.
       calibration_size: architectures, spread over multiply-adds, trained stand-alone with
         the proxy's recipe to check the supernet's ranking (at least 5).
       calibration_seeds: stand-alone seeds per calibration architecture.
@@ -48,6 +51,8 @@ class OneShotSection:
     score_images: int | None = None
     random_trials: int = 500
     evolution_trials: int = 500
+    tpe_trials: int = 0
+    nsga2_trials: int = 0
     population: int = 50
     sample_size: int = 10
     calibration_size: int = 8
@@ -73,6 +78,10 @@ class OneShotSection:
             raise config_lib.ConfigError(
                 f"oneshot.random_trials must be >= 1 and evolution_trials >= 0, got "
                 f"{self.random_trials} and {self.evolution_trials}")
+        if self.tpe_trials < 0 or self.nsga2_trials < 0:
+            raise config_lib.ConfigError(
+                f"oneshot.tpe_trials and nsga2_trials must be >= 0 (0: not run), got "
+                f"{self.tpe_trials} and {self.nsga2_trials}")
         if self.sample_size > self.population:
             raise config_lib.ConfigError(
                 f"oneshot.sample_size ({self.sample_size}) must not exceed oneshot.population "

@@ -25,7 +25,8 @@ def report_lines(payload: dict[str, Any]) -> list[str]:
         "| | supernet score | reward | MACs | params | resolution | blocks |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name in ("chosen", "evolution_best", "random_best", "baseline"):
+    for name in ("chosen", "evolution_best", "random_best", "tpe_best", "nsga2_best",
+                 "baseline"):  # fmt: skip
         r = payload.get(name)
         if r:
             lines.append(f"| {name} | {r['score']:.4f} | {_f(r.get('fitness'))} | "

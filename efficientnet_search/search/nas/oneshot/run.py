@@ -5,7 +5,8 @@
 1. The NAS space (`space`) of the baseline (`proxy.blocks`) at the proxy's base width and
    depth becomes an elastic supernet (elastic.py, supernet.py), trained with the sandwich
    rule and in-place distillation (train.py; checkpoints in RUN/supernet/, resumed).
-2. Random search and regularized evolution propose subnets; each is scored by the supernet
+2. Random search and regularized evolution (and, where configured, Optuna's TPE and NSGA-II:
+   optuna_search.py) propose subnets; each is scored by the supernet
    after BN recalibration (scoring.py), cached, and recorded in RUN/scored.csv.
 3. A calibration set spread over multiply-adds is trained stand-alone with the proxy's recipe
    (calibration.py, RUN/calibration.csv); the report compares the supernet's ranking with
@@ -34,6 +35,7 @@ from efficientnet_search.search.nas.oneshot import report as report_lib
 from efficientnet_search.search.nas.oneshot import search as search_lib
 from efficientnet_search.search.nas.oneshot.config import OneShotConfig
 from efficientnet_search.search.nas.oneshot.elastic import RESOLUTION, build_elastic
+from efficientnet_search.search.nas.oneshot.optuna_search import optuna_search
 from efficientnet_search.search.nas.oneshot.scoring import Scorer, costs
 
 
@@ -82,11 +84,17 @@ def run_oneshot(config: OneShotConfig, run_dir: str | Path) -> dict[str, Any]:
     evolved = search_lib.regularized_evolution(
         elastic, scorer.score, section.evolution_trials, section.seed, fitness,
         population=section.population, sample_size=section.sample_size)
+    sampled = {name: optuna_search(elastic, scorer.score, trials, section.seed, fitness,
+                                   algorithm=name, cost=objective.cost,
+                                   population=section.population)
+               for name, trials in (("tpe", section.tpe_trials), ("nsga2", section.nsga2_trials))
+               if trials}  # fmt: skip
     baseline = scorer.score({**elastic.space.base_params(),
                              RESOLUTION: config.proxy.base_resolution})  # fmt: skip
     baseline = {**baseline, "fitness": fitness(baseline)}
     searched = time.perf_counter()
-    chosen = search_lib.best(randoms + evolved)  # the fittest whichever search proposed it
+    # the fittest whichever search proposed it
+    chosen = search_lib.best(randoms + evolved + [e for h in sampled.values() for e in h])
     picks = calibration_lib.spread_over_cost(list(scorer.records.values()),
                                              section.calibration_size)  # fmt: skip
     standalone = calibration_lib.train_standalone(
@@ -95,6 +103,8 @@ def run_oneshot(config: OneShotConfig, run_dir: str | Path) -> dict[str, Any]:
     payload = _payload(config, elastic, scorer, chosen, search_lib.best(randoms),
                        search_lib.best(evolved) if evolved else None, baseline, picks,
                        standalone, losses)  # fmt: skip
+    for name, history in sampled.items():
+        payload[f"{name}_best"] = _keep(search_lib.best(history))
     payload["seconds"] = {"supernet": round(trained - start, 1),
                           "search": round(searched - trained, 1),
                           "calibration": round(time.perf_counter() - searched, 1)}
@@ -120,11 +130,6 @@ def _payload(config, elastic, scorer, chosen, random_best, evolution_best, basel
             "spearman_ci": ranking.bootstrap(first, second, ranking.spearman,
                                              samples=config.oneshot.bootstrap)}  # fmt: skip
 
-    def keep(record):
-        return record and {k: record[k] for k in ("algorithm", "blocks", "resolution", "score",
-                                                  "fitness", "macs", "params", "activations")
-                           if k in record}  # fmt: skip
-
     return {
         "kind": "nas", "method": "oneshot",
         "verdict": (
@@ -134,8 +139,8 @@ def _payload(config, elastic, scorer, chosen, random_best, evolution_best, basel
             f"baseline's MACs (baseline score {baseline['score']:.4f}). The supernet's "
             f"ranking {'beats' if finding else 'does not beat'} MACs/params alone on the "
             f"calibration set: {'a finding' if finding else 'not a finding'}."),
-        "chosen": keep(chosen), "baseline": keep(baseline),
-        "random_best": keep(random_best), "evolution_best": keep(evolution_best),
+        "chosen": _keep(chosen), "baseline": _keep(baseline),
+        "random_best": _keep(random_best), "evolution_best": _keep(evolution_best),
         "scored": len(scorer.records),
         "resolutions": list(elastic.resolutions),
         "supernet_loss": {"first": losses[0] if losses else None,
@@ -145,6 +150,12 @@ def _payload(config, elastic, scorer, chosen, random_best, evolution_best, basel
              "macs": p["macs"], "params": p["params"], "standalone": standalone[p["key"]]}
             for p in picks], "ranking": comparison, "finding": finding},
     }  # fmt: skip
+
+
+def _keep(record):
+    return record and {k: record[k] for k in ("algorithm", "blocks", "resolution", "score",
+                                              "fitness", "macs", "params", "activations")
+                       if k in record}  # fmt: skip
 
 
 def _images(ds, resolutions):

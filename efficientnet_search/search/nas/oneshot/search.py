@@ -36,7 +36,7 @@ def random_search(elastic: ElasticSpace, score: Callable, trials: int, seed: int
                   fitness: Fitness) -> list[dict[str, Any]]:
     """`trials` uniform proposals; each entry is the scored record plus its fitness."""
     rng = random.Random(seed)
-    return [_entry(score(elastic.sample(rng)), fitness, "random", n) for n in range(trials)]
+    return [entry(score(elastic.sample(rng)), fitness, "random", n) for n in range(trials)]
 
 
 def regularized_evolution(elastic: ElasticSpace, score: Callable, trials: int, seed: int,
@@ -52,9 +52,9 @@ def regularized_evolution(elastic: ElasticSpace, score: Callable, trials: int, s
         else:
             parent = max(rng.sample(list(alive), sample_size), key=lambda e: e["fitness"])
             params = elastic.mutate(parent["choice"], rng)
-        entry = _entry(score(params), fitness, "evolution", n)
-        history.append(entry)
-        alive.append(entry)
+        child = entry(score(params), fitness, "evolution", n)
+        history.append(child)
+        alive.append(child)
         if len(alive) > population:
             alive.popleft()  # the oldest dies (regularized: age, not fitness)
     return history
@@ -65,6 +65,7 @@ def best(entries: list[dict[str, Any]]) -> dict[str, Any]:
     return max(entries, key=lambda e: (e["fitness"], -e["proposal"]))
 
 
-def _entry(record: Mapping[str, Any], fitness: Fitness, algorithm: str,
-           n: int) -> dict[str, Any]:
+def entry(record: Mapping[str, Any], fitness: Fitness, algorithm: str,
+          n: int) -> dict[str, Any]:
+    """Proposal `n` of `algorithm`: the scored record, its fitness, who proposed it."""
     return {**record, "fitness": fitness(record), "algorithm": algorithm, "proposal": n}
