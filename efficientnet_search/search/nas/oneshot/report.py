@@ -58,6 +58,11 @@ def report_lines(payload: dict[str, Any]) -> list[str]:
         lines.append(f"| {' '.join(a['blocks'])} | {a['resolution']} | {a['macs']:,} | "
                      f"{a['supernet']:.4f} | {_f(a.get('synflow'))} | "
                      f"{', '.join(f'{x:.4f}' for x in a['standalone'])} |")
+    if payload.get("plots"):
+        lines += ["", "Plots: " + ", ".join(f"[{n}]({n})" for n in payload["plots"]) + " "
+                      "(every scored architecture's score against MACs with the chosen one and "
+                      "the calibration set marked; supernet score and MACs against stand-alone "
+                      "accuracy)."]  # fmt: skip
     seconds = payload.get("seconds", {})
     lines += ["", f"Time: supernet {seconds.get('supernet')} s, search {seconds.get('search')} "
                   f"s, calibration {seconds.get('calibration')} s (this run, this machine)."]
