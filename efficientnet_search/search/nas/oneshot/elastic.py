@@ -36,6 +36,10 @@ RESOLUTION = "resolution"
 # the block has a 1x1 expansion (expand ratio > 1), input, expanded, SE bottleneck (0: no SE)
 # and output channels, identity skip on.
 FIELDS = ("active", "kernel", "expand", "cin", "cexp", "cse", "cout", "skip")
+# After the slots' rows, one row of the network's own widths (channel prefixes too): the
+# stem's output channels and the head's, in its first two fields (the rest 0). A scaled
+# network (search/supergrid/) changes both; a NAS subnet keeps the baseline's.
+STEM, HEAD = 0, 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,8 +109,13 @@ class ElasticSpace:
             return {**params, RESOLUTION: rng.choice(others)}
         return {**self.space.mutate(params, rng), RESOLUTION: params[RESOLUTION]}
 
+    @property
+    def choice_shape(self) -> tuple[int, int]:
+        """The shape of `encode`'s rows: one per slot, then the network row (STEM, HEAD)."""
+        return len(self.slots) + 1, len(FIELDS)
+
     def encode(self, blocks: Sequence[str], resolution: int) -> np.ndarray:
-        """The subnet as int32 [len(slots), len(FIELDS)] for the supernet's step.
+        """The subnet as int32 `choice_shape` for the supernet's step.
 
         Raises:
           ValueError: the subnet is not inside this supernet (a larger kernel, more blocks or
@@ -115,7 +124,8 @@ class ElasticSpace:
         if resolution not in self.resolutions:
             raise ValueError(f"resolution {resolution} is not one of the supernet's "
                              f"{list(self.resolutions)}; pick one of them")  # fmt: skip
-        planned = self.spec(blocks, resolution).planned_blocks()
+        spec = self.spec(blocks, resolution)
+        planned = spec.planned_blocks()
         by_stage: dict[int, list] = {}
         for block in planned:
             by_stage.setdefault(block.stage, []).append(block.args)
@@ -129,7 +139,13 @@ class ElasticSpace:
         if sum(len(v) for v in by_stage.values()) != sum(r[0] for r in rows):
             raise ValueError(f"subnet {list(blocks)} has more blocks than the supernet's "
                              "largest network; keep repeats within the space's choices")
-        return np.asarray(rows, dtype=np.int32)
+        if spec.stem_channels > self.stem or spec.head_channels > self.head:
+            raise ValueError(f"subnet {list(blocks)}: stem {spec.stem_channels} and head "
+                             f"{spec.head_channels} channels exceed the supernet's {self.stem} "
+                             f"and {self.head}; keep the width within the space")  # fmt: skip
+        network = [0] * len(FIELDS)
+        network[STEM], network[HEAD] = spec.stem_channels, spec.head_channels
+        return np.asarray([*rows, network], dtype=np.int32)
 
     def _row(self, slot: Slot, args, blocks: Sequence[str]) -> list[int]:
         cexp = args.filters_in * args.expand_ratio

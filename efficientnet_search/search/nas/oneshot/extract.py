@@ -31,7 +31,7 @@ def extract(supernet: Supernet, blocks: Sequence[str], resolution: int, *,
     spec = elastic.spec(blocks, resolution)
     model = build_model(spec=spec, bn_momentum=bn_momentum,
                         input_shape=(resolution, resolution, supernet.channels))  # fmt: skip
-    _set(model, "stem_conv", [supernet.stem.numpy()])
+    _set(model, "stem_conv", [supernet.stem.numpy()[..., :spec.stem_channels]])
     _set_bn(model, "stem_bn", supernet.stem_bn, spec.stem_channels)
     slots = {(s.stage, s.index): i for i, s in enumerate(elastic.slots)}
     index: dict[int, int] = {}
@@ -41,9 +41,10 @@ def extract(supernet: Supernet, blocks: Sequence[str], resolution: int, *,
         _fill_block(model, block, supernet.blocks[slots[(block.stage, j)]],
                     max(elastic.kernels))  # fmt: skip
     last = spec.planned_blocks()[-1].args.filters_out
-    _set(model, "top_conv", [supernet.top.numpy()[:, :, :last]])
+    _set(model, "top_conv", [supernet.top.numpy()[:, :, :last, :spec.head_channels]])
     _set_bn(model, "top_bn", supernet.top_bn, spec.head_channels)
-    _set(model, "predictions", [supernet.dense.numpy(), supernet.dense_bias.numpy()])
+    _set(model, "predictions",
+         [supernet.dense.numpy()[:spec.head_channels], supernet.dense_bias.numpy()])
     return model
 
 

@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from efficientnet_search.arch.layers import CONV_KERNEL_INITIALIZER, DENSE_KERNEL_INITIALIZER
 from efficientnet_search.arch.model import normalization_statistics
-from efficientnet_search.search.nas.oneshot.elastic import FIELDS, ElasticSpace
+from efficientnet_search.search.nas.oneshot.elastic import FIELDS, HEAD, STEM, ElasticSpace
 
 MODES = ("slice", "mask")
 BN_EPSILON = 1e-3  # the builder's batch norm (arch/layers.py `batch_norm`)
@@ -99,7 +99,7 @@ class Supernet(tf.Module):
         self._mean = tf.constant(mean, tf.float32)
         self._std = tf.sqrt(tf.constant([s**2 for s in std], tf.float32))
         signature = [tf.TensorSpec([None, None, None, channels], tf.float32),
-                     tf.TensorSpec([len(elastic.slots), len(FIELDS)], tf.int32)]
+                     tf.TensorSpec(elastic.choice_shape, tf.int32)]
         self._forward = {m: tf.function(self._make_forward(m), input_signature=signature,
                                      autograph=False)
                          for m in (CALIBRATE, INFER)}  # fmt: skip
@@ -109,26 +109,28 @@ class Supernet(tf.Module):
         return [m for m in self.submodules if isinstance(m, BatchNorm)]
 
     def logits(self, images, choices, phase: str = TRAIN, seed=None):
-        """Logits of subnet `choices` (int32 [slots, fields]) on pixels in [0, 255].
+        """Logits of subnet `choices` (int32 `elastic.choice_shape`) on pixels in [0, 255].
 
         `phase`: `train` (batch statistics, dropout seeded by `seed` [2]), `calibrate` (batch
         statistics, accumulated for `recalibrate`) or `infer` (stored statistics).
         """
+        *rows, network = tf.unstack(choices)  # the slots' rows, then the stem's and head's
+        stem, head = network[STEM], network[HEAD]
         x = (tf.cast(images, tf.float32) / 255.0 - self._mean) / self._std
-        x = tf.nn.conv2d(x, self.stem, 2, "SAME")
-        x = ACTIVATION(self._bn(x, self.stem_bn, self.elastic.stem, phase))
-        for slot, v, row in zip(self.elastic.slots, self.blocks, tf.unstack(choices),
-                                strict=True):  # fmt: skip
+        x = tf.nn.conv2d(x, self._out(self.stem, stem), 2, "SAME")
+        x = ACTIVATION(self._bn(x, self.stem_bn, self.elastic.stem, phase, stem))
+        for slot, v, row in zip(self.elastic.slots, self.blocks, rows, strict=True):
             x = self._slot(x, slot, v, row, phase)
-        cout = choices[-1, _F["cout"]]
-        for row in tf.unstack(choices):  # the last present block sets the output width
+        cout = rows[-1][_F["cout"]]
+        for row in rows:  # the last present block sets the output width
             cout = tf.where(row[_F["active"]] > 0, row[_F["cout"]], cout)
-        x = tf.nn.conv2d(x, self._in(self.top, cout), 1, "SAME")
-        x = ACTIVATION(self._bn(x, self.top_bn, self.elastic.head, phase))
+        x = tf.nn.conv2d(x, self._out(self._in(self.top, cout), head), 1, "SAME")
+        x = ACTIVATION(self._bn(x, self.top_bn, self.elastic.head, phase, head))
         x = tf.reduce_mean(x, axis=[1, 2])
         if phase == TRAIN and self.elastic.dropout > 0:
             x = tf.nn.experimental.stateless_dropout(x, self.elastic.dropout, seed=seed)
-        return tf.matmul(x, self.dense) + self.dense_bias
+        dense = self.dense[:head] if self.mode == "slice" else self.dense  # masked: zeros
+        return tf.matmul(x, dense) + self.dense_bias
 
     def infer(self, images, choices) -> tf.Tensor:
         """Softmax outputs with the stored (recalibrated) statistics; one trace."""

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from efficientnet_search.search.nas.oneshot.elastic import FIELDS, RESOLUTION, ElasticSpace
+from efficientnet_search.search.nas.oneshot.elastic import RESOLUTION, ElasticSpace
 from efficientnet_search.search.nas.oneshot.supernet import Supernet
 
 
@@ -94,7 +94,7 @@ class SandwichTrainer:
             checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
             logging.info("supernet: resumed at step %d from %s", int(self.step),
                          self.manager.latest_checkpoint)  # fmt: skip
-        channels, shape = supernet.channels, [len(self.elastic.slots), len(FIELDS)]
+        channels, shape = supernet.channels, self.elastic.choice_shape
         # One subnet's forward and backward is traced once and called per subnet of the
         # sandwich (tracing all of them in one step took minutes on the B0 space).
         self._grads = tf.function(self._subnet_grads, autograph=False, input_signature=[

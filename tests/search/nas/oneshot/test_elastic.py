@@ -7,7 +7,13 @@ import random
 import pytest
 
 from efficientnet_search import config as config_lib
-from efficientnet_search.search.nas.oneshot.elastic import FIELDS, RESOLUTION, build_elastic
+from efficientnet_search.search.nas.oneshot.elastic import (
+    FIELDS,
+    HEAD,
+    RESOLUTION,
+    STEM,
+    build_elastic,
+)
 from efficientnet_search.search.nas.space import SpaceConfig
 
 from .conftest import TINY_BASELINE
@@ -17,16 +23,20 @@ ACTIVE, CIN, COUT = FIELDS.index("active"), FIELDS.index("cin"), FIELDS.index("c
 
 def test_largest_fills_every_slot_and_smallest_keeps_a_first_block_per_stage(tiny_elastic):
     largest = tiny_elastic.encode(tiny_elastic.blocks(tiny_elastic.largest()), 40)
-    assert largest[:, ACTIVE].all()
+    assert largest.shape == tiny_elastic.choice_shape == (len(tiny_elastic.slots) + 1,
+                                                          len(FIELDS))
+    slots = largest[:-1]  # the last row holds the network's stem and head widths
+    assert slots[:, ACTIVE].all()
     assert [(s.cin, s.cout) for s in tiny_elastic.slots] == [tuple(r) for r in
-                                                              largest[:, [CIN, COUT]]]
-    smallest = tiny_elastic.encode(tiny_elastic.blocks(tiny_elastic.smallest()), 32)
+                                                              slots[:, [CIN, COUT]]]
+    assert list(largest[-1, [STEM, HEAD]]) == [tiny_elastic.stem, tiny_elastic.head]
+    smallest = tiny_elastic.encode(tiny_elastic.blocks(tiny_elastic.smallest()), 32)[:-1]
     stages = [s.stage for s in tiny_elastic.slots]
     firsts = [i for i, s in enumerate(tiny_elastic.slots) if s.index == 0]
     assert smallest[firsts, ACTIVE].all() and smallest[:, ACTIVE].sum() == len(set(stages))
     # channels are prefixes: every subnet's widths are at most the slot's
     for params in (tiny_elastic.sample(random.Random(i)) for i in range(20)):
-        rows = tiny_elastic.encode(tiny_elastic.blocks(params), params[RESOLUTION])
+        rows = tiny_elastic.encode(tiny_elastic.blocks(params), params[RESOLUTION])[:-1]
         for slot, row in zip(tiny_elastic.slots, rows, strict=True):
             assert row[ACTIVE] == 0 or (row[CIN] <= slot.cin and row[COUT] <= slot.cout)
 
