@@ -85,7 +85,7 @@ class SearchConfig:
       validation: `all` validates at every epoch end (learning curves in the report);
         `needed` runs only the passes something reads: without an asynchronous pruner, the
         last one (the same final accuracy; the curves then have one point a trial).
-      max_repeats: racing (grid/racing.py): after the first `repeats` seeds, one seed more
+      max_repeats: racing (search/racing.py): after the first `repeats` seeds, one seed more
         per round for the candidates still tied with the best, until one is left or each has
         this many (default null: `repeats`, no racing). Its looks share `1 - confidence`
         (Bonferroni, search/stats.py). Raising it on a finished run adds rounds to it.

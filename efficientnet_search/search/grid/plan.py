@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import yaml
 from absl import logging
 
 from efficientnet_search import config as config_lib
@@ -25,7 +24,8 @@ from efficientnet_search.arch.scaling import (
     grid_candidates,
 )
 from efficientnet_search.jsonio import write_json
-from efficientnet_search.search.grid import costs, racing
+from efficientnet_search.search import racing
+from efficientnet_search.search.grid import costs
 from efficientnet_search.search.grid import rungs as rungs_lib
 from efficientnet_search.search.grid.config import GridConfig, SearchConfig
 from efficientnet_search.search.proxy.config import ProxyConfig
@@ -217,7 +217,7 @@ def study_name(config: GridConfig) -> str:
         return config.search.study_name
     data = config_lib.to_dict(config)
     data.pop("verify", None)  # what runs after the grid does not change the grid
-    # Racing rounds are studies of their own (racing.py): the first seeds are the same grid.
+    # Racing rounds are studies of their own (search/racing.py): the first seeds are the same grid.
     for runtime in ("workers", "threads", "heartbeat_interval", "grace_period", "confidence",
                     "trials_per_process", "reuse_models", "data_cache", "max_memory_growth",
                     "worker_memory_gb", "validation", "max_repeats"):
@@ -270,22 +270,3 @@ def race_plan(config: GridConfig, group: str | None = None) -> racing.RacePlan:
     """The racing of `config` (no racing unless `search.max_repeats` exceeds `repeats`)."""
     search = config.search
     return racing.RacePlan(search.repeats, search.race_repeats, search.confidence, group)
-
-
-def save_run_config(config: GridConfig, run_dir: Path) -> Path:
-    """Writes config.yaml (config.save_config), letting a finished run race further.
-
-    A run directory refuses a different config, except a new `search.max_repeats`: racing
-    only adds rounds of seeds on top of the same grid (racing.py), so raising it is how a
-    tie is settled; config.yaml then records the latest value.
-    """
-    path = Path(run_dir) / "config.yaml"
-    if path.is_file():
-        old = config_lib.read_yaml(path) or {}
-        new = config_lib.to_dict(config)
-        if (isinstance(old.get("search"), dict)
-                and old["search"].get("max_repeats") != new["search"]["max_repeats"]):
-            old["search"]["max_repeats"] = new["search"]["max_repeats"]
-            if old == new:
-                path.write_text(yaml.safe_dump(new, sort_keys=False))
-    return config_lib.save_config(config, run_dir)

@@ -49,7 +49,7 @@ def trial_record(trial: FrozenTrial) -> dict[str, Any]:
     return {
         "number": trial.number,
         "rung": attrs.get("rung", 0),
-        "round": attrs.get("round", 0),  # racing round (racing.py)
+        "round": attrs.get("round", 0),  # racing round (search/racing.py)
         "candidate": attrs.get("candidate"),
         "kind": attrs.get("kind", "compound"),
         **{k: attrs.get(k) for k in ("alpha", "beta", "gamma", "seed")},

@@ -26,8 +26,8 @@ from absl import logging
 
 from efficientnet_search import config as config_lib
 from efficientnet_search.jsonio import write_json
-from efficientnet_search.search import stats
-from efficientnet_search.search.grid import equal_cost, plan, racing, worker
+from efficientnet_search.search import racing, stats
+from efficientnet_search.search.grid import equal_cost, plan, worker
 from efficientnet_search.search.grid import report as report_lib
 from efficientnet_search.search.grid import results as results_lib
 from efficientnet_search.search.grid import rungs as rungs_lib
@@ -98,7 +98,7 @@ def run_grid_search(
     storage_lib.check_storage(storage)
     splits = worker.load_data(config)
     table = plan.candidate_plan(config, run_dir)
-    plan.save_run_config(config, run_dir)  # a new search.max_repeats races a finished run on
+    racing.save_run_config(config, run_dir)  # a new search.max_repeats races a finished run on
     plan.store_plan(config, table, run_dir)
     ladder = open_ladder(config, run_dir, storage, table)
     points = len(ladder.points0)

@@ -18,7 +18,7 @@ not single seeds, move up, so every rung keeps `repeats` seeds per candidate for
 
 Each rung is its own Optuna study, `<study>/rung<r>`; its points follow deterministically
 from the finished rung below, so every worker computes the same list and `study.open_study`
-queues it exactly once, as it does for rung 0. Racing (racing.py, `search.max_repeats`)
+queues it exactly once, as it does for rung 0. Racing (search/racing.py, `search.max_repeats`)
 climbs the same way after the last rung: rounds of more seeds for the candidates still tied
 with the best, each round a study whose points follow from the rounds before it.
 """
@@ -32,8 +32,7 @@ from typing import Any
 
 import optuna
 
-from efficientnet_search.search import stats
-from efficientnet_search.search.grid import racing
+from efficientnet_search.search import racing, stats
 from efficientnet_search.search.grid import results as results_lib
 from efficientnet_search.search.trials import storage as storage_lib
 from efficientnet_search.search.trials import study as study_lib
@@ -89,7 +88,7 @@ class Ladder:
     """Opens the rungs of one search in order, as far as finished rungs allow.
 
     `points0` are rung 0's points (every candidate and seed, in queue order); `open_queue`
-    opens (or joins) a rung's study with given points. `race` (racing.py) adds rounds of
+    opens (or joins) a rung's study with given points. `race` (search/racing.py) adds rounds of
     seeds at the last rung; None or a plan without racing: no rounds.
     """
 
@@ -158,11 +157,13 @@ class Ladder:
         done = self.last_rung()
         points = [p for r in done for p in r.points]
         round_ = rung.round + 1
-        nxt = racing.next_round(self.race, points, self.records(done), round_)
-        if not nxt:
+        nxt = racing.next_study(self.race, self._study(rung.index), points,
+                                self.records(done), round_)  # fmt: skip
+        if nxt is None:
             return None
-        name = f"{self._study(rung.index)}/{self.race.study_suffix(round_)}"
-        return Rung(rung.index, rung.budget, self.open_queue(name, nxt), tuple(nxt), round_)
+        name, points = nxt
+        return Rung(rung.index, rung.budget, self.open_queue(name, points), tuple(points),
+                    round_)  # fmt: skip
 
     def finished(self) -> bool:
         """Whether the last rung is open and done (or no rung can be promoted)."""
@@ -196,7 +197,7 @@ def rung_summaries(ladder: Ladder, records_by_rung: dict[int, list[dict[str, Any
                    evals_per_epoch: int, confidence: float) -> list[dict[str, Any]]:
     """Per rung: its budget in epochs, its candidates' means and best set, who moved up."""
     out = []
-    rungs = [rung for rung in ladder.rungs() if rung.round == 0]  # racing rounds: racing.py
+    rungs = [rung for rung in ladder.rungs() if rung.round == 0]  # racing rounds: search/racing.py
     for rung in rungs:
         records = records_by_rung.get(rung.index, [])
         summary = stats.summarize(records, confidence)

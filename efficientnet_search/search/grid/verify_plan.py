@@ -103,7 +103,7 @@ def points(config: GridConfig, planned: Sequence[Mapping[str, Any]]) -> list[stu
 def open_ladder(config: GridConfig, run_dir: Path, storage: str | None,
                 phis: Sequence[int]) -> rungs_lib.Ladder:
     """The verify study (one rung, no pruning) in the grid's storage; with the grid's
-    `search.max_repeats` each phi races on its own (racing.py)."""
+    `search.max_repeats` each phi races on its own (search/racing.py)."""
     results = load_results(run_dir)
     planned = verify_plan(config, results, phis, run_dir)
     return rungs_lib.open_ladder(

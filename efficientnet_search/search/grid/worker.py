@@ -116,7 +116,7 @@ def _work(config: GridConfig, ladder: rungs_lib.Ladder, state: _WorkerState, *, 
 
         trial_work.work_queue(
             rung.queue, train, share, poll_seconds=min(5.0, config.search.heartbeat_interval),
-            log=lambda frozen, rung=rung: log_progress(config, rung, frozen, share),
+            log=lambda frozen, rung=rung: log_progress(config, rung, frozen, share, ladder),
             prefer=prefer if reorder else None, stop=lambda: state.over_memory)
     return share.trained
 
@@ -232,13 +232,22 @@ def train_trial(config: GridConfig, study: optuna.Study, trial: optuna.Trial, sp
 
 
 def log_progress(config: GridConfig, rung: rungs_lib.Rung,
-                 frozen: optuna.trial.FrozenTrial, share: trial_work.Share) -> None:
-    """One line per finished trial: count, this trial, best so far, ETA (of its rung)."""
+                 frozen: optuna.trial.FrozenTrial, share: trial_work.Share,
+                 ladder: rungs_lib.Ladder | None = None) -> None:
+    """One line per finished trial: count, this trial, best so far, ETA (of its rung).
+
+    In a racing round the count is the round's (`racing round k: trial i/n`) and the best so
+    far is judged on every round of the rung (from `ladder`), as the race decides it.
+    """
     queue = rung.queue
     trials = queue.point_trials()
     done, eta = trial_work.progress_eta(queue, trials)
     record = results_lib.trial_record(frozen)
-    summary = stats.summarize([results_lib.trial_record(t) for t in trials])
+    if rung.round and ladder is not None:
+        race = [r for r in ladder.last_rung() if r.round <= rung.round]
+        summary = stats.summarize(ladder.records(race))
+    else:
+        summary = stats.summarize([results_lib.trial_record(t) for t in trials])
     best = summary.best
     best_text = f"{best.key} {best.mean:.4f} ({best.n} seeds)" if best else "none yet"
     if eta is None:  # too few finished yet: this worker's pace times the workers running
@@ -248,12 +257,12 @@ def log_progress(config: GridConfig, rung: rungs_lib.Rung,
     accuracy = record["val_accuracy"]
     where = "" if config.search.pruner != rungs_lib.HALVING else (
         f"rung {rung.index} ({rung.budget / config.proxy.evals_per_epoch:.3g} epochs) ")
-    where += f"racing round {rung.round} " if rung.round else ""
+    where += f"racing round {rung.round}: " if rung.round else ""
     logging.info(
-        "%strial %d/%d %s seed %s: %s val_acc %s in %.0fs | best so far %s | ETA %s",
+        "%strial %d/%d %s seed %s: %s val_acc %s in %.0fs | best so far %s | ETA %s%s",
         where, done, queue.size, record["candidate"], record["seed"], record["state"].lower(),
         "n/a" if accuracy is None else f"{accuracy:.4f}", record["seconds"] or 0.0,
-        best_text, trial_work.duration(eta),
+        best_text, trial_work.duration(eta), " (this round)" if rung.round else "",
     )  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""Racing (grid/racing.py): rounds of seeds for the candidates still tied with the best, as
+"""Racing (search/racing.py): rounds of seeds for the candidates still tied with the best, as
 studies of the same storage; driven here with made-up accuracies instead of training."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ import optuna
 import pytest
 
 from efficientnet_search.arch.scaling import Candidate
-from efficientnet_search.search.grid import plan, racing
+from efficientnet_search.search import racing
+from efficientnet_search.search.grid import plan
 from efficientnet_search.search.grid import run as grid
 from efficientnet_search.search.grid import rungs as rungs_lib
 from efficientnet_search.search.trials import storage as storage_lib
@@ -148,3 +149,35 @@ def test_each_group_races_on_its_own_as_verify_races_each_phi():
     # Pooled into one race, phi=3's clear leader would stop phi=2's tie from getting seeds.
     together = racing.next_round(racing.RacePlan(2, 3, 0.95), points, records, 1)
     assert [p.key for p in together] == []
+
+
+def test_the_progress_line_of_a_round_names_it_and_judges_the_best_on_every_round(
+        tmp_path, monkeypatch):
+    from efficientnet_search.search.grid import worker
+
+    ladder = _ladder(tmp_path, max_repeats=6)
+    while ladder.current().round == 0:  # finish round 0 only
+        rung = ladder.current()
+        trial = rung.queue.claim()
+        value = _accuracy(trial.user_attrs)
+        trial_work.end_trial(rung.queue.study, trial, value, attrs={"epoch_accuracies": [value]})
+    rung = ladder.current()
+    assert rung.round == 1 and len(rung.points) == 2
+    trial = rung.queue.claim()
+    trial_work.end_trial(rung.queue.study, trial, 0.5, attrs={"epoch_accuracies": [0.5]})
+    frozen = rung.queue.study.get_trials()[-1]
+    lines = []
+    monkeypatch.setattr(worker.logging, "info", lambda fmt, *args: lines.append(fmt % args))
+    share = trial_work.Share()
+    share.trained = 1
+    worker.log_progress(ladder_config(), rung, frozen, share, ladder)
+    # The count is the round's, and says so; the best so far is judged on rounds 0 and 1 (the
+    # paper's point, 2 seeds), not on the round's lone trial at 0.5.
+    assert lines[0].startswith("racing round 1: trial 1/2 ")
+    assert "(this round)" in lines[0]
+    assert "best so far a1.20_b1.10_g1.15 0.8000 (2 seeds)" in lines[0]
+
+
+def ladder_config():
+    return grid.load_grid_config(SMOKE, [*TINY, "search.repeats=2", "search.max_repeats=6"],
+                                 None)  # fmt: skip

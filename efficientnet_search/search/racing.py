@@ -1,4 +1,4 @@
-"""Racing: seeds spent where the grid's answer is still uncertain (`search.max_repeats`).
+"""Racing: seeds spent where a search's answer is still uncertain (`search.max_repeats`).
 
 After the first `repeats` seeds of every candidate, a round adds one seed to each candidate
 still tied with the best (the best included), and the next round is decided from every seed
@@ -8,20 +8,27 @@ looks (Bonferroni), so the race's chance of dropping a candidate as good as the 
 what `search.confidence` says. Racing in the spirit of Maron & Moore (1994) and F-race
 (Birattari et al. 2002): candidates that are clearly worse stop costing seeds.
 
-Rounds have the shape of candidate-halving rungs (rungs.py): each is its own Optuna study,
-`<rung study>/race-m<max_repeats>-c<confidence>/round<k>`, whose points follow
-deterministically from the finished rounds before it, so every worker computes the same list
-and the queue takes each point exactly once; a run resumes round by round. The study names
-carry the plan because its looks' confidence depends on it: raising `max_repeats` on a
-finished run races again on top of the same first seeds.
+Shared by the grid (its last rung and verify's phi, grid/rungs.py) and the NAS's retraining
+of its top candidates (nas/plan.py). Each round is its own Optuna study,
+`<study>/race-m<max_repeats>-c<confidence>/round<k>`, whose points follow deterministically
+from the finished rounds before it, so every worker computes the same list and the queue
+takes each point exactly once; a run resumes round by round (`Rounds` opens them for one
+budget; the grid's Ladder opens them after its last rung). The study names carry the plan
+because its looks' confidence depends on it: raising `max_repeats` on a finished run
+(`save_run_config`) races again on top of the same first seeds.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import yaml
+from optuna.trial import FrozenTrial
+
+from efficientnet_search import config as config_lib
 from efficientnet_search.search import stats
 from efficientnet_search.search.trials import study as study_lib
 
@@ -83,6 +90,71 @@ def next_round(plan: RacePlan, points: Sequence[study_lib.Point],
     return out
 
 
+def next_study(plan: RacePlan, base_name: str, points: Sequence[study_lib.Point],
+               records: Sequence[Mapping[str, Any]], round_: int
+               ) -> tuple[str, list[study_lib.Point]] | None:
+    """The study name and points of round `round_` after study `base_name`'s finished rounds
+    (`points`, `records`: see next_round); None when the race is over."""
+    if not plan.racing:
+        return None
+    nxt = next_round(plan, points, records, round_)
+    return (f"{base_name}/{plan.study_suffix(round_)}", nxt) if nxt else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Round:
+    """One round of a race: its index (0: the first `repeats` seeds), queue and points."""
+
+    index: int
+    queue: study_lib.TrialQueue
+    points: tuple[study_lib.Point, ...]
+
+
+@dataclasses.dataclass
+class Rounds:
+    """The rounds of one race at one budget, opened in order as far as finished rounds allow.
+
+    `points0` are round 0's points (every candidate with its first seeds), queued in study
+    `base_name`; `open_queue(name, points)` opens (or joins) a study; `record` turns a trial
+    into the record stats.summarize reads (candidate, seed, state, val_accuracy).
+    """
+
+    plan: RacePlan
+    base_name: str
+    points0: list[study_lib.Point]
+    open_queue: Callable[[str, list[study_lib.Point]], study_lib.TrialQueue]
+    record: Callable[[FrozenTrial], dict[str, Any]]
+    _opened: list[Round] = dataclasses.field(default_factory=list)
+
+    def current(self) -> Round:
+        """The first round with work left, or the last one when the race is over."""
+        if not self._opened:
+            self._opened.append(Round(0, self.open_queue(self.base_name, self.points0),
+                                      tuple(self.points0)))  # fmt: skip
+        while not self._opened[-1].queue.unfinished():
+            points = [p for r in self._opened for p in r.points]
+            nxt = next_study(self.plan, self.base_name, points, self.records(),
+                             len(self._opened))  # fmt: skip
+            if nxt is None:
+                break
+            name, new = nxt
+            self._opened.append(Round(len(self._opened), self.open_queue(name, new), tuple(new)))
+        return self._opened[-1]
+
+    def finished(self) -> bool:
+        return not self.current().queue.unfinished()
+
+    def opened(self) -> list[Round]:
+        """The rounds opened so far (after `current`), first round first."""
+        return list(self._opened)
+
+    def records(self, rounds: Sequence[Round] | None = None) -> list[dict[str, Any]]:
+        """Records of `rounds` (default: every opened round), each with its round index."""
+        return [{**self.record(t), "round": r.index}
+                for r in (self._opened if rounds is None else rounds)
+                for t in r.queue.point_trials()]  # fmt: skip
+
+
 def reseeded(point: study_lib.Point, seed: int, round_: int) -> study_lib.Point:
     """`point` with another seed, marked as round `round_` (its key ends in `_s<seed>`, and a
     halving rung's `_r<index>` after it)."""
@@ -140,3 +212,22 @@ def racing_note(plan: RacePlan, summaries: Sequence[Mapping[str, Any]]) -> str:
         text += (f" It stopped with {len(final)} candidates still tied: each had "
                  f"max_repeats={plan.max_repeats} seeds or no more could be added.")
     return text
+
+
+def save_run_config(config: Any, run_dir: str | Path) -> Path:
+    """Writes config.yaml (config.save_config), letting a finished run race further.
+
+    A run directory refuses a different config, except a new `search.max_repeats`: racing
+    only adds rounds of seeds on top of the same first seeds, so raising it is how a tie is
+    settled; config.yaml then records the latest value.
+    """
+    path = Path(run_dir) / "config.yaml"
+    if path.is_file():
+        old = config_lib.read_yaml(path) or {}
+        new = config_lib.to_dict(config)
+        if (isinstance(old.get("search"), dict)
+                and old["search"].get("max_repeats") != new["search"]["max_repeats"]):
+            old["search"]["max_repeats"] = new["search"]["max_repeats"]
+            if old == new:
+                path.write_text(yaml.safe_dump(new, sort_keys=False))
+    return config_lib.save_config(config, run_dir)
