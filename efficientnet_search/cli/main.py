@@ -103,6 +103,7 @@ def _run_nas(args: argparse.Namespace) -> None:
 # ----------------------------------------------------------------------------- oneshot
 def _add_oneshot(parser: argparse.ArgumentParser) -> None:
     _add_config_flags(parser)
+    _add_worker_flags(parser, "processes scoring the proposals that need no score (default 1)")
     parser.add_argument("--seed", type=int, help="seed of the supernet, searches, calibration")
 
 

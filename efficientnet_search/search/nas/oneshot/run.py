@@ -30,7 +30,7 @@ from absl import logging
 from efficientnet_search import config as config_lib
 from efficientnet_search.jsonio import write_json
 from efficientnet_search.search.nas.oneshot import calibration as calibration_lib
-from efficientnet_search.search.nas.oneshot import ranking
+from efficientnet_search.search.nas.oneshot import ranking, spread
 from efficientnet_search.search.nas.oneshot import report as report_lib
 from efficientnet_search.search.nas.oneshot import search as search_lib
 from efficientnet_search.search.nas.oneshot.config import OneShotConfig
@@ -46,8 +46,11 @@ def check(config: OneShotConfig, num_classes: int = 10):
                          num_classes=num_classes, dropout=config.proxy.dropout)  # fmt: skip
 
 
-def run_oneshot(config: OneShotConfig, run_dir: str | Path) -> dict[str, Any]:
-    """Runs (or resumes) the one-shot search of `config` in `run_dir`; returns results."""
+def run_oneshot(config: OneShotConfig, run_dir: str | Path, *, workers: int = 1,
+                storage: str | None = None) -> dict[str, Any]:
+    """Runs (or resumes) the one-shot search of `config` in `run_dir`; returns results.
+    With `workers` > 1 or a `storage`, the proposals that need no score are scored by worker
+    processes through the shared queue (spread.py)."""
     from efficientnet_search import data as data_lib
     from efficientnet_search.search.nas.oneshot.supernet import Supernet
     from efficientnet_search.search.nas.oneshot.train import SandwichTrainer
@@ -55,6 +58,7 @@ def run_oneshot(config: OneShotConfig, run_dir: str | Path) -> dict[str, Any]:
 
     run_dir = Path(run_dir)
     check(config)  # a bad baseline fails before anything is written
+    spread.check_workers(workers, storage)
     config_lib.save_config(config, run_dir)
     section, start = config.oneshot, time.perf_counter()
     configure_threads(section.threads)
@@ -75,6 +79,10 @@ def run_oneshot(config: OneShotConfig, run_dir: str | Path) -> dict[str, Any]:
     subset = slice(0, section.score_images)
     scorer = Scorer(net, recal, dataclasses.replace(val, labels=val.labels[subset], by_resolution={
         r: a[subset] for r, a in val.by_resolution.items()}), run_dir / "scored.csv")
+    if workers > 1 or storage:
+        spread.spread_scores(config, scorer, spread.independent_proposals(elastic, config),
+                             run_dir, workers=workers, storage=storage,
+                             threads=section.threads)  # fmt: skip
     objective = config.objective
     base = costs(elastic, config.proxy.blocks, config.proxy.base_resolution)[objective.cost]
     fitness = search_lib.fitness_of(base * objective.target_ratio, objective.exponent,
@@ -186,4 +194,6 @@ def main(args) -> None:
     config = load_oneshot_config(args.config, list(args.set or []), getattr(args, "seed", None))
     logging.info("oneshot %s: %d resolution(s), supernet %d epochs", config.name,
                  len(config.resolutions), config.oneshot.train.epochs)  # fmt: skip
-    run_oneshot(config, args.run_dir or str(Path("runs") / config.name))
+    run_oneshot(config, args.run_dir or str(Path("runs") / config.name),
+                workers=getattr(args, "workers", None) or 1,
+                storage=getattr(args, "storage", None))

@@ -68,6 +68,21 @@ class Scorer:
         key = self.key(params)
         if key in self.records:
             return self.records[key]
+        return self.add(self.measure(params))
+
+    def add(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Keeps `record` (from `measure`, here or in a worker process) numbered next and
+        appended to the CSV; the one already kept when its network was scored before."""
+        if record["key"] in self.records:
+            return self.records[record["key"]]
+        record = {**record, "number": len(self.records)}
+        self.records[record["key"]] = record
+        self._append(record)
+        return record
+
+    def measure(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Scores subnet `params` now (neither cached nor recorded; `add` keeps it)."""
+        key = self.key(params)
         resolution = int(params[RESOLUTION])
         blocks = self.elastic.blocks(params)
         choices = self.elastic.encode(blocks, resolution)
@@ -78,12 +93,9 @@ class Scorer:
                                   _batches(self.val.labels, self.batch_size), strict=True):
             predicted = np.argmax(self.net.infer(images, choices).numpy(), axis=-1)
             correct += int(np.sum(predicted == labels))
-        record = {"number": len(self.records), "key": key, "resolution": resolution,
-                  "score": correct / len(self.val), **costs(self.elastic, blocks, resolution),
-                  "blocks": list(blocks), "choice": dict(params)}  # fmt: skip
-        self.records[key] = record
-        self._append(record)
-        return record
+        return {"number": None, "key": key, "resolution": resolution,
+                "score": correct / len(self.val), **costs(self.elastic, blocks, resolution),
+                "blocks": list(blocks), "choice": dict(params)}  # fmt: skip
 
     def _append(self, record: dict[str, Any]) -> None:
         new = not self.path.exists()
