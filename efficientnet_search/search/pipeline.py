@@ -6,7 +6,9 @@
 Stages, each its own sub-directory and resumable on its own (re-running the command skips
 finished trials of every stage):
 
-1. `nas/`: the architecture search (`nas/run.py`); its chosen baseline is block strings.
+1. `nas/`: the architecture search, multi-trial (`nas/run.py`) or, with `nas.method:
+   oneshot`, the one-shot search on a weight-sharing supernet (`nas/oneshot/run.py`,
+   configs/pipeline/oneshot_smoke.yaml); either way its chosen baseline is block strings.
 2. `grid/`: the compound-scaling grid at phi=1 on that baseline
    (`proxy.blocks_from=<run>/nas/results.json`).
 3. `family.json`: the phi family of the searched baseline with the grid's coefficients
@@ -40,6 +42,23 @@ class StageConfig:
     set: tuple[str, ...] = ()
 
 
+NAS_METHODS = ("nas", "oneshot")
+
+
+@dataclasses.dataclass(frozen=True)
+class NasStageConfig(StageConfig):
+    """The NAS stage: its config file, overrides, and which search runs it (`nas`: the
+    multi-trial search, `oneshot`: the supernet search; each reads its own config kind)."""
+
+    method: str = "nas"
+
+    def __post_init__(self) -> None:
+        if self.method not in NAS_METHODS:
+            raise config_lib.ConfigError(
+                f"pipeline nas.method={self.method!r} is not a NAS method; accepted: "
+                f"{', '.join(NAS_METHODS)}")
+
+
 @dataclasses.dataclass(frozen=True)
 class FamilyConfig:
     """The family built at the end (as `efficientnet-search scale`)."""
@@ -54,7 +73,7 @@ class PipelineConfig:
     """NAS, then grid, then family."""
 
     name: str = "pipeline"
-    nas: StageConfig = dataclasses.field(default_factory=StageConfig)
+    nas: NasStageConfig = dataclasses.field(default_factory=NasStageConfig)
     grid: StageConfig = dataclasses.field(default_factory=StageConfig)
     family: FamilyConfig = dataclasses.field(default_factory=FamilyConfig)
 
@@ -64,14 +83,13 @@ def run_pipeline(config: PipelineConfig, *, config_dir: str | Path = ".",
                  workers: int | None = None) -> dict[str, Any]:
     """Runs (or resumes) every stage in `run_dir`; returns the family record it wrote."""
     run_dir = Path(run_dir or Path("runs") / config.name)
-    nas_config = nas.load_nas_config(_stage_path(config.nas, config_dir, "nas"),
-                                     list(config.nas.set), None)  # fmt: skip
+    search_nas = _nas_stage(config.nas, _stage_path(config.nas, config_dir, "nas"))
     nas_results = run_dir / "nas" / "results.json"
     grid_overrides = [*config.grid.set, f"proxy.blocks_from={nas_results.resolve()}"]
     grid_path = _stage_path(config.grid, config_dir, "grid")
     config_lib.load_config(grid.GridConfig, grid_path, config.grid.set)  # bad grid: fail now
     config_lib.save_config(config, run_dir)
-    nas.run_nas(nas_config, run_dir=run_dir / "nas", storage=storage, workers=workers)
+    search_nas(run_dir / "nas", storage, workers)
     grid_config = grid.load_grid_config(grid_path, grid_overrides, None)
     grid_result = grid.run_grid_search(grid_config, run_dir=run_dir / "grid", storage=storage,
                                        workers=workers)  # fmt: skip
@@ -108,6 +126,19 @@ def write_family(config: FamilyConfig, nas_results: Path, grid_results: Path,
         print(f"note: {caveat}")
     print(f"family:  {path}")
     return record
+
+
+def _nas_stage(stage: NasStageConfig, path: Path):
+    """The NAS stage as a function of (run_dir, storage, workers), its config loaded and
+    checked now (bad input fails before anything is written)."""
+    if stage.method == "oneshot":
+        from efficientnet_search.search.nas.oneshot.run import load_oneshot_config, run_oneshot
+
+        oneshot_config = load_oneshot_config(str(path), list(stage.set), None)
+        return lambda run_dir, storage, workers: run_oneshot(oneshot_config, run_dir)
+    nas_config = nas.load_nas_config(path, list(stage.set), None)
+    return lambda run_dir, storage, workers: nas.run_nas(nas_config, run_dir=run_dir,
+                                                         storage=storage, workers=workers)
 
 
 def _stage_path(stage: StageConfig, config_dir: str | Path, name: str) -> Path:
