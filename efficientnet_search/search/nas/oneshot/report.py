@@ -58,6 +58,15 @@ def report_lines(payload: dict[str, Any]) -> list[str]:
         lines.append(f"| {' '.join(a['blocks'])} | {a['resolution']} | {a['macs']:,} | "
                      f"{a['supernet']:.4f} | {_f(a.get('synflow'))} | "
                      f"{', '.join(f'{x:.4f}' for x in a['standalone'])} |")
+    check = payload.get("latency_table")
+    if check:
+        errors = ", ".join(f"{100 * n['error']:+.0f}%" for n in check["networks"])
+        lines += ["", f"Latency from a per-block table ({check['pieces']} pieces timed on "
+                      f"{check['device']}, batch {check['batch_size']}; latency_table.csv). "
+                      f"Against whole-network timing of {len(check['networks'])} networks "
+                      f"spread over MACs, the table's error is {errors or 'not checked'} "
+                      f"(median |error| {_pct(check['median_abs_error'])}; Spearman "
+                      f"{_f(check['spearman'])})."]  # fmt: skip
     if payload.get("plots"):
         lines += ["", "Plots: " + ", ".join(f"[{n}]({n})" for n in payload["plots"]) + " "
                       "(every scored architecture's score against MACs with the chosen one and "
@@ -115,6 +124,10 @@ def _gain_verdict(gain) -> str:
 def _f(value) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) \
         else f"{value:.3f}"
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.0f}%"
 
 
 def _ci(pair) -> str:

@@ -30,13 +30,17 @@ from absl import logging
 from efficientnet_search import config as config_lib
 from efficientnet_search.jsonio import write_json
 from efficientnet_search.search.nas.oneshot import calibration as calibration_lib
+from efficientnet_search.search.nas.oneshot import latency_table as latency_lib
+from efficientnet_search.search.nas.oneshot import plots as plots_lib
 from efficientnet_search.search.nas.oneshot import ranking, spread
 from efficientnet_search.search.nas.oneshot import report as report_lib
 from efficientnet_search.search.nas.oneshot import search as search_lib
 from efficientnet_search.search.nas.oneshot.config import OneShotConfig
 from efficientnet_search.search.nas.oneshot.elastic import RESOLUTION, build_elastic
+from efficientnet_search.search.nas.oneshot.honesty import calibration_ranking
 from efficientnet_search.search.nas.oneshot.optuna_search import optuna_search
 from efficientnet_search.search.nas.oneshot.scoring import Scorer, costs
+from efficientnet_search.search.nas.oneshot.zero_cost import synflow_scores
 
 
 def check(config: OneShotConfig, num_classes: int = 10):
@@ -84,20 +88,24 @@ def run_oneshot(config: OneShotConfig, run_dir: str | Path, *, workers: int = 1,
                              run_dir, workers=workers, storage=storage,
                              threads=section.threads)  # fmt: skip
     objective = config.objective
-    base = costs(elastic, config.proxy.blocks, config.proxy.base_resolution)[objective.cost]
+    table = latency_lib.for_run(config, run_dir, elastic)  # None unless asked for
+    score = latency_lib.with_latency(scorer.score, table, elastic)
+    at = (config.proxy.blocks, config.proxy.base_resolution)  # the baseline's T
+    base = (table.network_ms(elastic.spec(*at)) if objective.cost == "latency"
+            else costs(elastic, *at)[objective.cost])
     fitness = search_lib.fitness_of(base * objective.target_ratio, objective.exponent,
                                     objective.cost)  # fmt: skip
-    randoms = search_lib.random_search(elastic, scorer.score, section.random_trials,
+    randoms = search_lib.random_search(elastic, score, section.random_trials,
                                        section.seed, fitness)  # fmt: skip
     evolved = search_lib.regularized_evolution(
-        elastic, scorer.score, section.evolution_trials, section.seed, fitness,
+        elastic, score, section.evolution_trials, section.seed, fitness,
         population=section.population, sample_size=section.sample_size)
-    sampled = {name: optuna_search(elastic, scorer.score, trials, section.seed, fitness,
+    sampled = {name: optuna_search(elastic, score, trials, section.seed, fitness,
                                    algorithm=name, cost=objective.cost,
                                    population=section.population)
                for name, trials in (("tpe", section.tpe_trials), ("nsga2", section.nsga2_trials))
                if trials}  # fmt: skip
-    baseline = scorer.score({**elastic.space.base_params(),
+    baseline = score({**elastic.space.base_params(),
                              RESOLUTION: config.proxy.base_resolution})  # fmt: skip
     baseline = {**baseline, "fitness": fitness(baseline)}
     searched = time.perf_counter()
@@ -108,11 +116,20 @@ def run_oneshot(config: OneShotConfig, run_dir: str | Path, *, workers: int = 1,
     standalone = calibration_lib.train_standalone(
         picks, config.proxy, splits, config.data, section.calibration_seeds,
         run_dir / "calibration.csv")
+    synflow = synflow_scores([elastic.spec(p["blocks"], p["resolution"]) for p in picks],
+                             net.channels, section.seed)  # fmt: skip
     payload = _payload(config, elastic, scorer, chosen, search_lib.best(randoms),
                        search_lib.best(evolved) if evolved else None, baseline, picks,
-                       standalone, losses)  # fmt: skip
+                       standalone, losses, synflow)  # fmt: skip
     for name, history in sampled.items():
         payload[f"{name}_best"] = _keep(search_lib.best(history))
+    entries = randoms + evolved + [e for h in sampled.values() for e in h]
+    if table is not None:
+        payload["latency_table"] = latency_lib.checked(table, elastic,
+                                                       list(scorer.records.values()),
+                                                       section.latency_check)  # fmt: skip
+    payload["plots"] = plots_lib.write_plots(run_dir, payload, list(scorer.records.values()),
+                                             entries)  # fmt: skip
     payload["seconds"] = {"supernet": round(trained - start, 1),
                           "search": round(searched - trained, 1),
                           "calibration": round(time.perf_counter() - searched, 1)}
@@ -124,13 +141,11 @@ def run_oneshot(config: OneShotConfig, run_dir: str | Path, *, workers: int = 1,
 
 
 def _payload(config, elastic, scorer, chosen, random_best, evolution_best, baseline, picks,
-             standalone, losses) -> dict[str, Any]:
+             standalone, losses, synflow=None) -> dict[str, Any]:
     truth = [float(np.mean(standalone[p["key"]])) for p in picks]
-    comparison = ranking.compare(truth, {
-        "supernet": [p["score"] for p in picks], "macs": [p["macs"] for p in picks],
-        "params": [p["params"] for p in picks]}, samples=config.oneshot.bootstrap,
-        seed=config.oneshot.seed)  # fmt: skip
-    finding = comparison["supernet_minus_cost"]["finding"]
+    comparison = calibration_ranking(truth, picks, synflow, samples=config.oneshot.bootstrap,
+                                     seed=config.oneshot.seed)  # fmt: skip
+    finding = comparison["finding"]  # over all and within equal-MACs bins (honesty.py)
     if config.oneshot.calibration_seeds >= 2:  # the ceiling: stand-alone seed 0 vs seed 1
         first, second = ([standalone[p["key"]][s] for p in picks] for s in (0, 1))
         comparison["seed_to_seed"] = {
@@ -146,7 +161,8 @@ def _payload(config, elastic, scorer, chosen, random_best, evolution_best, basel
             f"score {chosen['score']:.4f} at {chosen['macs'] / baseline['macs']:.2f}x the "
             f"baseline's MACs (baseline score {baseline['score']:.4f}). The supernet's "
             f"ranking {'beats' if finding else 'does not beat'} MACs/params alone on the "
-            f"calibration set: {'a finding' if finding else 'not a finding'}."),
+            f"calibration set (over all and within equal-MACs bins): "
+            f"{'a finding' if finding else 'not a finding'}."),
         "chosen": _keep(chosen), "baseline": _keep(baseline),
         "random_best": _keep(random_best), "evolution_best": _keep(evolution_best),
         "scored": len(scorer.records),
@@ -155,14 +171,16 @@ def _payload(config, elastic, scorer, chosen, random_best, evolution_best, basel
                           "last": losses[-1] if losses else None, "steps": len(losses)},
         "calibration": {"architectures": [
             {"blocks": p["blocks"], "resolution": p["resolution"], "supernet": p["score"],
-             "macs": p["macs"], "params": p["params"], "standalone": standalone[p["key"]]}
-            for p in picks], "ranking": comparison, "finding": finding},
+             "macs": p["macs"], "params": p["params"], "standalone": standalone[p["key"]],
+             "synflow": synflow[i] if synflow else None}
+            for i, p in enumerate(picks)], "ranking": comparison, "finding": finding},
     }  # fmt: skip
 
 
 def _keep(record):
     return record and {k: record[k] for k in ("algorithm", "blocks", "resolution", "score",
-                                              "fitness", "macs", "params", "activations")
+                                              "fitness", "macs", "params", "activations",
+                                              "latency")
                        if k in record}  # fmt: skip
 
 

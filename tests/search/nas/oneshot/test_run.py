@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import sys
@@ -25,6 +26,9 @@ def _oneshot(tmp_path, *sets):
     ("proxy.blocks=[r1_k3_s11_e1_i32_o16_c1, r2_k3_s22_e6_i16_o24]",
      "Fused-MBConv.*only MBConv stages elastic"),
     ("oneshot.calibration_size=3", "calibration_size=3 is too small for a rank correlation"),
+    ("oneshot.latency_check=-1", "oneshot.latency_check must be >= 0"),
+    ("oneshot.nsga2_trials=-2", "tpe_trials and nsga2_trials must be >= 0"),
+    ("objective.kind=pareto", "objective kind='pareto'.*set objective.kind=reward"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, override, message):
     err = fails_with_one_line(["oneshot", "--config", SMOKE, "--run_dir", str(tmp_path / "run"),
@@ -42,7 +46,9 @@ def test_smoke_run_writes_results_the_grid_reads_and_resumes(tmp_path):
              "oneshot.train.epochs=1", "oneshot.train.steps_per_epoch=2",
              "oneshot.random_trials=8", "oneshot.evolution_trials=8", "oneshot.population=4",
              "oneshot.sample_size=2", "proxy.steps_per_epoch=1", "oneshot.bootstrap=50",
-             "oneshot.recalibration_images=64"]
+             "oneshot.recalibration_images=64", "oneshot.tpe_trials=6",
+             "oneshot.nsga2_trials=6", "objective.cost=latency", "objective.latency.warmup=1",
+             "objective.latency.repeats=3", "oneshot.latency_check=3"]
     result = _oneshot(tmp_path, *small)
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "run"
@@ -52,7 +58,17 @@ def test_smoke_run_writes_results_the_grid_reads_and_resumes(tmp_path):
     rows = (run / "scored.csv").read_text().splitlines()
     assert len(rows) - 1 == payload["scored"] >= 5
     assert len(payload["calibration"]["architectures"]) == 5
-    assert "finding" in (run / "report.md").read_text()
+    report = (run / "report.md").read_text()
+    assert "finding" in report and "Within equal-MACs bins (1 bin(s) of 5" in report
+    assert payload["tpe_best"]["algorithm"] == "tpe"
+    assert payload["nsga2_best"]["algorithm"] == "nsga2"
+    assert all(math.isfinite(a["synflow"]) for a in payload["calibration"]["architectures"])
+    assert "synflow" in payload["calibration"]["ranking"]["within_bins"]["predictors"]
+    assert payload["plots"] == ["scores_vs_macs.png", "calibration.png"]
+    check = payload["latency_table"]  # latency from the per-block table, the search's cost
+    assert len(check["networks"]) == 3 and payload["chosen"]["latency"] > 0
+    assert "Latency from a per-block table" in report
+    assert all((run / name).stat().st_size > 10_000 for name in payload["plots"])
     calibration = (run / "calibration.csv").read_text()
     again = _oneshot(tmp_path, *small)  # resumes: nothing trained or scored twice
     assert again.returncode == 0, again.stderr[-3000:]
