@@ -113,6 +113,19 @@ def _run_oneshot(args: argparse.Namespace) -> None:
     oneshot.main(args)
 
 
+# ----------------------------------------------------------------------------- supergrid
+def _add_supergrid(parser: argparse.ArgumentParser) -> None:
+    _add_config_flags(parser)
+    _add_worker_flags(parser, "local worker processes of the stand-alone trainings")
+    parser.add_argument("--seed", type=int, help="base seed of the stand-alone grid")
+
+
+def _run_supergrid(args: argparse.Namespace) -> None:
+    from efficientnet_search.search.supergrid import run as supergrid
+
+    supergrid.main(args)
+
+
 # ----------------------------------------------------------------------------- pipeline
 def _add_pipeline(parser: argparse.ArgumentParser) -> None:
     _add_config_flags(parser)
@@ -251,6 +264,8 @@ COMMANDS: dict[str, Command] = {
                    "search a baseline's block list (accuracy against measured cost)"),
     "oneshot": Command(_add_oneshot, _run_oneshot,
                        "search a baseline's block list on a weight-sharing supernet"),
+    "supergrid": Command(_add_supergrid, _run_supergrid,
+                         "score the grid from a supernet; train its best stand-alone"),
     "pipeline": Command(_add_pipeline, _run_pipeline,
                         "chain nas -> grid -> family in one run directory"),
     "train": Command(_add_train, _run_train,
