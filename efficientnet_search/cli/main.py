@@ -265,7 +265,7 @@ COMMANDS: dict[str, Command] = {
     "oneshot": Command(_add_oneshot, _run_oneshot,
                        "search a baseline's block list on a weight-sharing supernet"),
     "supergrid": Command(_add_supergrid, _run_supergrid,
-                         "score the grid from a supernet; train its best stand-alone"),
+                         "score the phi=1 grid on a supernet; train the best"),
     "pipeline": Command(_add_pipeline, _run_pipeline,
                         "chain nas -> grid -> family in one run directory"),
     "train": Command(_add_train, _run_train,
