@@ -16,10 +16,11 @@ correction for multiple comparisons is applied, which keeps more candidates in t
 the error made is calling a real difference noise, never the reverse. With one seed per
 candidate there is no noise estimate and nothing is judged.
 
-Racing (the grid's `search.max_repeats`): after the first `repeats` seeds, one more seed goes
-to every candidate still in the best set, round by round, until the best set is one candidate
-or `max_repeats` seeds are reached. Every round's best set is a look at data that grows, so
-testing each look at the full level would wrongly drop the true best more often than stated.
+Racing (`search.max_repeats` of the grid and of the NAS's retraining, search/racing.py):
+after the first `repeats` seeds, one more seed goes to every candidate still in the best set,
+round by round, until the best set is one candidate or `max_repeats` seeds are reached.
+Every round's best set is a look at data that grows, so testing each look at the full level
+would wrongly drop the true best more often than stated.
 The rule here splits the level over the planned looks (Bonferroni: `1 - confidence` divided by
 `max_repeats - repeats + 1`, the looks after each round including the final one), so by the
 union bound the chance that any look drops a candidate as good as the best stays within
@@ -134,14 +135,15 @@ def summarize(records: Sequence[Mapping[str, Any]], confidence: float = 0.95) ->
 
 def _candidate(key: str, group: Sequence[Mapping[str, Any]]) -> CandidateSummary:
     first = group[0]
+    # A search that does not scale (the NAS's retraining) records no coefficients: 1.0 each.
+    alpha, beta, gamma = (first.get(name, 1.0) for name in ("alpha", "beta", "gamma"))
     return CandidateSummary(
         key=key,
         kind=first.get("kind", "compound"),
-        alpha=first["alpha"],
-        beta=first["beta"],
-        gamma=first["gamma"],
-        nominal_cost=first.get("nominal_cost",
-                               nominal_cost_ratio(first["alpha"], first["beta"], first["gamma"])),
+        alpha=alpha,
+        beta=beta,
+        gamma=gamma,
+        nominal_cost=first.get("nominal_cost", nominal_cost_ratio(alpha, beta, gamma)),
         macs_ratio=first.get("macs_ratio"),
         params=first.get("params"),
         macs=first.get("macs"),

@@ -77,6 +77,11 @@ class NasSearchConfig:
         benchmarks/evolution_lag.py); on several machines, count the workers of all.
       top_k: architectures of the front retrained with `retrain_seeds` fresh seeds, beside
         the B0-shaped proxy and random search's best.
+      max_repeats: racing of the retraining (search/racing.py): after `retrain_seeds`, one
+        fresh seed more per round for the retrained candidates whose mean accuracy is still
+        within seed noise of the best, until one is left or each has this many (default
+        null: `retrain_seeds`, no racing). Its looks share `1 - confidence` (Bonferroni,
+        search/stats.py). Raising it on a finished run adds rounds to it.
       workers, threads, heartbeat_interval, grace_period, trials_per_process, confidence,
         study_name: as in the grid's search section.
     """
@@ -90,6 +95,7 @@ class NasSearchConfig:
     evolution_lag: int | None = None
     top_k: int = 3
     retrain_seeds: int = 3
+    max_repeats: int | None = None
     workers: int = 1
     threads: int | None = None
     heartbeat_interval: int = 20
@@ -113,6 +119,11 @@ class NasSearchConfig:
             if getattr(self, name) < 1:
                 raise config_lib.ConfigError(
                     f"search.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_repeats is not None and self.max_repeats < self.retrain_seeds:
+            raise config_lib.ConfigError(
+                f"search.max_repeats={self.max_repeats} is below search.retrain_seeds="
+                f"{self.retrain_seeds}: set it to at least {self.retrain_seeds} (racing adds "
+                "fresh seeds up to it), or leave it out for no racing")
         if self.evolution_lag is not None and self.evolution_lag < 1:
             raise config_lib.ConfigError(
                 f"search.evolution_lag must be >= 1 or null, got {self.evolution_lag}")
@@ -124,6 +135,11 @@ class NasSearchConfig:
             raise config_lib.ConfigError(
                 f"search.grace_period ({self.grace_period}) must exceed "
                 f"search.heartbeat_interval ({self.heartbeat_interval})")
+
+    @property
+    def race_repeats(self) -> int:
+        """Most fresh seeds a retrained candidate gets: `max_repeats`, else `retrain_seeds`."""
+        return self.retrain_seeds if self.max_repeats is None else self.max_repeats
 
     def lag_for(self, workers: int) -> int:
         """Evolution's lag on `workers` workers (see evolution_lag)."""

@@ -11,7 +11,10 @@ already drawn (Optuna copies its parameters), and a re-run resumes where the kil
 
 Once every search study is finished, the honest choice (`retrain` study) is fixed too: the
 top-k of the main algorithm's front, random search's best and the B0-shaped baseline, each
-with `retrain_seeds` fresh seeds, queued once like grid points.
+with `retrain_seeds` fresh seeds, queued once like grid points. With `search.max_repeats`
+the retraining races (search/racing.py): rounds of one more fresh seed for the candidates
+still tied with the best by mean accuracy, each round a study
+(`retrain/race-m<M>-c<conf>/round<k>`) every worker derives from the finished rounds.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from efficientnet_search import config as config_lib
+from efficientnet_search.search import racing
 from efficientnet_search.search.nas import algorithms as nas_algorithms
 from efficientnet_search.search.nas.config import NasConfig
 from efficientnet_search.search.nas.objective import (
@@ -50,9 +54,10 @@ def study_name(config: NasConfig) -> str:
     data = config_lib.to_dict(config)
     # Settings of how the run is carried out, not of what it is. evolution_lag changes the
     # proposals still to come, but a run resumed on more or fewer workers is the same search
-    # (and leaving it out keeps the names of studies made before it existed).
+    # (and leaving it out keeps the names of studies made before it existed). Racing rounds
+    # are studies of their own (search/racing.py): the first seeds are the same retraining.
     for runtime in ("workers", "threads", "heartbeat_interval", "grace_period", "confidence",
-                    "trials_per_process", "evolution_lag"):  # fmt: skip
+                    "trials_per_process", "evolution_lag", "max_repeats"):  # fmt: skip
         data["search"].pop(runtime)
     digest = hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
     return f"nas-{config.name}-{digest}"
@@ -85,13 +90,23 @@ class NasPlan:
     def searches_finished(self) -> bool:
         return not any(s.queue.unfinished() for s in self.searches)
 
-    def open_retrain(self) -> study_lib.TrialQueue:
-        """The retrain study (call once every search is finished: its points follow)."""
-        return self._open(f"{self.name}/{RETRAIN}", retrain_points(self), None, ["maximize"])
+    @property
+    def race(self) -> racing.RacePlan:
+        """The racing of the retraining (none unless `search.max_repeats` > retrain_seeds)."""
+        search = self.config.search
+        return racing.RacePlan(search.retrain_seeds, search.race_repeats, search.confidence)
+
+    def open_retrain(self) -> racing.Rounds:
+        """The retraining's rounds: the `retrain` study, then its racing rounds (call once
+        every search is finished: its points follow; `current()` opens what is due)."""
+        return racing.Rounds(
+            self.race, f"{self.name}/{RETRAIN}", retrain_points(self),
+            lambda name, points: self._open(name, points, None, ["maximize"]),
+            lambda trial: nas_record(trial, RETRAIN, None))  # fmt: skip
 
     def finished(self) -> bool:
-        """Whether the whole run (searches, then retraining) is done."""
-        return self.searches_finished() and not self.open_retrain().unfinished()
+        """Whether the whole run (searches, then every round of retraining) is done."""
+        return self.searches_finished() and self.open_retrain().finished()
 
     def _open(self, name: str, points: Sequence[study_lib.Point], sampler,
               directions: Sequence[str]) -> study_lib.TrialQueue:
@@ -140,6 +155,8 @@ def nas_record(trial: FrozenTrial, algorithm: str, search_seed: int | None) -> d
                                      "latency_device", "blocks", "trained_key", "seed",
                                      "duplicate_of", "roles", "candidate", "worker", "error",
                                      "peak_rss_mb")},
+        # The round of the retraining's race (search/racing.py); None for a search trial.
+        "round": attrs.get("round", 0) if algorithm == RETRAIN else None,
         "seconds": seconds,
     }  # fmt: skip
 

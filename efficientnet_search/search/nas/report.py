@@ -14,6 +14,7 @@ from typing import Any
 
 from efficientnet_search import plotting
 from efficientnet_search.arch.blocks import decode_block_string
+from efficientnet_search.search.stats import percent
 
 COLORS = {"random": "tab:gray", "evolution": "tab:blue", "tpe": "tab:green",
           "nsga2": "tab:purple"}  # fmt: skip
@@ -89,13 +90,31 @@ def _markdown(results: Mapping[str, Any], config: Mapping[str, Any],
     noise = results.get("noise", {})
     if noise.get("pooled_std") is not None:
         lines += [f"Pooled seed std of the retrained candidates: {_pts(noise['pooled_std'])} "
-                  f"({noise['df']} df, {noise['confidence']:.0%} two-sided t).", ""]
+                  f"({noise['df']} df, {percent(noise['confidence'])} two-sided t).", ""]
+    lines += [_racing_rule(results.get("racing")), ""]
     failed = [t for t in results.get("trials", []) if t["state"] == "FAIL" and t.get("error")]
     if failed:
         lines += ["## Failed trials", ""] + [
             f"- {t['algorithm']} trial {t['number']}: {t['error']}" for t in failed] + [""]
     lines += ["## Plots", ""] + [f"![{name}](plots/{name})" for name in plots] + [""]
     return "\n".join(lines)
+
+
+def _racing_rule(section: Mapping[str, Any] | None) -> str:
+    """The method's sentence on how many seeds each retrained candidate got, and why."""
+    if not section:
+        return ("Racing: none (search.max_repeats equals retrain_seeds): every retrained "
+                "candidate got the same fresh seeds.")
+    counts = " -> ".join(str(len(r["candidates"])) for r in section["rounds"])
+    return (f"Racing (search/racing.py): after {section['repeats']} fresh seeds each, rounds "
+            "of one more seed went only to the candidates whose mean accuracy was still "
+            "within seed noise of the best (pooled two-sided t-test), until one was left or "
+            f"each had max_repeats={section['max_repeats']}. Each of the "
+            f"{section['looks']} planned looks is tested at "
+            f"{percent(section['look_confidence'])}: {1 - section['confidence']:.0%} split over "
+            f"the looks (Bonferroni), so the chance that the race drops a candidate as good as "
+            f"the best stays within {1 - section['confidence']:.0%}; the comparisons above are "
+            f"the last look. Candidates per round: {counts}.")
 
 
 def _plot_front(results: Mapping[str, Any], path: Path) -> str | None:

@@ -27,6 +27,7 @@ from absl import logging
 
 from efficientnet_search import config as config_lib
 from efficientnet_search.jsonio import write_json
+from efficientnet_search.search import racing
 from efficientnet_search.search.nas import plan as nas_plan
 from efficientnet_search.search.nas import report as report_lib
 from efficientnet_search.search.nas import results as results_lib
@@ -67,17 +68,19 @@ def run_nas(config: NasConfig, *, run_dir: str | Path | None = None,
         raise ValueError(f"workers must be >= 1, got {workers=}")
     resolve_objective(config)  # a bad space or target fails before anything is written
     storage_lib.check_storage(storage)  # so does a bad or unreachable storage
-    config_lib.save_config(config, run_dir)
+    racing.save_run_config(config, run_dir)  # a new search.max_repeats races a finished run
     config = dataclasses.replace(config, search=dataclasses.replace(  # for the workers it starts
         config.search, evolution_lag=config.search.lag_for(workers)))
     plan = nas_plan.open_plan(config, run_dir, storage)
     search = config.search
     logging.info(
         "nas %s: %s x %d search seed(s) x %d trials, then top-%d + random's best + baseline "
-        "x %d fresh seeds; space of %.3g architectures; T = %s %s; evolution lag %d; "
+        "x %d fresh seeds%s; space of %.3g architectures; T = %s %s; evolution lag %d; "
         "storage %s",
         config.name, "/".join(search.algorithms), len(search.search_seeds), search.trials,
-        search.top_k, search.retrain_seeds, plan.objective.space.size,
+        search.top_k, search.retrain_seeds,
+        f" (racing: up to {search.race_repeats} for those tied with the best)"
+        if plan.race.racing else "", plan.objective.space.size,
         f"{plan.objective.target:,.0f}", plan.objective.measure, search.evolution_lag,
         plan.url)  # fmt: skip
     threads = search.threads or (max(1, (os.cpu_count() or 1) // workers)
@@ -106,14 +109,17 @@ def write_outputs(plan: nas_plan.NasPlan, run_dir: Path) -> NasResult:
 
 def results_payload(plan: nas_plan.NasPlan) -> dict[str, Any]:
     """Everything results.json holds (see the module docstring of nas_results)."""
-    objective, search = plan.objective, plan.config.search
+    objective, search, race = plan.objective, plan.config.search, plan.race
     records = nas_plan.search_records(plan)
-    retrain = []
+    retrain, rounds = [], []
     if plan.searches_finished():
-        retrain = [nas_plan.nas_record(t, nas_plan.RETRAIN, None)
-                   for t in plan.open_retrain().point_trials()]  # fmt: skip
+        retraining = plan.open_retrain()
+        retraining.current()
+        rounds = [retraining.records([r]) for r in retraining.opened()]
+        retrain = [record for group in rounds for record in group]
     summaries = results_lib.retrained_summaries(retrain, objective.measure, objective.base_cost)
-    seed_noise = results_lib.noise(summaries, search.confidence)
+    # Racing: the comparisons are the race's last look, at its split level (stats.py).
+    seed_noise = results_lib.noise(summaries, race.look_confidence)
     chosen = results_lib.choose(summaries)
     by_role = {role: c for c in summaries for role in c["roles"]}
     compare = {}
@@ -121,10 +127,15 @@ def results_payload(plan: nas_plan.NasPlan) -> dict[str, Any]:
         if chosen is not None and role in by_role:
             compare[role] = results_lib.compare(chosen, by_role[role], seed_noise,
                                                 objective.measure)  # fmt: skip
+    verdict = results_lib.verdict(chosen, compare.get(nas_plan.BASELINE),
+                                  compare.get("random_best"), search.main)  # fmt: skip
+    section = racing.section(race, rounds) if race.racing else None
+    if section is not None:
+        verdict += racing.racing_note(race, section["rounds"])
     return {
         "kind": "nas",
-        "verdict": results_lib.verdict(chosen, compare.get(nas_plan.BASELINE),
-                                       compare.get("random_best"), search.main),
+        "verdict": verdict,
+        "racing": section,
         "chosen": chosen,
         "baseline": by_role.get(nas_plan.BASELINE),
         "random_best": by_role.get("random_best"),

@@ -42,20 +42,25 @@ class _State:
 
 def work(plan: nas_plan.NasPlan, *, threads: int | None, verbose: int = 0,
          max_trials: int | None = None) -> int:
-    """Runs every search, then the retraining, until none is left; returns trials trained."""
+    """Runs every search, then the retraining round by round (racing.py), until none is
+    left; returns trials trained."""
     proxy.configure_threads(threads)
     state = _State(trial_work.Share(max_trials))
     with quiet_start.expected_retracing():
         for search in plan.searches:
             if not _run(search.queue, plan, state, search, verbose):
                 return state.share.trained
-        _run(plan.open_retrain(), plan, state, None, verbose)
+        rounds = plan.open_retrain()
+        while (round_ := rounds.current()).queue.unfinished():
+            if not _run(round_.queue, plan, state, None, verbose, round_.index):
+                break
     return state.share.trained
 
 
 def _run(queue: study_lib.TrialQueue, plan: nas_plan.NasPlan, state: _State,
-         search: nas_plan.Search | None, verbose: int) -> bool:
-    """Works one queue; False when this process has trained its share."""
+         search: nas_plan.Search | None, verbose: int, round_: int = 0) -> bool:
+    """Works one queue (a search's, or round `round_` of the retraining); False when this
+    process has trained its share."""
 
     def train(trial: optuna.Trial) -> None:
         if state.splits is None:
@@ -67,7 +72,7 @@ def _run(queue: study_lib.TrialQueue, plan: nas_plan.NasPlan, state: _State,
 
     return trial_work.work_queue(
         queue, train, state.share, poll_seconds=min(5.0, plan.config.search.heartbeat_interval),
-        log=lambda frozen: _log(plan, queue, search, frozen))
+        log=lambda frozen: _log(plan, queue, search, frozen, round_))
 
 
 def search_trial(plan: nas_plan.NasPlan, study: optuna.Study, trial: optuna.Trial, splits,
@@ -145,8 +150,9 @@ def _trained_twin(plan: nas_plan.NasPlan, key: str) -> FrozenTrial | None:
 
 
 def _log(plan: nas_plan.NasPlan, queue: study_lib.TrialQueue, search: nas_plan.Search | None,
-         frozen: FrozenTrial) -> None:
-    """One line per finished trial: which search, how far, this trial, the best so far."""
+         frozen: FrozenTrial, round_: int = 0) -> None:
+    """One line per finished trial: which search (or retraining round), how far in it, this
+    trial, the best score so far in it."""
     trials = queue.point_trials()
     done, eta = trial_work.progress_eta(queue, trials)
     scores = [t.user_attrs[SCORE_ATTR] for t in trials
@@ -155,7 +161,9 @@ def _log(plan: nas_plan.NasPlan, queue: study_lib.TrialQueue, search: nas_plan.S
     accuracy = attrs.get("val_accuracy") if frozen.state == TrialState.COMPLETE else None
     logging.info(
         "%s trial %d/%d: %s%s val_acc %s, %.2fx baseline %s in %.0fs | best score %s | ETA %s",
-        search.label if search else "retrain", done, queue.size, frozen.state.name.lower(),
+        search.label if search else ("retrain" if not round_ else
+                                     f"retrain racing round {round_}:"),
+        done, queue.size, frozen.state.name.lower(),
         " (trained before: copied)" if "duplicate_of" in attrs else "",
         "n/a" if accuracy is None else f"{accuracy:.4f}",
         (attrs.get(plan.objective.measure) or 0) / plan.objective.base_cost,
