@@ -77,13 +77,15 @@ class HeadRecipe:
 class FoldHeads:
     """Out-of-fold scores for every training image, each fold's head (kernel, bias as
     trained, before the prior shift), the
-    cross-validated AUC (of the pooled OOF scores, positive class 1 or one-vs-rest macro) and
-    the training labels in the same order."""
+    cross-validated AUC (of the pooled OOF scores, positive class 1 or one-vs-rest macro),
+    the training labels in the same order and the pooled features the heads were fitted on
+    (kept in memory for the nested ensemble comparison, medical/ensemble.py; not saved)."""
 
     oof: np.ndarray
     heads: tuple[tuple[np.ndarray, np.ndarray], ...]
     auc: float
     labels: np.ndarray
+    features: np.ndarray | None = None
 
 
 def fold_heads(x: np.ndarray, y: np.ndarray, recipe: HeadRecipe, *, k: int, seed: int,
@@ -102,7 +104,7 @@ def fold_heads(x: np.ndarray, y: np.ndarray, recipe: HeadRecipe, *, k: int, seed
         kernel, bias = _train_head(x[~held], y[~held], recipe, seed + fold, num_classes)
         heads.append((kernel, bias))
         oof[held] = data_prior_scores(x[held] @ kernel + bias, y[~held], recipe, num_classes)
-    return FoldHeads(oof, tuple(heads), cv_auc(y, oof), y)
+    return FoldHeads(oof, tuple(heads), cv_auc(y, oof), y, x)
 
 
 def data_prior_scores(logits: np.ndarray, y_fit: np.ndarray, recipe: HeadRecipe,

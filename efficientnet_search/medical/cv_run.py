@@ -14,8 +14,8 @@ from absl import logging
 
 from efficientnet_search.config import ConfigError
 from efficientnet_search.jsonio import write_json
-from efficientnet_search.medical import clinical, cv, depth_choice, recipe_choice
-from efficientnet_search.medical.transfer import class_counts, configured_resolution
+from efficientnet_search.medical import clinical, cv, depth_choice, ensemble, recipe_choice
+from efficientnet_search.medical.transfer import class_counts, configured_resolution, head_priors
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,23 +65,30 @@ def make_plan(config, splits, task: str) -> CvPlan:
 
 
 def run(plan: CvPlan, config, splits, run_dir: Path):
-    """(config with the chosen model, choice record or None, fold heads or None); read back
-    from `run_dir` when an earlier invocation of the same run made them."""
+    """(config with the chosen model, choice record or None, fold heads or None, ensemble
+    choice or None); read back from `run_dir` when an earlier invocation of the same run
+    made them. The heads' out-of-fold scores are those the threshold is chosen on: the
+    fold ensemble's when it is kept (medical/ensemble.py)."""
     if not (plan.choose_recipe or plan.threshold == "oof_youden"):
-        return config, None, None
+        return config, None, None, None
     record_path, oof_path = run_dir / "cv_choice.json", run_dir / "cv_oof.npz"
-    if record_path.exists() and oof_path.exists():
+    ensemble_path = run_dir / "cv_ensemble.json"
+    if record_path.exists() and oof_path.exists() and ensemble_path.exists():
         record = json.loads(record_path.read_text())
         with np.load(oof_path) as saved:
-            heads = cv.FoldHeads(saved["oof"], (), float(saved["auc"]), saved["labels"])
+            fitted = tuple(zip(saved["kernels"], saved["biases"], strict=True))
+            heads = cv.FoldHeads(saved["oof"], fitted, float(saved["auc"]), saved["labels"])
+        saved_choice = json.loads(ensemble_path.read_text())
+        choice = ensemble.EnsembleChoice(saved_choice["used"], saved_choice)
         logging.info("cross-validation results read back from %s", record_path)
-    elif plan.choose_recipe:
+        return _with_record(config, record), record, heads, choice
+    if plan.choose_recipe:
         started = time.perf_counter()
-        choice = recipe_choice.choose(config, splits)
-        record, heads = choice.record(), choice.heads
+        picked = recipe_choice.choose(config, splits)
+        record, heads = picked.record(), picked.heads
         left = config.train.cv_budget_s - (time.perf_counter() - started)
-        chosen = next(c for c in choice.candidates if c["cv_auc"] == heads.auc)
-        depth = depth_choice.choose_depth(config, splits, choice.variant, choice.resolution,
+        chosen = next(c for c in picked.candidates if c["cv_auc"] == heads.auc)
+        depth = depth_choice.choose_depth(config, splits, picked.variant, picked.resolution,
                                           heads, recipe_choice.head_recipe(config), left,
                                           chosen["seconds"])
         record |= {"unfreeze_blocks": depth.blocks, "unfreeze": list(depth.records)}
@@ -92,17 +99,58 @@ def run(plan: CvPlan, config, splits, run_dir: Path):
         heads = recipe_choice.features_and_heads(m.variant, resolution, config, splits,
                                                  recipe_choice.head_recipe(config))
         record = None
-    if not record_path.exists():
-        np.savez(oof_path, oof=heads.oof, auc=heads.auc, labels=heads.labels)
-        write_json(record_path, record)
-    if record:
-        model = dataclasses.replace(config.model, variant=record["variant"],
-                                    resolution=record["resolution"])
-        train = config.train
-        if record.get("unfreeze_blocks") == 0:  # no phase 2: it did not help out of fold
-            train = dataclasses.replace(train, finetune_epochs=0)
-        config = dataclasses.replace(config, model=model, train=train)
-    return config, record, heads
+    config = _with_record(config, record)
+    choice = _ensemble_choice(config, splits, heads)
+    if choice.used:  # the threshold comes from the ensemble's own out-of-fold scores
+        heads = cv.FoldHeads(choice.oof, heads.heads, choice.record["ensemble_oof_auc"],
+                             heads.labels)
+    kernels = np.stack([k for k, _ in heads.heads]) if heads.heads else np.zeros(0)
+    biases = np.stack([b for _, b in heads.heads]) if heads.heads else np.zeros(0)
+    np.savez(oof_path, oof=heads.oof, auc=heads.auc, labels=heads.labels, kernels=kernels,
+             biases=biases)
+    write_json(record_path, record)
+    write_json(ensemble_path, choice.record)  # last: its presence marks the choice complete
+    return config, record, heads, choice
+
+
+def _with_record(config, record):
+    """The config with the cross-validated backbone, input size and phase 2 (or none)."""
+    if not record:
+        return config
+    model = dataclasses.replace(config.model, variant=record["variant"],
+                                resolution=record["resolution"])
+    train = config.train
+    if record.get("unfreeze_blocks") == 0:  # no phase 2: it did not help out of fold
+        train = dataclasses.replace(train, finetune_epochs=0)
+    return dataclasses.replace(config, model=model, train=train)
+
+
+def _ensemble_choice(config, splits, heads: cv.FoldHeads) -> ensemble.EnsembleChoice:
+    """Nested comparison of the fold heads' average with one head, where the saved model's
+    backbone is the frozen one the heads were fitted on."""
+    if config.train.finetune_epochs > 0 and config.train.unfreeze_blocks != 0:
+        return ensemble.not_compared("phase 2 fine-tunes the backbone; the fold heads were "
+                                     "fitted on the frozen ImageNet features")
+    if config.progressive.enabled or heads.features is None or not heads.heads:
+        return ensemble.not_compared("no fold heads on the frozen backbone's features")
+    return ensemble.nested_choice(heads.features, heads, recipe_choice.head_recipe(config),
+                                  k=config.train.cv_folds, seed=config.seed,
+                                  num_classes=splits.num_classes)
+
+
+def final_model(model, config, counts: np.ndarray, heads: cv.FoldHeads,
+                choice: ensemble.EnsembleChoice | None):
+    """(the model to evaluate and save, notes): the trained one, or the average of the fold
+    heads on its (unchanged, frozen) backbone when nested cross-validation kept them."""
+    if choice is None or not choice.used:
+        return model, []
+    trained, target = head_priors(config.train.imbalance, config.eval.class_prior, counts)
+    r = choice.record
+    note = (f"the saved model averages the {len(heads.heads)} cross-validation fold heads on "
+            f"the frozen backbone (nested out-of-fold AUC {r['ensemble_oof_auc']:.4f} against "
+            f"{r['single_head_oof_auc']:.4f} for one head); the validation AUC and epoch "
+            "above are the single head's, trained to compare")
+    return ensemble.averaging_model(model, heads, trained, target), [note]
 
 
 def oof_threshold(heads: cv.FoldHeads, config) -> tuple[list[clinical.Threshold], dict[str, Any]]:

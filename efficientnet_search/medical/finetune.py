@@ -75,6 +75,7 @@ from efficientnet_search.medical.transfer import (
     class_counts,
     class_weights,
     configured_resolution,
+    head_priors,
     model_resolution,
     predict_split,
     shift_class_prior,
@@ -123,19 +124,23 @@ def finetune(config: FinetuneConfig, run_dir: str | Path | None = None, *, split
     plan = cv_run.make_plan(config, splits, task)  # bad fold counts, budgets, backbones
     save_config(config, run_dir)  # after the data loads, so a typo leaves no run behind
     started = time.perf_counter()
-    config, cv_record, heads = cv_run.run(plan, config, splits, run_dir)
+    config, cv_record, heads, ensemble = cv_run.run(plan, config, splits, run_dir)
     model = build_finetune_model(config.model, splits.num_classes, splits.multi_label,
                                  variable_size=config.progressive.enabled)
     resolution = model_resolution(model, config.model)
     pipes = _pipelines(config, splits, resolution)
     history, tracker, notes = _train(model, config, splits, pipes, task, verbose, run_dir)
+    if ensemble is not None and ensemble.used:  # the fold heads' average replaces the head
+        model, more = cv_run.final_model(model, config, class_counts(
+            splits.train, splits.num_classes), heads, ensemble)
+        notes += more
     results, predictions = _evaluate(model, config, splits, pipes, task, tracker, history,
                                      notes, plan, heads)
     _flag_low_accuracy(results)
     results["cv"] = {"small_validation": plan.small_validation,
                      "validation_class_counts": list(plan.val_counts),
                      "small_below_minority": SMALL_VALIDATION_MINORITY,
-                     "recipe": cv_record}
+                     "recipe": cv_record, "ensemble": ensemble and ensemble.record}
     results["timing"] = {"train_and_eval_s": round(time.perf_counter() - started, 1)}
     if model.input_shape[1] is None:  # progressive learning: saved at the final size
         model = progressive.fixed_size_model(model, resolution)
@@ -218,9 +223,7 @@ def _train(model, config, splits, pipes, task, verbose, run_dir):
 def _set_class_prior(model, config, counts: np.ndarray) -> list[str]:
     """Makes the saved model's probabilities refer to `eval.class_prior` (see
     transfer.shift_class_prior); returns a note for the report when it changed anything."""
-    balanced = np.ones_like(counts)
-    trained = counts if config.train.imbalance == "none" else balanced
-    target = counts if config.eval.class_prior == "data" else balanced
+    trained, target = head_priors(config.train.imbalance, config.eval.class_prior, counts)
     if np.allclose(trained / trained.sum(), target / target.sum()):
         return []
     shift_class_prior(model, trained, target)

@@ -233,17 +233,31 @@ def _operating_point(results: dict, th: dict) -> str:
 
 
 def _cv_section(results: dict) -> list[str]:
-    """The backbone / resolution candidates and their cross-validated AUCs, when chosen so."""
+    """The backbone / resolution candidates and their cross-validated AUCs, when chosen so,
+    and whether the fold heads' average was kept (nested cross-validation)."""
     record = (results.get("cv") or {}).get("recipe")
     if not record:
-        return []
+        return _ensemble_lines(results)
     rows = ["Chosen by cross-validation on the training split (head per fold on frozen "
             f"ImageNet features): **{record['variant']} at {record['resolution']} px**.", "",
             "| backbone | resolution | CV AUC | seconds |", "|---|---|---|---|"]
     for c in record["candidates"]:
         auc = "skipped (budget)" if c["cv_auc"] is None else f"{c['cv_auc']:.4f}"
         rows.append(f"| {c['variant']} | {c['resolution']} | {auc} | {c['seconds']} |")
-    return [*rows, ""]
+    return [*rows, "", *_ensemble_lines(results)]
+
+
+def _ensemble_lines(results: dict) -> list[str]:
+    e = (results.get("cv") or {}).get("ensemble")
+    if not e:
+        return []
+    if not e["compared"]:
+        return [f"Fold-head ensemble: not compared ({e['reason']}).", ""]
+    kept = ("**kept**: the saved model averages the fold heads" if e["used"]
+            else "not kept: the saved model has one head")
+    return [f"Fold-head ensemble, nested {e['folds']}-fold cross-validation on the training "
+            f"split: average of fold heads out-of-fold AUC {e['ensemble_oof_auc']:.4f}, one "
+            f"head {e['single_head_oof_auc']:.4f} ({e['rule']}): {kept}.", ""]
 
 
 def report_text(results: dict, plot_names: list[str]) -> str:

@@ -279,13 +279,30 @@ def shift_class_prior(model: keras.Model, trained: np.ndarray, target: np.ndarra
     the post-hoc logit adjustment of Menon et al. 2021), which for softmax(Wx + b) is adding
     log(target / trained) to b. Done on the head's bias, the saved model carries it.
     """
+    dense = model.get_layer(HEAD_PREFIX + "predictions")
+    bias = dense.bias
+    bias.assign(bias.numpy() + log_prior_ratio(trained, target).astype(bias.dtype))
+
+
+def head_priors(imbalance: str, class_prior: str, counts: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(the class frequencies a head trained at, those its saved probabilities refer to):
+    class weights or balanced sampling train for equal classes; `eval.class_prior` "data"
+    asks for the training split's frequencies, "balanced" for equal ones."""
+    balanced = np.ones_like(counts)
+    trained = counts if imbalance == "none" else balanced
+    target = counts if class_prior == "data" else balanced
+    return trained, target
+
+
+def log_prior_ratio(trained: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """log(target share / trained share) per class: what moves a softmax head's bias from the
+    class frequencies it was trained at to `target` (see shift_class_prior)."""
     trained = np.asarray(trained, dtype=np.float64) / np.sum(trained)
     target = np.asarray(target, dtype=np.float64) / np.sum(target)
     if np.any(trained <= 0) or np.any(target <= 0):
         raise ValueError(f"class priors must be positive, got {trained=}, {target=}")
-    dense = model.get_layer(HEAD_PREFIX + "predictions")
-    bias = dense.bias
-    bias.assign(bias.numpy() + np.log(target / trained).astype(bias.dtype))
+    return np.log(target / trained)
 
 
 def split_at(model: keras.Model, boundary) -> tuple[keras.Model, keras.Model]:

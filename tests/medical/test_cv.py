@@ -165,13 +165,17 @@ def test_resolved_plan_reads_back_on_resume(tmp_path):
 
     plan = cv_run.CvPlan(True, (72, 24), True, "oof_youden")
     heads = cv.FoldHeads(np.full((4, 2), 0.5), (), 0.9, np.array([0, 0, 1, 1]))
-    np.savez(tmp_path / "cv_oof.npz", oof=heads.oof, auc=heads.auc, labels=heads.labels)
+    kernels, biases = np.ones((2, 3, 2)), np.zeros((2, 2))
+    np.savez(tmp_path / "cv_oof.npz", oof=heads.oof, auc=heads.auc, labels=heads.labels,
+             kernels=kernels, biases=biases)
     (tmp_path / "cv_choice.json").write_text(json.dumps(
         {"variant": "lite1", "resolution": 160, "cv_auc": 0.9, "candidates": []}))
+    (tmp_path / "cv_ensemble.json").write_text(json.dumps({"used": True, "compared": True}))
     config = load_config(finetune.FinetuneConfig, SMOKE, TINY)
-    chosen, record, back = cv_run.run(plan, config, None, tmp_path)
+    chosen, record, back, ensemble = cv_run.run(plan, config, None, tmp_path)
     assert (chosen.model.variant, chosen.model.resolution) == ("lite1", 160)
     np.testing.assert_array_equal(back.labels, heads.labels)
+    assert len(back.heads) == 2 and ensemble.used  # the fold heads the saved model averages
 
 
 def test_phase2_depth_over_the_budget_stays_as_configured_and_says_so():
