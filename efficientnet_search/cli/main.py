@@ -113,17 +113,17 @@ def _run_oneshot(args: argparse.Namespace) -> None:
     oneshot.main(args)
 
 
-# ----------------------------------------------------------------------------- supergrid
-def _add_supergrid(parser: argparse.ArgumentParser) -> None:
+# ----------------------------------------------------------------------------- gridshot
+def _add_gridshot(parser: argparse.ArgumentParser) -> None:
     _add_config_flags(parser)
     _add_worker_flags(parser, "local worker processes of the stand-alone trainings")
     parser.add_argument("--seed", type=int, help="base seed of the stand-alone grid")
 
 
-def _run_supergrid(args: argparse.Namespace) -> None:
-    from efficientnet_search.search.supergrid import run as supergrid
+def _run_gridshot(args: argparse.Namespace) -> None:
+    from efficientnet_search.search.gridshot import run as gridshot
 
-    supergrid.main(args)
+    gridshot.main(args)
 
 
 # ----------------------------------------------------------------------------- pipeline
@@ -264,7 +264,7 @@ COMMANDS: dict[str, Command] = {
                    "search a baseline's block list (accuracy against measured cost)"),
     "oneshot": Command(_add_oneshot, _run_oneshot,
                        "search a baseline's block list on a weight-sharing supernet"),
-    "supergrid": Command(_add_supergrid, _run_supergrid,
+    "gridshot": Command(_add_gridshot, _run_gridshot,
                          "score the phi=1 grid on a supernet; train the best"),
     "pipeline": Command(_add_pipeline, _run_pipeline,
                         "chain nas -> grid -> family in one run directory"),

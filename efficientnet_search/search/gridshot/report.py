@@ -1,4 +1,4 @@
-"""report.md of a supergrid run: supernet scores beside stand-alone accuracy, and whether
+"""report.md of a gridshot run: supernet scores beside stand-alone accuracy, and whether
 the supernet ranks the grid better than its cost alone."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The config of the scaling grid scored from a supernet: a grid config plus `supernet`.
 
-    efficientnet-search supergrid --config configs/grid/supergrid_smoke.yaml --run_dir RUN
+    efficientnet-search gridshot --config configs/grid/gridshot_smoke.yaml --run_dir RUN
 
 `candidates`, `proxy`, `data` and `search` mean what they mean for `grid` (grid/config.py):
 the grid's cost constraint, its proxy and data, and how the stand-alone trainings are queued
@@ -76,10 +76,10 @@ class SupernetSection:
 
 
 @dataclasses.dataclass(frozen=True)
-class SupergridConfig:
+class GridshotConfig:
     """A grid (its candidates, proxy, data and queue) scored from a supernet."""
 
-    name: str = "supergrid"
+    name: str = "gridshot"
     candidates: CandidatesConfig = dataclasses.field(default_factory=CandidatesConfig)
     proxy: ProxyConfig = dataclasses.field(default_factory=ProxyConfig)
     data: DataConfig = dataclasses.field(default_factory=lambda: PROXY_DATA)
@@ -98,9 +98,9 @@ class SupergridConfig:
             self.candidates, step=self.supernet.step))  # fmt: skip
 
 
-def load_supergrid_config(path: str, overrides: list[str],
-                          seed: int | None = None) -> SupergridConfig:
-    """Reads a supergrid YAML with `--set` overrides; `--seed` overrides search.seed."""
+def load_gridshot_config(path: str, overrides: list[str],
+                          seed: int | None = None) -> GridshotConfig:
+    """Reads a gridshot YAML with `--set` overrides; `--seed` overrides search.seed."""
     if seed is not None:
         overrides = [*overrides, f"search.seed={seed}"]
-    return config_lib.load_config(SupergridConfig, path, overrides)
+    return config_lib.load_config(GridshotConfig, path, overrides)

@@ -7,19 +7,19 @@ import numpy as np
 import pytest
 
 from efficientnet_search.search.grid import costs
+from efficientnet_search.search.gridshot.config import load_gridshot_config
+from efficientnet_search.search.gridshot.run import check
 from efficientnet_search.search.nas.oneshot.elastic import FIELDS, HEAD, RESOLUTION, STEM
-from efficientnet_search.search.supergrid.config import load_supergrid_config
-from efficientnet_search.search.supergrid.run import check
 from tests.cli_errors import fails_with_one_line
 from tests.paths import CONFIGS
 
-QUICK = str(CONFIGS / "grid" / "supergrid_quick.yaml")
-SMOKE = str(CONFIGS / "grid" / "supergrid_smoke.yaml")
+QUICK = str(CONFIGS / "grid" / "gridshot_quick.yaml")
+SMOKE = str(CONFIGS / "grid" / "gridshot_smoke.yaml")
 SIZES = [FIELDS.index(f) for f in ("active", "cin", "cexp", "cse", "cout")]
 
 
 def test_every_quick_grid_point_is_the_grids_network_nested_in_the_largest():
-    config = load_supergrid_config(QUICK, [])
+    config = load_gridshot_config(QUICK, [])
     space, points, _, _ = check(config)
     kinds = {p.kind for p in points}
     assert {"compound", "paper", "depth", "width", "resolution"} <= kinds
@@ -39,7 +39,7 @@ def test_every_quick_grid_point_is_the_grids_network_nested_in_the_largest():
 
 def test_a_candidate_outside_the_elastic_range_fails_with_one_line(tmp_path, capsys):
     run_dir = tmp_path / "run"
-    err = fails_with_one_line(["supergrid", "--config", QUICK, "--run_dir", str(run_dir),
+    err = fails_with_one_line(["gridshot", "--config", QUICK, "--run_dir", str(run_dir),
                                "--set", "supernet.largest=[2.2, 1.77, 1.3]"], capsys)
     assert "a3.01_b1.00_g1.00 (depth)" in err and "supernet.largest" in err, err
     assert "[3.01, 1.77, 1.3]" in err, err
@@ -52,7 +52,7 @@ def test_a_scaled_subnet_of_the_supernet_is_its_extracted_model():
     from efficientnet_search.search.nas.oneshot.extract import extract
     from efficientnet_search.search.nas.oneshot.supernet import Supernet
 
-    space, points, _, _ = check(load_supergrid_config(QUICK, []), num_classes=4)
+    space, points, _, _ = check(load_gridshot_config(QUICK, []), num_classes=4)
     net = Supernet(space, channels=1, seed=0)
     rng = np.random.default_rng(0)
     params = space.smallest()  # narrower stem, head, stages; fewer blocks; smaller side
@@ -75,7 +75,7 @@ def test_a_scaled_subnet_of_the_supernet_is_its_extracted_model():
     ("supernet.step=0", "supernet.step must be > 0"),
 ])
 def test_bad_supernet_settings_fail_with_one_line(tmp_path, capsys, override, message):
-    err = fails_with_one_line(["supergrid", "--config", SMOKE, "--run_dir",
+    err = fails_with_one_line(["gridshot", "--config", SMOKE, "--run_dir",
                                str(tmp_path / "run"), "--set", override], capsys)
     assert message in err, err
     assert not (tmp_path / "run").exists()

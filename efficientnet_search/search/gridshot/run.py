@@ -1,7 +1,7 @@
 """The scaling grid scored from a supernet, its best points then trained stand-alone.
 
-    efficientnet-search supergrid --config configs/grid/supergrid_smoke.yaml \\
-        --run_dir runs/supergrid_smoke [--workers 2] [--storage URL] [--seed 0]
+    efficientnet-search gridshot --config configs/grid/gridshot_smoke.yaml \\
+        --run_dir runs/gridshot_smoke [--workers 2] [--storage URL] [--seed 0]
 
 1. Every point of the grid's box at the supernet's step (the paper's 0.05) within the grid's
    cost constraint (`candidates`: measured cost within tolerance of the target, grid/plan.py
@@ -37,17 +37,17 @@ from efficientnet_search import config as config_lib
 from efficientnet_search.jsonio import write_json
 from efficientnet_search.search.grid import costs, plan
 from efficientnet_search.search.grid import run as grid_run
+from efficientnet_search.search.gridshot import report as report_lib
+from efficientnet_search.search.gridshot import scores as scores_lib
+from efficientnet_search.search.gridshot.config import GridshotConfig, load_gridshot_config
+from efficientnet_search.search.gridshot.space import build_scaling_space, check_covered
 from efficientnet_search.search.nas.oneshot import ranking
-from efficientnet_search.search.supergrid import report as report_lib
-from efficientnet_search.search.supergrid import scores as scores_lib
-from efficientnet_search.search.supergrid.config import SupergridConfig, load_supergrid_config
-from efficientnet_search.search.supergrid.space import build_scaling_space, check_covered
 from efficientnet_search.search.trials import storage as storage_lib
 
 STANDALONE = "standalone"
 
 
-def check(config: SupergridConfig, num_classes: int = 10):
+def check(config: GridshotConfig, num_classes: int = 10):
     """(space, points to score, cost meter, notes); raises ConfigError on a point the
     supernet does not hold or a cost constraint that admits none."""
     meter = costs.CostMeter(config.proxy, config.candidates.latency, config.data.batch_size)
@@ -58,9 +58,9 @@ def check(config: SupergridConfig, num_classes: int = 10):
     return space, points, meter, notes
 
 
-def run_supergrid(config: SupergridConfig, run_dir: str | Path, *, storage: str | None = None,
+def run_gridshot(config: GridshotConfig, run_dir: str | Path, *, storage: str | None = None,
                   workers: int | None = None) -> dict[str, Any]:
-    """Runs (or resumes) the supergrid of `config` in `run_dir`; returns results.json's
+    """Runs (or resumes) the gridshot of `config` in `run_dir`; returns results.json's
     payload."""
     from efficientnet_search.search.grid import worker
     from efficientnet_search.search.nas.oneshot.prepare import images, subset
@@ -76,7 +76,7 @@ def run_supergrid(config: SupergridConfig, run_dir: str | Path, *, storage: str 
     splits = worker.load_data(config.grid())  # the grid's own split (search.seed)
     space, points, meter, notes = check(config, splits.num_classes)
     config_lib.save_config(config, run_dir)
-    logging.info("supergrid %s: %d grid points at step %g, %d resolutions, largest subnet "
+    logging.info("gridshot %s: %d grid points at step %g, %d resolutions, largest subnet "
                  "a%g_b%g_g%g", config.name, len(points), section.step,
                  len(space.resolutions), *space.high)  # fmt: skip
     train, val = images(splits.train, space.resolutions), images(splits.val, space.resolutions)
@@ -113,7 +113,7 @@ def run_supergrid(config: SupergridConfig, run_dir: str | Path, *, storage: str 
     return payload
 
 
-def summarize(config: SupergridConfig, rows: list[dict[str, Any]], grid: dict[str, Any],
+def summarize(config: GridshotConfig, rows: list[dict[str, Any]], grid: dict[str, Any],
               losses: list[float]) -> dict[str, Any]:
     """The comparison of supernet scores with the stand-alone grid's results."""
     by_key = {r["key"]: r for r in rows}
@@ -124,7 +124,7 @@ def summarize(config: SupergridConfig, rows: list[dict[str, Any]], grid: dict[st
     best_set = grid.get("best_set") or []  # none with one seed: no noise to tie within
     in_best_set = bool(trained_best) and trained_best[0]["key"] in best_set
     out: dict[str, Any] = {
-        "kind": "grid", "method": "supergrid", "points": len(rows),
+        "kind": "grid", "method": "gridshot", "points": len(rows),
         "networks": len({r["network"] for r in rows}), "step": config.supernet.step,
         "cost": config.candidates.cost,
         "cost_ratio": [min(r["cost_ratio"] for r in rows), max(r["cost_ratio"] for r in rows)],
@@ -173,17 +173,17 @@ def _verdict(out: dict[str, Any]) -> str:
                    f"{'a finding' if gain['finding'] else 'not a finding'}.")
 
 
-def _study(config: SupergridConfig, chosen) -> str:
+def _study(config: GridshotConfig, chosen) -> str:
     """The stand-alone study: the grid's config and the chosen points (another choice is
     another study, also in a shared storage)."""
     data = {"config": config_lib.to_dict(config.grid()), "points": [c.key for c in chosen]}
     digest = hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
-    return f"supergrid-{config.name}-{digest}"
+    return f"gridshot-{config.name}-{digest}"
 
 
 def main(args) -> None:
-    """CLI entry: `efficientnet-search supergrid` (see the module docstring)."""
-    config = load_supergrid_config(args.config, list(args.set or []), getattr(args, "seed", None))
-    run_supergrid(config, args.run_dir or str(Path("runs") / config.name),
+    """CLI entry: `efficientnet-search gridshot` (see the module docstring)."""
+    config = load_gridshot_config(args.config, list(args.set or []), getattr(args, "seed", None))
+    run_gridshot(config, args.run_dir or str(Path("runs") / config.name),
                   storage=getattr(args, "storage", None), workers=getattr(args, "workers", None))
 
