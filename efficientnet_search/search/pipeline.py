@@ -135,7 +135,8 @@ def _nas_stage(stage: NasStageConfig, path: Path):
         from efficientnet_search.search.nas.oneshot.run import load_oneshot_config, run_oneshot
 
         oneshot_config = load_oneshot_config(str(path), list(stage.set), None)
-        return lambda run_dir, storage, workers: run_oneshot(oneshot_config, run_dir)
+        return lambda run_dir, storage, workers: run_oneshot(
+            oneshot_config, run_dir, workers=workers or 1, storage=storage)
     nas_config = nas.load_nas_config(path, list(stage.set), None)
     return lambda run_dir, storage, workers: nas.run_nas(nas_config, run_dir=run_dir,
                                                          storage=storage, workers=workers)

@@ -21,9 +21,9 @@ CHOSEN = ["r1_k5_s11_e1_i32_o16", "r3_k3_s22_e6_i16_o24_se0.25", "r2_k5_s22_e1_i
 def test_the_oneshot_stage_feeds_the_grid_and_the_family(tmp_path, monkeypatch):
     runs = []
 
-    def stand_in(config, run_dir):  # what run_oneshot writes, without the supernet's minutes
+    def stand_in(config, run_dir, *, workers, storage):  # what run_oneshot writes, quickly
         assert isinstance(config, oneshot.OneShotConfig) and config.name == "oneshot_smoke"
-        runs.append(run_dir)
+        runs.append((run_dir, workers, storage))
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "results.json").write_text(json.dumps(
             {"kind": "nas", "method": "oneshot", "chosen": {"blocks": CHOSEN}}))
@@ -33,7 +33,7 @@ def test_the_oneshot_stage_feeds_the_grid_and_the_family(tmp_path, monkeypatch):
     config = config_lib.load_config(pipeline.PipelineConfig, PIPELINE)
     assert config.nas.method == "oneshot"
     record = pipeline.run_pipeline(config, config_dir=PIPELINE.parent, run_dir=tmp_path)
-    assert runs == [tmp_path / "nas"]
+    assert runs == [(tmp_path / "nas", 1, None)]
     grid_payload = json.loads((tmp_path / "grid" / "results.json").read_text())
     assert grid_payload["blocks"] == CHOSEN == record["blocks"]
     assert [m["phi"] for m in record["members"]] == [1, 2, 3]
