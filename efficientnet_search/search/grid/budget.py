@@ -49,7 +49,9 @@ def run_budget_check(run_dir: str | Path, factors: Sequence[float], *,
     workers = workers or config.search.workers
     threads = config.search.threads or (max(1, (os.cpu_count() or 1) // workers)
                                         if workers > 1 else None)
-    by_factor = {}
+    epochs = (results.get("training") or {}).get("epochs") or (
+        config.proxy.evaluations / config.proxy.evals_per_epoch)
+    by_factor: dict[float, list[dict[str, Any]]] = {}
     for factor in factors:
         ladder = verify_plan.open_budget_ladder(config, run_dir, storage, factor)
         logging.info("budget check at %gx the proxy's epochs: %d trials", factor,
@@ -61,8 +63,20 @@ def run_budget_check(run_dir: str | Path, factors: Sequence[float], *,
                                      epochs_factor=factor)  # fmt: skip
         ladder.current()
         by_factor[factor] = ladder.records(ladder.rungs())
-    epochs = (results.get("training") or {}).get("epochs") or (
-        config.proxy.evaluations / config.proxy.evals_per_epoch)
+        # Written after every factor: a long check shows the shorter budgets' answer while
+        # the longer ones train (and keeps it if stopped; re-running resumes).
+        section = _write_outputs(run_dir, results, config, by_factor, epochs)
+    print(section["verdict"])
+    print(f"budget: {run_dir / 'budget.json'}\nreport: {run_dir / 'report.md'}\n"
+          f"plot:   {run_dir / 'plots' / 'budget.png'}")
+    return section
+
+
+def _write_outputs(run_dir: Path, results: Mapping[str, Any], config: Any,
+                   by_factor: Mapping[float, Sequence[Mapping[str, Any]]],
+                   epochs: float) -> dict[str, Any]:
+    """budget.json, budget_trials.csv, results.json's `budget_check` and report.md for the
+    factors trained so far; returns the section."""
     section = summarize(results, by_factor, epochs, config.search.confidence)
     records = [dict(r, epochs_factor=f) for f, group in by_factor.items() for r in group]
     write_json(run_dir / "budget.json", {**section, "trials": records})
@@ -70,9 +84,6 @@ def run_budget_check(run_dir: str | Path, factors: Sequence[float], *,
     updated = {**results, "budget_check": section}
     write_json(run_dir / "results.json", updated)
     report_lib.write_report(run_dir, updated, config_lib.to_dict(config))
-    print(section["verdict"])
-    print(f"budget: {run_dir / 'budget.json'}\nreport: {run_dir / 'report.md'}\n"
-          f"plot:   {run_dir / 'plots' / 'budget.png'}")
     return section
 
 

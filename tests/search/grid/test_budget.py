@@ -154,3 +154,33 @@ def test_budget_check_after_a_tiny_grid_trains_the_same_seeds_longer_and_resumes
                              "2"]))
     again = json.loads((tmp_path / "budget.json").read_text())["trials"]
     assert [t["seconds"] for t in again] == [t["seconds"] for t in trials]  # resumed
+
+
+def test_each_factor_is_written_as_it_finishes_so_a_stopped_check_keeps_the_shorter_budgets(
+        tmp_path, monkeypatch):
+    from efficientnet_search import config as config_lib
+    from efficientnet_search.search.trials import worker as trial_work
+
+    config_lib.save_config(grid.load_grid_config(SMOKE, TINY, None), tmp_path)
+    (tmp_path / "results.json").write_text(json.dumps(_results()))
+    at2 = {"paper": 0.84, "resolution": 0.83, "width": 0.80, "depth": 0.82}
+
+    def fake_work(config, ladder, **_):  # trains factor 2 (made up), is stopped at factor 4
+        while (trial := ladder.current().queue.claim()) is not None:
+            if trial.user_attrs["epochs_factor"] == 4.0:
+                raise KeyboardInterrupt
+            value = at2[trial.user_attrs["kind"]] + 0.005 * trial.user_attrs["seed"]
+            trial_work.end_trial(ladder.current().queue.study, trial, value,
+                                 attrs={"epoch_accuracies": [value]})  # fmt: skip
+
+    monkeypatch.setattr(budget.worker, "work", fake_work)
+    with pytest.raises(KeyboardInterrupt):
+        budget.run_budget_check(tmp_path, [2, 4], workers=1)
+    saved = json.loads((tmp_path / "budget.json").read_text())
+    assert [r["factor"] for r in saved["rows"]] == [1.0, 2.0]  # the grid's row, then 2x
+    assert len(saved["trials"]) == 8
+    assert saved["verdict"].startswith("Budget check") and "the best by mean is" in saved[
+        "verdict"]
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert [r["factor"] for r in payload["budget_check"]["rows"]] == [1.0, 2.0]
+    assert "## At longer training (budget check)" in (tmp_path / "report.md").read_text()
