@@ -1,6 +1,7 @@
-"""What a one-shot run and each of its scoring workers set up alike: the data as arrays at
-every resolution, the elastic space, the supernet (restored from RUN/supernet/ when
-trained), its trainer, and the scorer with its fixed recalibration and validation subsets.
+"""What a one-shot run and each of its scoring workers set up alike: the tf.distribute
+strategy (`oneshot.train.strategy`), the data as arrays at every resolution, the elastic
+space, the supernet (restored from RUN/supernet/ when trained), its trainer, and the scorer
+with its fixed recalibration and validation subsets.
 
 Every choice here depends only on the config (seeded), so a worker process that prepares
 the same config and run directory scores a subnet exactly as the run itself would.
@@ -32,11 +33,13 @@ class Prepared:
 def prepare(config: OneShotConfig, run_dir: str | Path) -> Prepared:
     """Loads the data and builds the supernet, trainer and scorer of `config` in `run_dir`."""
     from efficientnet_search import data as data_lib
+    from efficientnet_search.search.nas.oneshot import replicas
     from efficientnet_search.search.nas.oneshot.scoring import Scorer
     from efficientnet_search.search.nas.oneshot.supernet import Supernet
     from efficientnet_search.search.nas.oneshot.train import SandwichTrainer
 
     run_dir, section = Path(run_dir), config.oneshot
+    strategy = replicas.strategy_for(section.train.strategy)  # before data touches devices
     splits = data_lib.load(config.data, seed=section.seed)
     elastic = build_elastic(config.space, config.proxy.blocks, width=config.proxy.base_width,
                             depth=config.proxy.base_depth, resolutions=config.resolutions,
@@ -44,10 +47,11 @@ def prepare(config: OneShotConfig, run_dir: str | Path) -> Prepared:
                             dropout=config.proxy.dropout)  # fmt: skip
     train = images(splits.train, elastic.resolutions)
     val = images(splits.val, elastic.resolutions)
-    net = Supernet(elastic, channels=train.by_resolution[elastic.resolutions[0]].shape[-1],
-                   mode=section.train.mode, seed=section.seed)  # fmt: skip
+    with strategy.scope():
+        net = Supernet(elastic, channels=train.by_resolution[elastic.resolutions[0]].shape[-1],
+                       mode=section.train.mode, seed=section.seed)  # fmt: skip
     trainer = SandwichTrainer(net, train, section.train, config.data.batch_size, section.seed,
-                              run_dir / "supernet")  # fmt: skip
+                              run_dir / "supernet", strategy)  # fmt: skip
     calib = np.sort(np.random.default_rng(section.seed).permutation(len(train))[
         :section.recalibration_images])
     scorer = Scorer(net, subset(train, calib), subset(val, slice(0, section.score_images)),

@@ -19,7 +19,6 @@ Re-running the same command resumes every step.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from efficientnet_search.search.nas.oneshot.config import OneShotConfig
 from efficientnet_search.search.nas.oneshot.elastic import RESOLUTION, build_elastic
 from efficientnet_search.search.nas.oneshot.honesty import calibration_ranking
 from efficientnet_search.search.nas.oneshot.optuna_search import optuna_search
-from efficientnet_search.search.nas.oneshot.scoring import Scorer, costs
+from efficientnet_search.search.nas.oneshot.scoring import costs
 from efficientnet_search.search.nas.oneshot.zero_cost import synflow_scores
 
 
@@ -55,9 +54,7 @@ def run_oneshot(config: OneShotConfig, run_dir: str | Path, *, workers: int = 1,
     """Runs (or resumes) the one-shot search of `config` in `run_dir`; returns results.
     With `workers` > 1 or a `storage`, the proposals that need no score are scored by worker
     processes through the shared queue (spread.py)."""
-    from efficientnet_search import data as data_lib
-    from efficientnet_search.search.nas.oneshot.supernet import Supernet
-    from efficientnet_search.search.nas.oneshot.train import SandwichTrainer
+    from efficientnet_search.search.nas.oneshot.prepare import prepare
     from efficientnet_search.search.proxy.trainer import configure_threads
 
     run_dir = Path(run_dir)
@@ -66,23 +63,11 @@ def run_oneshot(config: OneShotConfig, run_dir: str | Path, *, workers: int = 1,
     config_lib.save_config(config, run_dir)
     section, start = config.oneshot, time.perf_counter()
     configure_threads(section.threads)
-    splits = data_lib.load(config.data, seed=section.seed)
-    elastic = check(config, splits.num_classes)
-    train = _images(splits.train, elastic.resolutions)
-    val = _images(splits.val, elastic.resolutions)
-    net = Supernet(elastic, channels=train.by_resolution[elastic.resolutions[0]].shape[-1],
-                   mode=section.train.mode, seed=section.seed)  # fmt: skip
-    trainer = SandwichTrainer(net, train, section.train, config.data.batch_size, section.seed,
-                              run_dir / "supernet")  # fmt: skip
-    losses = trainer.fit()
+    prepared = prepare(config, run_dir)  # the strategy, data, supernet, trainer and scorer
+    splits, elastic, net, scorer = (prepared.splits, prepared.elastic, prepared.net,
+                                    prepared.scorer)  # fmt: skip
+    losses = prepared.trainer.fit()
     trained = time.perf_counter()
-    calib_index = np.sort(np.random.default_rng(section.seed).permutation(len(train))[
-        :section.recalibration_images])
-    recal = dataclasses.replace(train, labels=train.labels[calib_index], by_resolution={
-        r: a[calib_index] for r, a in train.by_resolution.items()})
-    subset = slice(0, section.score_images)
-    scorer = Scorer(net, recal, dataclasses.replace(val, labels=val.labels[subset], by_resolution={
-        r: a[subset] for r, a in val.by_resolution.items()}), run_dir / "scored.csv")
     if workers > 1 or storage:
         spread.spread_scores(config, scorer, spread.independent_proposals(elastic, config),
                              run_dir, workers=workers, storage=storage,
@@ -182,20 +167,6 @@ def _keep(record):
                                               "fitness", "macs", "params", "activations",
                                               "latency")
                        if k in record}  # fmt: skip
-
-
-def _images(ds, resolutions):
-    """A split as arrays at every resolution (the same images, resized by the pipeline)."""
-    from efficientnet_search import data as data_lib
-    from efficientnet_search.search.nas.oneshot.train import Images
-
-    by_resolution, labels = {}, None
-    for r in resolutions:
-        pipeline = data_lib.make_pipeline(ds, resolution=r, batch_size=1000, training=False,
-                                          cache=False)  # fmt: skip
-        images, labels = data_lib.dataset_to_numpy(pipeline)
-        by_resolution[r] = images.astype(np.float32)
-    return Images(by_resolution, np.asarray(labels).astype(np.int64))
 
 
 def load_oneshot_config(path: str, overrides: list[str], seed: int | None) -> OneShotConfig:

@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from efficientnet_search.search.nas.oneshot import progressive, replicas
 from efficientnet_search.search.nas.oneshot.elastic import RESOLUTION, ElasticSpace
 from efficientnet_search.search.nas.oneshot.supernet import Supernet
 
@@ -41,6 +42,11 @@ class TrainConfig:
       distill: children learn from the largest's predictions (False: from the labels).
       checkpoint_every: steps between checkpoints (and at the end of each epoch).
       mode: the supernet's channel mechanism, `slice` or `mask` (supernet.py).
+      strategy: the tf.distribute strategy, named as `train` names it (cpu, gpu, mirrored,
+        multi_worker, tpu, auto; training/distribute.py): the step batch is split over its
+        replicas (replicas.py).
+      progressive: progressive shrinking (Once-for-All; progressive.py): the steps in
+        phases, the largest network alone first, then elastic kernel, depth and width.
     """
 
     epochs: int = 3
@@ -50,8 +56,15 @@ class TrainConfig:
     distill: bool = True
     checkpoint_every: int = 50
     mode: str = "slice"
+    strategy: str = "cpu"
+    progressive: bool = False
 
     def __post_init__(self) -> None:
+        from efficientnet_search.training.distribute import STRATEGY_NAMES
+
+        if self.strategy not in STRATEGY_NAMES:
+            raise ValueError(f"oneshot.train.strategy must be one of {list(STRATEGY_NAMES)}, "
+                             f"got {self.strategy!r}")  # fmt: skip
         for name in ("epochs", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"oneshot.train.{name} must be >= 1, got {getattr(self, name)}")
@@ -77,15 +90,23 @@ class Images:
 
 
 class SandwichTrainer:
-    """Trains `supernet` on `train` with the sandwich rule; checkpoints in `directory`."""
+    """Trains `supernet` on `train` with the sandwich rule; checkpoints in `directory`.
+
+    Under a `strategy` (replicas.py) the supernet must have been built in its scope; the
+    optimizer and step are built here in it, and each step's batch is split over replicas.
+    """
 
     def __init__(self, supernet: Supernet, train: Images, config: TrainConfig,
-                 batch_size: int, seed: int, directory: str | Path):
+                 batch_size: int, seed: int, directory: str | Path,
+                 strategy: tf.distribute.Strategy | None = None):
         self.net, self.train, self.config = supernet, train, config
         self.elastic: ElasticSpace = supernet.elastic
         self.batch_size, self.seed = min(batch_size, len(train)), seed
-        self.optimizer = keras.optimizers.Adam(config.learning_rate)
-        self.optimizer.build(supernet.trainable_variables)
+        self.strategy = strategy or tf.distribute.get_strategy()
+        with self.strategy.scope():
+            self.optimizer = keras.optimizers.Adam(config.learning_rate)
+            self.optimizer.build(supernet.trainable_variables)
+        # The step counter stays a plain host variable (a mirrored one cannot be read by int).
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         checkpoint = tf.train.Checkpoint(supernet=supernet, optimizer=self.optimizer,
                                          step=self.step)  # fmt: skip
@@ -105,6 +126,10 @@ class SandwichTrainer:
             tf.TensorSpec([], tf.bool),
             tf.TensorSpec([2], tf.int32)])  # fmt: skip
         self._apply = tf.function(self._apply_grads, autograph=False)
+        self._apply_replicas = tf.function(
+            lambda grads: self.strategy.run(self._apply_grads, args=(grads,)), autograph=False)
+        self._sum = tf.function(lambda a, b: tf.nest.map_structure(tf.add, a, b),
+                                autograph=False)  # fmt: skip
 
     @property
     def steps_per_epoch(self) -> int:
@@ -122,6 +147,10 @@ class SandwichTrainer:
             self.total_steps, int(self.step) + stop_after)
         while int(self.step) < end:
             n = int(self.step)
+            if self.config.progressive and (not losses or progressive.phase_at(
+                    n, self.total_steps) != progressive.phase_at(n - 1, self.total_steps)):
+                logging.info("supernet: progressive shrinking, phase %s from step %d",
+                             progressive.phase_at(n, self.total_steps), n)  # fmt: skip
             losses.append(self.run_step(n))
             self.step.assign(n + 1)
             if (n + 1) % self.config.checkpoint_every == 0 or (n + 1) % self.steps_per_epoch == 0:
@@ -137,6 +166,9 @@ class SandwichTrainer:
         """Step n's sandwich: largest, smallest, then the drawn ones (from (seed, n) only)."""
         rng = random.Random(self.seed * 1_000_003 + n)
         e = self.elastic
+        if self.config.progressive:
+            return progressive.sandwich(e, rng, self.config.random_subnets,
+                                        progressive.phase_at(n, self.total_steps))
         return [e.largest(), e.smallest(), *(e.sample(rng) for _ in
                                              range(self.config.random_subnets))]  # fmt: skip
 
@@ -151,18 +183,35 @@ class SandwichTrainer:
                             for p in subnets])  # fmt: skip
         labels = self.train.labels[index].astype(np.int32)
         none = np.zeros([len(index), self.elastic.num_classes], np.float32)
-        loss, soft, total = self._grads(images[0], choices[0], none, labels, True,
-                                        np.array([self.seed, n], np.int32))  # fmt: skip
+        s = self.strategy
+        labels, none = replicas.split(s, labels), replicas.split(s, none)
+        loss, soft, total = self._replica(self._grads, replicas.split(s, images[0]), choices[0],
+                                          none, labels, True,
+                                          np.array([self.seed, n], np.int32))  # fmt: skip
         for i in range(1, len(subnets)):
             # In-place distillation (BigNAS, Section 3.1): children learn the largest's
             # predictions of this step, held constant (it is an input here).
-            child, _, grads = self._grads(images[i], choices[i], soft, labels,
-                                          not self.config.distill,
-                                          np.array([self.seed + 1_000_003 * i, n], np.int32))
-            loss += child
-            total = [a + b for a, b in zip(total, grads, strict=True)]
-        self._apply(total)
-        return float(loss)
+            child, _, grads = self._replica(self._grads, replicas.split(s, images[i]),
+                                            choices[i], soft, labels, not self.config.distill,
+                                            np.array([self.seed + 1_000_003 * i, n], np.int32))
+            if s.num_replicas_in_sync == 1:
+                loss += child
+                total = [a + b for a, b in zip(total, grads, strict=True)]
+            else:
+                loss, total = self._replica(self._sum, (loss, total), (child, grads))
+        if s.num_replicas_in_sync == 1:
+            self._apply(total)
+        else:  # the update all-reduces: strategy.run inside one tf.function, not nested
+            self._apply_replicas(total)
+        return replicas.total(s, loss)
+
+    def _replica(self, fn, *args):
+        """`fn(*args)` on every replica (directly on a single device)."""
+        if self.strategy.num_replicas_in_sync == 1:
+            return fn(*args)
+        # A plain Python callable runs once per replica with that replica's values (a
+        # tf.function given to `run` directly would be called once with all of them).
+        return self.strategy.run(lambda *values: fn(*values), args=args)
 
     def _subnet_grads(self, images, choices, soft, labels, use_labels, seed):
         """(loss, softmax outputs, gradient of every trainable variable) of one subnet."""
@@ -173,7 +222,9 @@ class SandwichTrainer:
                 use_labels,
                 lambda: tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits),
                 lambda: tf.nn.softmax_cross_entropy_with_logits(soft, logits))
-            loss = tf.reduce_mean(loss)
+            # Summed over the replica's examples, divided by the global batch: the replicas'
+            # gradients add up to the global batch's mean (replicas.py).
+            loss = tf.reduce_sum(loss) / self.batch_size
         grads = tape.gradient(loss, variables)
         grads = [tf.zeros_like(v) if g is None else g
                  for g, v in zip(grads, variables, strict=True)]  # fmt: skip
