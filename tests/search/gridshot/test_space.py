@@ -79,3 +79,15 @@ def test_bad_supernet_settings_fail_with_one_line(tmp_path, capsys, override, me
                                str(tmp_path / "run"), "--set", override], capsys)
     assert message in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_the_quick_config_scores_the_quick_grids_proxy():
+    from efficientnet_search.search.grid.run import load_grid_config
+
+    ours = load_gridshot_config(QUICK, [])
+    grid = load_grid_config(str(CONFIGS / "grid" / "fashion_mnist_quick.yaml"), [], None)
+    assert (ours.proxy, ours.data) == (grid.proxy, grid.data)
+    assert (ours.search.repeats, ours.search.seed) == (grid.search.repeats, grid.search.seed)
+    same = ("alpha_range", "beta_range", "gamma_range", "target", "cost", "single_dimension")
+    assert all(getattr(ours.candidates, k) == getattr(grid.candidates, k) for k in same)
+    assert ours.supernet.step == 0.05 < grid.candidates.step
