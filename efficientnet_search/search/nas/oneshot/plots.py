@@ -50,9 +50,10 @@ def plot_scores_vs_macs(payload: Mapping[str, Any], records: Sequence[Mapping[st
     fig, ax = plotting.figure(figsize=(10, 5))
     for algorithm, color in COLORS.items():
         group = [r for r in records if first.get(r["key"], "other") == algorithm]
+        name = "no search (baseline)" if algorithm == "other" else algorithm
         if group:
             ax.scatter([r["macs"] / 1e6 for r in group], [r["score"] for r in group], s=12,
-                       alpha=0.6, color=color, label=f"{algorithm} ({len(group)})")
+                       alpha=0.6, color=color, label=f"{name} ({len(group)})")
     calib = payload["calibration"]["architectures"]
     ax.scatter([a["macs"] / 1e6 for a in calib], [a["supernet"] for a in calib], s=90,
                facecolors="none", edgecolors="black", linewidths=1.2,

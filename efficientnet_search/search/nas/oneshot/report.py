@@ -81,10 +81,10 @@ def report_lines(payload: dict[str, Any]) -> list[str]:
 def within_bins_lines(within: dict[str, Any], n: int) -> list[str]:
     """The within-equal-MACs-bins section (bins.py says how bins are cut and why)."""
     sizes = ", ".join(str(k) for k in within["sizes"])
-    lines = ["", f"## Within equal-MACs bins ({within['bins']} bin(s) of {sizes} "
-                 "architectures)", "",
-             f"The calibration set sorted by MACs and cut into {n} // 4 = {within['bins']} "
-             "bin(s) of equal count (four is the fewest architectures whose Spearman takes "
+    count = f"{within['bins']} bin" + ("s" if within["bins"] > 1 else "")
+    lines = ["", f"## Within equal-MACs bins ({count}: {sizes} architectures)", "",
+             f"The calibration set sorted by MACs and cut into {n} // 4 = {count} "
+             "of equal count (four is the fewest architectures whose Spearman takes "
              "more than a handful of values); within a bin MACs barely differ, so size alone "
              "cannot explain a ranking there (Ning et al. 2020: supernet scores lean toward "
              "size). Statistics are the size-weighted mean over bins; intervals a bootstrap "

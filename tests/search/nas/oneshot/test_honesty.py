@@ -38,6 +38,7 @@ def test_a_size_only_ranking_is_not_a_finding_within_bins():
     assert within["predictors"]["supernet"]["spearman"] < 0.5
     assert out["finding"] is False
     text = "\n".join(within_bins_lines(within, 16))
+    assert "## Within equal-MACs bins (4 bins: 4, 4, 4, 4 architectures)" in text
     assert "does **not** beat MACs/params" in text and "not a finding" in text
 
 

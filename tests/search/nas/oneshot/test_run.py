@@ -59,7 +59,7 @@ def test_smoke_run_writes_results_the_grid_reads_and_resumes(tmp_path):
     assert len(rows) - 1 == payload["scored"] >= 5
     assert len(payload["calibration"]["architectures"]) == 5
     report = (run / "report.md").read_text()
-    assert "finding" in report and "Within equal-MACs bins (1 bin(s) of 5" in report
+    assert "finding" in report and "Within equal-MACs bins (1 bin: 5 architectures)" in report
     assert payload["tpe_best"]["algorithm"] == "tpe"
     assert payload["nsga2_best"]["algorithm"] == "nsga2"
     assert all(math.isfinite(a["synflow"]) for a in payload["calibration"]["architectures"])
