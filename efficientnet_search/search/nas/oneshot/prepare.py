@@ -10,6 +10,7 @@ the same config and run directory scores a subnet exactly as the run itself woul
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ class Prepared:
     net: Any  # supernet.Supernet
     trainer: Any  # train.SandwichTrainer (restored from the run's checkpoint, if any)
     scorer: Any  # scoring.Scorer
+    is_chief: bool = True  # False: a multi-worker strategy's other worker (trains only)
 
 
 def prepare(config: OneShotConfig, run_dir: str | Path) -> Prepared:
@@ -39,7 +41,8 @@ def prepare(config: OneShotConfig, run_dir: str | Path) -> Prepared:
     from efficientnet_search.search.nas.oneshot.train import SandwichTrainer
 
     run_dir, section = Path(run_dir), config.oneshot
-    strategy = replicas.strategy_for(section.train.strategy)  # before data touches devices
+    dist = replicas.distribution_for(section.train.strategy)  # before data touches devices
+    strategy = dist.strategy
     splits = data_lib.load(config.data, seed=section.seed)
     elastic = build_elastic(config.space, config.proxy.blocks, width=config.proxy.base_width,
                             depth=config.proxy.base_depth, resolutions=config.resolutions,
@@ -51,12 +54,13 @@ def prepare(config: OneShotConfig, run_dir: str | Path) -> Prepared:
         net = Supernet(elastic, channels=train.by_resolution[elastic.resolutions[0]].shape[-1],
                        mode=section.train.mode, seed=section.seed)  # fmt: skip
     trainer = SandwichTrainer(net, train, section.train, config.data.batch_size, section.seed,
-                              run_dir / "supernet", strategy)  # fmt: skip
+                              run_dir / "supernet", strategy,
+                              None if dist.is_chief else tempfile.mkdtemp(prefix="oneshot_"))
     calib = np.sort(np.random.default_rng(section.seed).permutation(len(train))[
         :section.recalibration_images])
     scorer = Scorer(net, subset(train, calib), subset(val, slice(0, section.score_images)),
                     run_dir / "scored.csv")  # fmt: skip
-    return Prepared(splits, elastic, net, trainer, scorer)
+    return Prepared(splits, elastic, net, trainer, scorer, dist.is_chief)
 
 
 def subset(split, index):

@@ -31,7 +31,7 @@ from efficientnet_search.jsonio import write_json
 from efficientnet_search.search.nas.oneshot import calibration as calibration_lib
 from efficientnet_search.search.nas.oneshot import latency_table as latency_lib
 from efficientnet_search.search.nas.oneshot import plots as plots_lib
-from efficientnet_search.search.nas.oneshot import ranking, spread
+from efficientnet_search.search.nas.oneshot import ranking, replicas, spread
 from efficientnet_search.search.nas.oneshot import report as report_lib
 from efficientnet_search.search.nas.oneshot import search as search_lib
 from efficientnet_search.search.nas.oneshot.config import OneShotConfig
@@ -60,7 +60,8 @@ def run_oneshot(config: OneShotConfig, run_dir: str | Path, *, workers: int = 1,
     run_dir = Path(run_dir)
     check(config)  # a bad baseline fails before anything is written
     spread.check_workers(workers, storage)
-    config_lib.save_config(config, run_dir)
+    if replicas.chief_task():  # a multi-worker strategy's other workers write nothing here
+        config_lib.save_config(config, run_dir)
     section, start = config.oneshot, time.perf_counter()
     configure_threads(section.threads)
     prepared = prepare(config, run_dir)  # the strategy, data, supernet, trainer and scorer
@@ -68,6 +69,9 @@ def run_oneshot(config: OneShotConfig, run_dir: str | Path, *, workers: int = 1,
                                     prepared.scorer)  # fmt: skip
     losses = prepared.trainer.fit()
     trained = time.perf_counter()
+    if not prepared.is_chief:  # trained its replicas' share; the chief scores and writes
+        logging.info("oneshot: supernet trained; this worker is not the chief, done")
+        return {}
     if workers > 1 or storage:
         spread.spread_scores(config, scorer, spread.independent_proposals(elastic, config),
                              run_dir, workers=workers, storage=storage,

@@ -93,12 +93,14 @@ class SandwichTrainer:
     """Trains `supernet` on `train` with the sandwich rule; checkpoints in `directory`.
 
     Under a `strategy` (replicas.py) the supernet must have been built in its scope; the
-    optimizer and step are built here in it, and each step's batch is split over replicas.
+    optimizer is built here in it, and each step's batch is split over replicas. Checkpoints
+    are restored from `directory` and saved to `save_directory` (default: `directory`).
     """
 
     def __init__(self, supernet: Supernet, train: Images, config: TrainConfig,
                  batch_size: int, seed: int, directory: str | Path,
-                 strategy: tf.distribute.Strategy | None = None):
+                 strategy: tf.distribute.Strategy | None = None,
+                 save_directory: str | Path | None = None):
         self.net, self.train, self.config = supernet, train, config
         self.elastic: ElasticSpace = supernet.elastic
         self.batch_size, self.seed = min(batch_size, len(train)), seed
@@ -110,11 +112,13 @@ class SandwichTrainer:
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         checkpoint = tf.train.Checkpoint(supernet=supernet, optimizer=self.optimizer,
                                          step=self.step)  # fmt: skip
-        self.manager = tf.train.CheckpointManager(checkpoint, str(directory), max_to_keep=2)
-        if self.manager.latest_checkpoint:
-            checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-            logging.info("supernet: resumed at step %d from %s", int(self.step),
-                         self.manager.latest_checkpoint)  # fmt: skip
+        # Restored from `directory`; saved to `save_directory` (a non-chief worker's scratch).
+        self.manager = tf.train.CheckpointManager(checkpoint, str(save_directory or directory),
+                                                  max_to_keep=2)  # fmt: skip
+        latest = tf.train.latest_checkpoint(str(directory))
+        if latest:
+            checkpoint.restore(latest).assert_existing_objects_matched()
+            logging.info("supernet: resumed at step %d from %s", int(self.step), latest)
         channels, shape = supernet.channels, self.elastic.choice_shape
         # One subnet's forward and backward is traced once and called per subnet of the
         # sandwich (tracing all of them in one step took minutes on the B0 space).
@@ -126,8 +130,6 @@ class SandwichTrainer:
             tf.TensorSpec([], tf.bool),
             tf.TensorSpec([2], tf.int32)])  # fmt: skip
         self._apply = tf.function(self._apply_grads, autograph=False)
-        self._apply_replicas = tf.function(
-            lambda grads: self.strategy.run(self._apply_grads, args=(grads,)), autograph=False)
         self._sum = tf.function(lambda a, b: tf.nest.map_structure(tf.add, a, b),
                                 autograph=False)  # fmt: skip
 
@@ -201,9 +203,12 @@ class SandwichTrainer:
                 loss, total = self._replica(self._sum, (loss, total), (child, grads))
         if s.num_replicas_in_sync == 1:
             self._apply(total)
-        else:  # the update all-reduces: strategy.run inside one tf.function, not nested
-            self._apply_replicas(total)
-        return replicas.total(s, loss)
+            return float(loss)
+        # Keras' apply_gradients sums the gradients over every replica (all workers) in
+        # replica context; run eagerly (in a tf.function the multi-worker all-reduce finds no
+        # device to reduce to).
+        s.run(self._apply_grads, args=(total,))
+        return float(replicas.local(s, replicas.all_sum(s, loss)))
 
     def _replica(self, fn, *args):
         """`fn(*args)` on every replica (directly on a single device)."""
