@@ -192,7 +192,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--pool", type=int, default=5000)
     parser.add_argument("--pick_seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2,
+                        help="TensorFlow CPU threads (0: TensorFlow's default)")
     parser.add_argument("--limit", type=int, default=None,
                         help="train at most this many architectures this call (resume later)")
     parser.add_argument("--out", default="benchmarks/reference_table_quick.csv")

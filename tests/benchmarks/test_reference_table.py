@@ -36,7 +36,7 @@ SMOKE = str(CONFIGS / "nas" / "smoke.yaml")
 
 def _run(out, *extra):
     reference_table.main(["--config", SMOKE, "--architectures", "6", "--seeds", "2",
-                          "--pool", "200", "--out", str(out), *extra])
+                          "--pool", "200", "--threads", "0", "--out", str(out), *extra])
 
 
 def _rows(out):
@@ -86,7 +86,7 @@ def test_another_recipe_for_the_same_table_exits_2_and_writes_nothing(tmp_path, 
 def test_real_trainings_fill_the_table(tmp_path):
     out = tmp_path / "table.csv"
     reference_table.main(["--config", SMOKE, "--architectures", "2", "--seeds", "2",
-                          "--pool", "50", "--out", str(out)])
+                          "--pool", "50", "--threads", "0", "--out", str(out)])
     rows = _rows(out)
     assert len(rows) == 4 and all(0 <= float(r["accuracy"]) <= 1 for r in rows)
     assert all(float(r["seconds"]) > 0 for r in rows)
