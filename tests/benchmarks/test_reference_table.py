@@ -90,3 +90,29 @@ def test_real_trainings_fill_the_table(tmp_path):
     rows = _rows(out)
     assert len(rows) == 4 and all(0 <= float(r["accuracy"]) <= 1 for r in rows)
     assert all(float(r["seconds"]) > 0 for r in rows)
+
+
+@pytest.mark.slow  # 4 algorithms x 2 budgets x 6 repeats of Optuna studies: ~40 s loaded
+def test_lookup_search_compares_the_four_algorithms_on_the_table(tmp_path, monkeypatch,
+                                                                 capsys):
+    from benchmarks import lookup_search
+
+    monkeypatch.setattr(proxy, "train_proxy", FakeTraining())
+    out = tmp_path / "table.csv"
+    reference_table.main(["--config", SMOKE, "--architectures", "12", "--seeds", "2",
+                          "--pool", "300", "--threads", "0", "--out", str(out)])
+    lookup_search.main(["--table", str(out), "--config", SMOKE, "--repeats", "4",
+                        "--budgets", "3", "12", "--out", str(tmp_path / "lookup.json")])
+    rows = json.loads((tmp_path / "lookup.json").read_text())["rows"]
+    assert {(r["algorithm"], r["budget"]) for r in rows} == {
+        (a, b) for a in lookup_search.ALGORITHMS for b in (3, 12)}
+    full = {r["algorithm"]: r["regret"][0] for r in rows
+            if r["budget"] == 12 and r["looked_up"] == 12}
+    # every architecture looked up: each such algorithm picks the best observed one, the same
+    assert "random" in full and len(set(full.values())) == 1
+    few = {r["algorithm"]: r["regret"][0] for r in rows if r["budget"] == 3}
+    assert few["random"] >= full["random"]
+    assert "top-5" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:  # a budget beyond the table
+        lookup_search.main(["--table", str(out), "--config", SMOKE, "--budgets", "13"])
+    assert exit_.value.code == 2
