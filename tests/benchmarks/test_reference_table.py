@@ -109,7 +109,7 @@ def test_lookup_search_compares_the_four_algorithms_on_the_table(tmp_path, monke
     full = {r["algorithm"]: r["regret"][0] for r in rows
             if r["budget"] == 12 and r["looked_up"] == 12}
     # every architecture looked up: each such algorithm picks the best observed one, the same
-    assert "random" in full and len(set(full.values())) == 1
+    assert full and len(set(full.values())) == 1
     few = {r["algorithm"]: r["regret"][0] for r in rows if r["budget"] == 3}
     assert few["random"] >= full["random"]
     assert "top-5" in capsys.readouterr().out
