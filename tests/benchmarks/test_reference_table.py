@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import json
 import random
+import subprocess
+import sys
 import zlib
 
 import pytest
@@ -13,7 +15,7 @@ import pytest
 from benchmarks import reference_table
 from efficientnet_search.arch.cost import spec_cost
 from efficientnet_search.search.proxy import trainer as proxy
-from tests.paths import CONFIGS
+from tests.paths import CONFIGS, ROOT
 
 
 class FakeTraining:
@@ -116,3 +118,33 @@ def test_lookup_search_compares_the_four_algorithms_on_the_table(tmp_path, monke
     with pytest.raises(SystemExit) as exit_:  # a budget beyond the table
         lookup_search.main(["--table", str(out), "--config", SMOKE, "--budgets", "13"])
     assert exit_.value.code == 2
+
+
+def test_supernet_check_without_a_trained_run_exits_2(tmp_path, capsys):
+    from benchmarks import oneshot_vs_table
+
+    with pytest.raises(SystemExit) as exit_:
+        oneshot_vs_table.main(["--run_dir", str(tmp_path / "nothing")])
+    assert exit_.value.code == 2 and "no trained one-shot run" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # a tiny supernet (the one-shot smoke's space) and 6 scored: ~2 min loaded
+def test_supernet_ranking_against_the_table(tmp_path, monkeypatch):
+    from tests.search.nas.oneshot.test_spread import _oneshot
+
+    monkeypatch.setattr(proxy, "train_proxy", FakeTraining())
+    table = tmp_path / "table.csv"  # the nas smoke's space is the one-shot smoke's
+    reference_table.main(["--config", SMOKE, "--architectures", "6", "--seeds", "2",
+                          "--pool", "200", "--threads", "0", "--out", str(table)])
+    _oneshot(tmp_path / "run")
+    before = sorted(p.name for p in (tmp_path / "run").rglob("*"))
+    result = subprocess.run(
+        [sys.executable, "benchmarks/oneshot_vs_table.py", "--run_dir", str(tmp_path / "run"),
+         "--table", str(table), "--bootstrap", "50", "--out", str(tmp_path / "vs.json")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads((tmp_path / "vs.json").read_text())
+    assert out["architectures"] == 6
+    assert set(out["comparison"]["predictors"]) == {"supernet", "macs", "params"}
+    assert out["seed_to_seed_spearman"] is not None and "ceiling" in result.stdout
+    assert sorted(p.name for p in (tmp_path / "run").rglob("*")) == before  # RUN only read
