@@ -188,5 +188,5 @@ def main(args) -> None:
     logging.info("oneshot %s: %d resolution(s), supernet %d epochs", config.name,
                  len(config.resolutions), config.oneshot.train.epochs)  # fmt: skip
     run_oneshot(config, args.run_dir or str(Path("runs") / config.name),
-                workers=getattr(args, "workers", None) or 1,
+                workers=1 if getattr(args, "workers", None) is None else args.workers,
                 storage=getattr(args, "storage", None))

@@ -68,3 +68,15 @@ def test_two_workers_write_the_scores_of_one_and_resume_without_rescoring(tmp_pa
     again = _oneshot(two, "--workers", "2")  # resumed: every point already scored
     assert "networks to score" not in again
     assert (two / "scored.csv").read_text().splitlines() == rows
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--workers", "0"], "--workers 0: give 1 or more"),
+    (["--storage", "bogus://x"], "cannot open the study storage bogus://x"),
+])
+def test_bad_workers_or_storage_is_one_line_and_exit_2(tmp_path, capsys, flags, message):
+    from tests.cli_errors import fails_with_one_line
+
+    err = fails_with_one_line(["oneshot", "--config", "configs/nas/oneshot_smoke.yaml",
+                               "--run_dir", str(tmp_path / "run"), *flags], capsys)
+    assert message in err and not (tmp_path / "run").exists()
