@@ -116,6 +116,9 @@ def summarize(rows: list[dict[str, Any]], seeds: int, samples: int = 1000) -> di
         "between_architecture_sd": float(table.mean(axis=1).std(ddof=1)),
         "seed_sd": float(np.sqrt(table.var(axis=1, ddof=1).mean())),
         "accuracy_range": [float(table.mean(axis=1).min()), float(table.mean(axis=1).max())],
+        # A seed's shared effect (its shuffle order, its dropout) moves every architecture
+        # alike: it shifts these means without touching the rank correlations above.
+        "seed_means": [float(m) for m in table.mean(axis=0)],
     })  # fmt: skip
     return out
 
