@@ -119,6 +119,9 @@ def summarize(rows: list[dict[str, Any]], seeds: int, samples: int = 1000) -> di
         # A seed's shared effect (its shuffle order, its dropout) moves every architecture
         # alike: it shifts these means without touching the rank correlations above.
         "seed_means": [float(m) for m in table.mean(axis=0)],
+        # The seed SD with each seed's shared shift removed: the noise that reorders.
+        "seed_sd_within": float(np.sqrt((table - table.mean(axis=0)).var(
+            axis=1, ddof=1).mean())),
     })  # fmt: skip
     return out
 
