@@ -58,7 +58,8 @@ def plot(section: Mapping[str, Any] | None, path: Path) -> str | None:
         kind = found[0][1]["kind"]
         ax.errorbar([e * shift for e, _ in found], [c["mean"] for _, c in found],
                     yerr=[c.get("std") or 0.0 for _, c in found], color=colors(index % 10),
-                    marker=KIND_MARKERS.get(kind, "o"), capsize=3, label=f"{key} ({kind})")
+                    marker=KIND_MARKERS.get(kind, "o"), capsize=3, label=f"{key} ({kind})",
+                    markersize=10 if kind == "paper" else 6)  # a star reads small at 6
     ax.set_xscale("log")
     ax.set_xticks([r["epochs"] for r in rows])
     ax.set_xticklabels([f"{r['epochs']:g}" for r in rows])
