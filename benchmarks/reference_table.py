@@ -181,12 +181,9 @@ def _write_side(side: Path, argv: list[str], recipe: dict, out: Path, seeds: int
 
 
 def _append(path: Path, row: dict) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=FIELDS)
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+    from efficientnet_search.tables import append_csv_row
+
+    append_csv_row(path, FIELDS, row)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,7 +27,11 @@ from efficientnet_search import config as config_lib
 from efficientnet_search.arch.blocks import decode_blocks
 from efficientnet_search.arch.model import ModelSpec
 from efficientnet_search.arch.scaling import Candidate
-from efficientnet_search.search.nas.oneshot.elastic import RESOLUTION, ElasticSpace, Slot
+from efficientnet_search.search.nas.oneshot.elastic import (
+    RESOLUTION,
+    ElasticSpace,
+    with_largest_slots,
+)
 from efficientnet_search.search.proxy.config import ProxyConfig
 
 Point = tuple[float, float, float]  # (alpha, beta, gamma)
@@ -95,17 +99,7 @@ def build_scaling_space(proxy: ProxyConfig, points: Sequence[Point], *, high: Po
     side = {p: space.params(p)[RESOLUTION] for p in (*points, low, high)}
     sides = sorted({s for s in side.values() if side[low] <= s <= side[high]})
     space = dataclasses.replace(space, resolutions=tuple(sides))
-    spec = space.spec(space.blocks(space.largest()), side[high])
-    slots, counters = [], {}
-    for block in spec.planned_blocks():
-        index = counters.get(block.stage, 0)
-        counters[block.stage] = index + 1
-        a = block.args
-        slots.append(Slot(block.stage, index, a.strides, a.filters_in,
-                          a.filters_in * a.expand_ratio, a.se_filters if a.has_se else 0,
-                          a.filters_out))  # fmt: skip
-    return dataclasses.replace(space, slots=tuple(slots), stem=spec.stem_channels,
-                               head=spec.head_channels)
+    return with_largest_slots(space, space.spec(space.blocks(space.largest()), side[high]))
 
 
 def check_covered(space: ScalingSpace, candidates: Sequence[Candidate]) -> None:

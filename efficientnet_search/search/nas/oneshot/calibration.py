@@ -23,6 +23,7 @@ from absl import logging
 from efficientnet_search.data.config import DataConfig
 from efficientnet_search.search.proxy.config import ProxyConfig
 from efficientnet_search.search.proxy.trainer import train_proxy
+from efficientnet_search.tables import append_csv_row
 
 FIELDS = ("key", "seed", "accuracy", "seconds")
 
@@ -63,9 +64,4 @@ def train_standalone(records: Sequence[Mapping[str, Any]], proxy: ProxyConfig, s
 
 
 def _append(path: Path, row: dict) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=FIELDS)
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+    append_csv_row(path, FIELDS, row)

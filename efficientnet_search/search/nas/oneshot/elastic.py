@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -189,7 +189,15 @@ def build_elastic(space_config: SpaceConfig, baseline: Sequence[str], *, width: 
                            tuple(sorted({int(r) for r in resolutions})), int(num_classes),
                            float(dropout), kernels, (), 0, 0)  # fmt: skip
     largest = elastic.largest()
-    spec = elastic.spec(elastic.blocks(largest), largest[RESOLUTION])
+    return with_largest_slots(elastic, elastic.spec(elastic.blocks(largest), largest[RESOLUTION]))
+
+
+_Space = TypeVar("_Space", bound="ElasticSpace")
+
+
+def with_largest_slots(space: _Space, spec: ModelSpec) -> _Space:
+    """`space` with the weight slots (and stem and head widths) of its largest network `spec`:
+    every subnet's layers are prefixes of these, so they fix the supernet's variables."""
     slots, counters = [], {}
     for block in spec.planned_blocks():
         index = counters.get(block.stage, 0)
@@ -198,5 +206,5 @@ def build_elastic(space_config: SpaceConfig, baseline: Sequence[str], *, width: 
         slots.append(Slot(block.stage, index, a.strides, a.filters_in,
                           a.filters_in * a.expand_ratio, a.se_filters if a.has_se else 0,
                           a.filters_out))  # fmt: skip
-    return dataclasses.replace(elastic, slots=tuple(slots), stem=spec.stem_channels,
+    return dataclasses.replace(space, slots=tuple(slots), stem=spec.stem_channels,
                                head=spec.head_channels)

@@ -29,6 +29,7 @@ from typing import Any
 from efficientnet_search.arch.blocks import encode_block_string
 from efficientnet_search.arch.model import ModelSpec
 from efficientnet_search.search.proxy.latency import LatencyConfig, time_spec
+from efficientnet_search.tables import append_csv_row
 
 FIELDS = ("piece", "median_ms", "device")
 CHANNELS = 3  # input channels, as `time_spec` builds and `arch.cost` counts
@@ -111,13 +112,8 @@ class LatencyTable:
                 repeats=self.settings.repeats, min_seconds=self.settings.min_seconds)
             keras.backend.clear_session()
             self.entries[key] = round(measured.median_ms, 5)  # as the CSV holds it
-            new = not self.path.exists()
-            with self.path.open("a", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=FIELDS)
-                if new:
-                    writer.writeheader()
-                writer.writerow({"piece": key, "median_ms": self.entries[key],
-                                 "device": measured.device})
+            append_csv_row(self.path, FIELDS, {"piece": key, "median_ms": self.entries[key],
+                                               "device": measured.device})  # fmt: skip
         return self.entries[key]
 
 

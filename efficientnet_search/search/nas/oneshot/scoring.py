@@ -26,6 +26,7 @@ from efficientnet_search.search.nas.objective import trained_key
 from efficientnet_search.search.nas.oneshot.elastic import RESOLUTION, ElasticSpace
 from efficientnet_search.search.nas.oneshot.supernet import Supernet
 from efficientnet_search.search.nas.oneshot.train import Images
+from efficientnet_search.tables import append_csv_row
 
 CSV_FIELDS = ("number", "key", "resolution", "score", "macs", "params", "activations",
               "blocks", "params_json")  # fmt: skip
@@ -98,14 +99,9 @@ class Scorer:
                 "blocks": list(blocks), "choice": dict(params)}  # fmt: skip
 
     def _append(self, record: dict[str, Any]) -> None:
-        new = not self.path.exists()
-        with self.path.open("a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
-            if new:
-                writer.writeheader()
-            writer.writerow({**{k: record[k] for k in CSV_FIELDS[:7]},
-                             "blocks": " ".join(record["blocks"]),
-                             "params_json": json.dumps(record["choice"], sort_keys=True)})
+        append_csv_row(self.path, CSV_FIELDS, {
+            **{k: record[k] for k in CSV_FIELDS[:7]}, "blocks": " ".join(record["blocks"]),
+            "params_json": json.dumps(record["choice"], sort_keys=True)})  # fmt: skip
 
 
 def _parsed(row: Mapping[str, str]) -> dict[str, Any]:
