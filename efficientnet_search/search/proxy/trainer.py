@@ -24,6 +24,7 @@ from collections.abc import Collection
 
 import keras
 import tensorflow as tf
+from absl import logging
 
 from efficientnet_search.arch.cost import spec_cost
 from efficientnet_search.arch.model import ModelSpec, build_model
@@ -56,10 +57,19 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def configure_threads(threads: int | None) -> None:
-    """Limits this process's TensorFlow CPU threads (call before any TF op runs)."""
+    """Limits this process's TensorFlow CPU threads (call before any TF op runs).
+
+    Where TensorFlow has already started in this process (a notebook, a test session, a
+    caller's own model), the threads cannot change any more: they stay as they are, with a
+    warning, rather than failing the search.
+    """
     if threads and tf.config.threading.get_intra_op_parallelism_threads() != threads:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:
+            logging.warning("threads=%d not applied: TensorFlow already started in this "
+                            "process, so its thread pools stay as they are", threads)
 
 
 def train_proxy(

@@ -7,6 +7,7 @@ import io
 
 import optuna
 import pytest
+import tensorflow as tf
 from optuna.trial import TrialState
 
 from efficientnet_search import data
@@ -148,3 +149,10 @@ def test_v2_baseline_proxy_builds_and_counts_fused_blocks():
     built, counted = model_cost(model), spec_cost(spec)
     assert built.macs == counted.macs and built.trainable_params == counted.trainable_params
     assert 1.3 < proxy.macs_ratio(1.2, 1.1, 1.15, num_classes=10) < 3.0
+
+
+def test_threads_asked_after_tensorflow_started_warn_instead_of_failing_the_search():
+    tf.constant(1.0) + 1.0  # TensorFlow's context now exists in this process
+    current = tf.config.threading.get_intra_op_parallelism_threads()
+    proxy.configure_threads(current + 3)  # a search's `threads`, too late to apply
+    assert tf.config.threading.get_intra_op_parallelism_threads() == current
