@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from efficientnet_search import config as config_lib
 from efficientnet_search.data.synthetic import synthetic_arrays
 from efficientnet_search.training import train
 from tests.paths import CONFIGS, ROOT
+from tests.ports import free_ports
 
 TINY = {
     "name": "tiny",
@@ -218,19 +218,9 @@ def test_mirrored_over_two_cpus_trains_like_one_device(tmp_path):
     np.testing.assert_allclose(mirrored["losses"], single["losses"], rtol=0.25)
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def test_multi_worker_two_processes_train_with_identical_losses(tmp_path):
     config = _config_file(tmp_path, **{"train.epochs": 2})
-    workers = [f"localhost:{port}" for port in _free_ports(2)]
+    workers = [f"localhost:{port}" for port in free_ports(2)]
     procs = [
         _cli("train", "--config", str(config), "--run_dir", str(tmp_path / "run"),
              "--strategy", "multi_worker",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 
 from tests.paths import ROOT
+from tests.ports import free_ports
 
 _SCRIPT = """
 import json, sys
@@ -96,21 +96,11 @@ print(json.dumps({"chief": dist.is_chief, "chief_task": replicas.chief_task(),
 """
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 @pytest.mark.slow  # two processes, each a tiny supernet's 3 steps: ~1 min on 2 loaded cores
 def test_multi_worker_processes_train_in_step_and_only_the_chief_checkpoints_the_run(tmp_path):
     from efficientnet_search.training.train import tf_config_for
 
-    workers = [f"localhost:{port}" for port in _free_ports(2)]
+    workers = [f"localhost:{port}" for port in free_ports(2)]
     procs = [subprocess.Popen(
         [sys.executable, "-c", _WORKER_SCRIPT, str(tmp_path)], cwd=ROOT, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
