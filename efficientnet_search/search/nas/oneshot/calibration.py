@@ -37,8 +37,10 @@ def spread_over_cost(records: Sequence[Mapping[str, Any]], size: int,
 
 
 def train_standalone(records: Sequence[Mapping[str, Any]], proxy: ProxyConfig, splits,
-                     data: DataConfig, seeds: int, path: str | Path) -> dict[str, list[float]]:
-    """Stand-alone accuracies per record key (one per seed), trained or read from `path`."""
+                     data: DataConfig, seeds: int, path: str | Path,
+                     label: str = "calibration") -> dict[str, list[float]]:
+    """Stand-alone accuracies per record key (one per seed), trained or read from `path`
+    (`label` names the trainings in the log: the calibration set, the outcome test)."""
     path = Path(path)
     done: dict[tuple[str, int], float] = {}
     if path.exists():
@@ -54,8 +56,8 @@ def train_standalone(records: Sequence[Mapping[str, Any]], proxy: ProxyConfig, s
             result = train_proxy(config, splits, alpha=1.0, beta=1.0, gamma=1.0, seed=seed,
                                  data=data)  # fmt: skip
             done[(record["key"], seed)] = result.epoch_accuracies[-1]
-            logging.info("calibration %d/%d seed %d: %.4f stand-alone (supernet %.4f), %.0f s",
-                         i + 1, len(records), seed, result.epoch_accuracies[-1],
+            logging.info("%s %d/%d seed %d: %.4f stand-alone (supernet %.4f), %.0f s",
+                         label, i + 1, len(records), seed, result.epoch_accuracies[-1],
                          record["score"], result.seconds)  # fmt: skip
             _append(path, {"key": record["key"], "seed": seed,
                            "accuracy": result.epoch_accuracies[-1],

@@ -1,10 +1,13 @@
-"""report.md of a one-shot run: the choice, the searches, and the ranking check beside cost."""
+"""report.md of a one-shot run: the choice and its outcome test, the searches, and the ranking
+check beside cost."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 from typing import Any
+
+from efficientnet_search.search.nas.oneshot.outcome import OFF
 
 
 def write_report(path: str | Path, payload: dict[str, Any]) -> Path:
@@ -19,6 +22,7 @@ def report_lines(payload: dict[str, Any]) -> list[str]:
     ranking = calib["ranking"]
     lines = [
         "# One-shot architecture search", "", payload["verdict"], "",
+        *outcome_lines(payload.get("outcome")),
         f"{payload['scored']} distinct architectures scored by the supernet (every one in "
         "scored.csv: block strings, resolution, score, MACs, params, activations); "
         f"resolutions {payload['resolutions']}.", "",
@@ -74,7 +78,29 @@ def report_lines(payload: dict[str, Any]) -> list[str]:
                       "accuracy)."]  # fmt: skip
     seconds = payload.get("seconds", {})
     lines += ["", f"Time: supernet {seconds.get('supernet')} s, search {seconds.get('search')} "
-                  f"s, calibration {seconds.get('calibration')} s (this run, this machine)."]
+                  f"s, calibration {seconds.get('calibration')} s, outcome test "
+                  f"{seconds.get('outcome')} s (this run, this machine)."]
+    return lines
+
+
+def outcome_lines(section: dict[str, Any] | None) -> list[str]:
+    """The outcome test (outcome.py): the decision a user reads first, after the choice."""
+    if not section:
+        return ["## Outcome", "", OFF, ""]
+    lines = ["## Outcome: the chosen network retrained stand-alone", "", section["statement"],
+             "", "| network | MACs | stand-alone (per seed) | mean | seed SD | resolution | "
+             "blocks |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, n in section["networks"].items():
+        sd = "n/a" if n["std"] is None else f"{n['std']:.4f}"
+        lines.append(f"| {name} | {n['macs']:,} | "
+                     f"{', '.join(f'{a:.4f}' for a in n['accuracies'])} | {n['mean']:.4f} | "
+                     f"{sd} | {n['resolution']} | {' '.join(n['blocks'])} |")
+    lines += ["", f"Test: the difference of mean accuracies with its two-sided "
+                  f"{100 * section['confidence']:g}% Student-t interval, seed noise pooled "
+                  "over the retrained networks (search/stats.py). Beats: the interval lies "
+                  "above 0. Non-inferior: its lower end lies above minus the margin and the "
+                  "chosen network has fewer measured MACs. Each comparison holds on its own "
+                  "(no correction for making two). Trainings: outcome.csv.", ""]
     return lines
 
 

@@ -11,7 +11,11 @@
 3. A calibration set spread over multiply-adds is trained stand-alone with the proxy's recipe
    (calibration.py, RUN/calibration.csv); the report compares the supernet's ranking with
    multiply-adds and params alone (ranking.py) and says "not a finding" where it is no better.
-4. RUN/results.json (`kind: nas`, `method: oneshot`, `chosen.blocks`: `grid --set
+4. The outcome test (outcome.py, RUN/outcome.csv): the chosen network, the baseline and
+   random search's best retrained stand-alone with `oneshot.outcome_seeds` seeds each; the
+   chosen one beats each beyond seed noise, is non-inferior within the configured margin at
+   lower measured MACs, or neither (results.json `outcome`, first in report.md).
+5. RUN/results.json (`kind: nas`, `method: oneshot`, `chosen.blocks`: `grid --set
    proxy.blocks_from=RUN/results.json` takes it) and RUN/report.md.
 
 Re-running the same command resumes every step.
@@ -30,6 +34,7 @@ from efficientnet_search import config as config_lib
 from efficientnet_search.jsonio import write_json
 from efficientnet_search.search.nas.oneshot import calibration as calibration_lib
 from efficientnet_search.search.nas.oneshot import latency_table as latency_lib
+from efficientnet_search.search.nas.oneshot import outcome as outcome_lib
 from efficientnet_search.search.nas.oneshot import plots as plots_lib
 from efficientnet_search.search.nas.oneshot import ranking, replicas, spread
 from efficientnet_search.search.nas.oneshot import report as report_lib
@@ -105,6 +110,10 @@ def run_oneshot(config: OneShotConfig, run_dir: str | Path, *, workers: int = 1,
     standalone = calibration_lib.train_standalone(
         picks, config.proxy, splits, config.data, section.calibration_seeds,
         run_dir / "calibration.csv")
+    calibrated = time.perf_counter()
+    retrained = retrain_outcome(config, splits, run_dir, {
+        "chosen": chosen, "baseline": baseline, "random_best": search_lib.best(randoms)})
+    outcome_seconds = time.perf_counter() - calibrated
     synflow = synflow_scores([elastic.spec(p["blocks"], p["resolution"]) for p in picks],
                              net.channels, section.seed)  # fmt: skip
     payload = _payload(config, elastic, scorer, chosen, search_lib.best(randoms),
@@ -112,6 +121,7 @@ def run_oneshot(config: OneShotConfig, run_dir: str | Path, *, workers: int = 1,
                        standalone, losses, synflow)  # fmt: skip
     for name, history in sampled.items():
         payload[f"{name}_best"] = _keep(search_lib.best(history))
+    payload["outcome"] = retrained
     entries = randoms + evolved + [e for h in sampled.values() for e in h]
     if table is not None:
         payload["latency_table"] = latency_lib.checked(table, elastic,
@@ -121,12 +131,29 @@ def run_oneshot(config: OneShotConfig, run_dir: str | Path, *, workers: int = 1,
                                              entries)  # fmt: skip
     payload["seconds"] = {"supernet": round(trained - start, 1),
                           "search": round(searched - trained, 1),
-                          "calibration": round(time.perf_counter() - searched, 1)}
+                          "calibration": round(time.perf_counter() - searched
+                                               - outcome_seconds, 1),
+                          "outcome": round(outcome_seconds, 1)}
     write_json(run_dir / "results.json", payload)
     report_lib.write_report(run_dir / "report.md", payload)
     print(payload["verdict"])
+    print(retrained["statement"] if retrained else outcome_lib.OFF)
     print(f"results: {run_dir / 'results.json'}\nreport:  {run_dir / 'report.md'}")
     return payload
+
+
+def retrain_outcome(config: OneShotConfig, splits, run_dir: Path,
+                    named: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The outcome test (outcome.py): the networks of `named` (chosen, baseline, random
+    best) trained stand-alone, each once however many names it has, `oneshot.outcome_seeds`
+    seeds each, into RUN/outcome.csv (resumed: nothing trained twice); None when off."""
+    section = config.oneshot
+    if not section.outcome_seeds:
+        return None
+    accuracies = calibration_lib.train_standalone(
+        outcome_lib.distinct(named), config.proxy, splits, config.data, section.outcome_seeds,
+        run_dir / "outcome.csv", label="outcome")
+    return outcome_lib.outcome(named, accuracies, section.noninferiority_margin)
 
 
 def _payload(config, elastic, scorer, chosen, random_best, evolution_best, baseline, picks,

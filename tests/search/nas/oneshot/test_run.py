@@ -29,6 +29,9 @@ def _oneshot(tmp_path, *sets):
     ("oneshot.latency_check=-1", "oneshot.latency_check must be >= 0"),
     ("oneshot.nsga2_trials=-2", "tpe_trials and nsga2_trials must be >= 0"),
     ("objective.kind=pareto", "objective kind='pareto'.*set objective.kind=reward"),
+    ("oneshot.outcome_seeds=2", "outcome_seeds=2 is too few .* at least 3, or 0 to skip"),
+    ("oneshot.noninferiority_margin=-1", "noninferiority_margin=-1.0 must be in accuracy "
+     "points, above 0"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, override, message):
     err = fails_with_one_line(["oneshot", "--config", SMOKE, "--run_dir", str(tmp_path / "run"),
@@ -48,7 +51,8 @@ def test_smoke_run_writes_results_the_grid_reads_and_resumes(tmp_path):
              "oneshot.sample_size=2", "proxy.steps_per_epoch=1", "oneshot.bootstrap=50",
              "oneshot.recalibration_images=64", "oneshot.tpe_trials=6",
              "oneshot.nsga2_trials=6", "objective.cost=latency", "objective.latency.warmup=1",
-             "objective.latency.repeats=3", "oneshot.latency_check=3"]
+             "objective.latency.repeats=3", "oneshot.latency_check=3",
+             "oneshot.outcome_seeds=0"]  # the outcome test: test_outcome.py
     result = _oneshot(tmp_path, *small)
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "run"
@@ -68,6 +72,8 @@ def test_smoke_run_writes_results_the_grid_reads_and_resumes(tmp_path):
     check = payload["latency_table"]  # latency from the per-block table, the search's cost
     assert len(check["networks"]) == 3 and payload["chosen"]["latency"] > 0
     assert "Latency from a per-block table" in report
+    assert payload["outcome"] is None and not (run / "outcome.csv").exists()
+    assert "Outcome test off (oneshot.outcome_seeds=0)" in report
     assert all((run / name).stat().st_size > 10_000 for name in payload["plots"])
     calibration = (run / "calibration.csv").read_text()
     again = _oneshot(tmp_path, *small)  # resumes: nothing trained or scored twice
