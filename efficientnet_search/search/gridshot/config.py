@@ -16,6 +16,7 @@ import dataclasses
 from efficientnet_search import config as config_lib
 from efficientnet_search.data.config import DataConfig
 from efficientnet_search.search.grid.config import CandidatesConfig, GridConfig, SearchConfig
+from efficientnet_search.search.gridshot.space import SAMPLE_BY
 from efficientnet_search.search.nas.oneshot.train import TrainConfig
 from efficientnet_search.search.proxy.config import PROXY_DATA, ProxyConfig
 
@@ -32,6 +33,8 @@ class SupernetSection:
       largest: (alpha, beta, gamma) of the supernet's largest subnet (null: the largest of
         each among the scored points). A scored point it does not hold is refused.
       train: the supernet's sandwich training (oneshot/train.py).
+      sample_by: how each step draws its random subnets: `point` (a grid point uniformly)
+        or `resolution` (a side uniformly, then one of its points; gridshot/space.py).
       recalibration_images: training images batch-norm statistics are recomputed on before
         each score (OFA: 2,000).
       score_images: validation images a score is measured on (the first; null: all).
@@ -46,6 +49,7 @@ class SupernetSection:
     step: float = CandidatesConfig.step
     largest: tuple[float, float, float] | None = None
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    sample_by: str = "point"
     recalibration_images: int = 2000
     score_images: int | None = None
     top: int = 5
@@ -62,6 +66,9 @@ class SupernetSection:
             raise config_lib.ConfigError(
                 f"supernet.largest must be [alpha, beta, gamma], each >= 1, or null (the "
                 f"grid's largest), got {self.largest}")
+        if self.sample_by not in SAMPLE_BY:
+            raise config_lib.ConfigError(
+                f"supernet.sample_by must be one of {list(SAMPLE_BY)}, got {self.sample_by!r}")
         if self.top < 1 or self.spread < 0:
             raise config_lib.ConfigError(
                 f"supernet.top must be >= 1 and supernet.spread >= 0, got {self.top} and "

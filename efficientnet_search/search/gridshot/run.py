@@ -24,6 +24,7 @@ Re-running the same command resumes every step.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -53,15 +54,39 @@ def check(config: GridshotConfig, num_classes: int = 10):
     meter = costs.CostMeter(config.proxy, config.candidates.latency, config.data.batch_size)
     points, notes = plan.admit(config.scored_grid(), meter)
     space = build_scaling_space(config.proxy, [(c.alpha, c.beta, c.gamma) for c in points],
-                                high=config.supernet.largest, num_classes=num_classes)
+                                high=config.supernet.largest, num_classes=num_classes,
+                                sample_by=config.supernet.sample_by)
     check_covered(space, points)
     return space, points, meter, notes
 
 
-def run_gridshot(config: GridshotConfig, run_dir: str | Path, *, storage: str | None = None,
-                  workers: int | None = None) -> dict[str, Any]:
-    """Runs (or resumes) the gridshot of `config` in `run_dir`; returns results.json's
-    payload."""
+@dataclasses.dataclass(frozen=True)
+class TrainedSupernet:
+    """A config's supernet, trained, and what scores its points.
+
+    Attributes:
+      space: the supernet's elastic space (space.py).
+      points: the grid points to score, in the grid's order.
+      meter: the grid's cost meter (measured cost ratios).
+      notes: the cost constraint's notes (`plan.admit`).
+      scorer: scores subnets (BN recalibrated; cached in RUN/scored.csv).
+      losses: this call's sandwich-step losses (none when the checkpoint was complete).
+      resumed_at: the step training resumed at (0: trained from scratch).
+    """
+
+    space: Any
+    points: tuple
+    meter: Any
+    notes: Any
+    scorer: Any
+    losses: list[float]
+    resumed_at: int
+
+
+def train_supernet(config: GridshotConfig, run_dir: str | Path) -> TrainedSupernet:
+    """Trains (or resumes) the supernet of `config` in `run_dir` (config.yaml, supernet/) on
+    the grid's training split, and returns it with a scorer over the grid's validation split
+    (RUN/scored.csv). Shared by `run_gridshot` and benchmarks/gridshot_ablation.py."""
     from efficientnet_search.search.grid import worker
     from efficientnet_search.search.nas.oneshot.prepare import images, subset
     from efficientnet_search.search.nas.oneshot.scoring import Scorer
@@ -69,9 +94,7 @@ def run_gridshot(config: GridshotConfig, run_dir: str | Path, *, storage: str | 
     from efficientnet_search.search.nas.oneshot.train import SandwichTrainer
     from efficientnet_search.search.proxy.trainer import configure_threads
 
-    run_dir, section, start = Path(run_dir), config.supernet, time.perf_counter()
-    check(config)  # bad input fails before anything is read or written
-    storage_lib.check_storage(storage)
+    run_dir, section = Path(run_dir), config.supernet
     configure_threads(section.threads)
     splits = worker.load_data(config.grid())  # the grid's own split (search.seed)
     space, points, meter, notes = check(config, splits.num_classes)
@@ -84,16 +107,30 @@ def run_gridshot(config: GridshotConfig, run_dir: str | Path, *, storage: str | 
                    mode=section.train.mode, seed=section.seed)  # fmt: skip
     trainer = SandwichTrainer(net, train, section.train, config.data.batch_size, section.seed,
                               run_dir / "supernet")  # fmt: skip
+    resumed_at = int(trainer.step)
     losses = trainer.fit()
-    trained = time.perf_counter()
     calib = np.sort(np.random.default_rng(section.seed).permutation(len(train))[
         :section.recalibration_images])
     scorer = Scorer(net, subset(train, calib), subset(val, slice(0, section.score_images)),
                     run_dir / "scored.csv")  # fmt: skip
-    rows = scores_lib.score_points(points, space, scorer, meter, config.candidates.cost)
+    return TrainedSupernet(space, tuple(points), meter, notes, scorer, losses, resumed_at)
+
+
+def run_gridshot(config: GridshotConfig, run_dir: str | Path, *, storage: str | None = None,
+                  workers: int | None = None) -> dict[str, Any]:
+    """Runs (or resumes) the gridshot of `config` in `run_dir`; returns results.json's
+    payload."""
+    run_dir, section, start = Path(run_dir), config.supernet, time.perf_counter()
+    check(config)  # bad input fails before anything is read or written
+    storage_lib.check_storage(storage)
+    supernet = train_supernet(config, run_dir)
+    trained = time.perf_counter()
+    rows = scores_lib.score_points(supernet.points, supernet.space, supernet.scorer,
+                                   supernet.meter, config.candidates.cost)  # fmt: skip
     scores_lib.write_rows(rows, run_dir / "grid_scores.csv")
     scored = time.perf_counter()
-    del train, val, net, trainer, scorer  # the stand-alone workers need the memory
+    points, meter, notes, losses = supernet.points, supernet.meter, supernet.notes, supernet.losses
+    del supernet  # the stand-alone workers need the memory
     chosen = scores_lib.standalone_set(rows, section.top, section.spread, points)
     grid = config.grid(study_name=config.search.study_name or _study(config, chosen))
     table = plan.CandidatePlan(tuple(chosen), {c.key: meter.record(

@@ -19,6 +19,7 @@ baseline and the resolution they fix the network (`spec`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -35,6 +36,10 @@ from efficientnet_search.search.nas.oneshot.elastic import (
 from efficientnet_search.search.proxy.config import ProxyConfig
 
 Point = tuple[float, float, float]  # (alpha, beta, gamma)
+# How a training step draws its random subnets: a grid point uniformly, or a resolution
+# uniformly and then a point of that side (Once-for-All draws the resolution uniformly from
+# its elastic range, Cai et al. 2020, Section 3.2; a cost band holds mostly base-side points).
+SAMPLE_BY = ("point", "resolution")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,12 +50,14 @@ class ScalingSpace(ElasticSpace):
       proxy: the grid's proxy (baseline, base width, depth and resolution).
       points: the grid points a training step draws its random subnets from.
       low, high: the sandwich's smallest and largest (alpha, beta, gamma): the elastic range.
+      sample_by: how `sample` draws (SAMPLE_BY).
     """
 
     proxy: ProxyConfig
     points: tuple[Point, ...]
     low: Point
     high: Point
+    sample_by: str = "point"
 
     def params(self, point: Point) -> dict[str, Any]:
         """The subnet of grid point `point` (its resolution as the proxy rounds it)."""
@@ -76,17 +83,29 @@ class ScalingSpace(ElasticSpace):
         return self.params(self.low)
 
     def sample(self, rng: random.Random) -> dict[str, Any]:
-        """A grid point drawn uniformly (the networks the supernet will be asked to rank)."""
+        """A grid point (the networks the supernet will be asked to rank) drawn uniformly,
+        or, with `sample_by` "resolution", a point of a side drawn uniformly."""
+        if self.sample_by == "resolution":
+            return self.params(rng.choice(rng.choice(self._by_side)))
         return self.params(rng.choice(self.points))
+
+    @functools.cached_property
+    def _by_side(self) -> tuple[tuple[Point, ...], ...]:
+        """The points grouped by their side, sides ascending."""
+        groups: dict[int, list[Point]] = {}
+        for point in self.points:
+            groups.setdefault(self.params(point)[RESOLUTION], []).append(point)
+        return tuple(tuple(groups[side]) for side in sorted(groups))
 
     def mutate(self, params: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:
         raise NotImplementedError("the scaling grid is scored exhaustively, not evolved")
 
 
 def build_scaling_space(proxy: ProxyConfig, points: Sequence[Point], *, high: Point | None,
-                        num_classes: int) -> ScalingSpace:
+                        num_classes: int, sample_by: str = "point") -> ScalingSpace:
     """The supernet's space for grid points `points`, its largest subnet at `high`
-    (default: the largest alpha, beta and gamma among `points`).
+    (default: the largest alpha, beta and gamma among `points`), drawing random subnets
+    by `sample_by` (SAMPLE_BY).
 
     Resolutions: the sides of the points that lie within the elastic range, and its ends.
     """
@@ -95,7 +114,7 @@ def build_scaling_space(proxy: ProxyConfig, points: Sequence[Point], *, high: Po
     kernels = tuple(sorted({b.kernel_size for b in decode_blocks(proxy.blocks)}))
     space = ScalingSpace(None, proxy.base_width, proxy.base_depth, (), num_classes,
                          proxy.dropout, kernels, (), 0, 0, proxy, tuple(points), low,
-                         high)  # fmt: skip
+                         high, sample_by)  # fmt: skip
     side = {p: space.params(p)[RESOLUTION] for p in (*points, low, high)}
     sides = sorted({s for s in side.values() if side[low] <= s <= side[high]})
     space = dataclasses.replace(space, resolutions=tuple(sides))

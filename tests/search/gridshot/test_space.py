@@ -91,3 +91,22 @@ def test_the_quick_config_scores_the_quick_grids_proxy():
     same = ("alpha_range", "beta_range", "gamma_range", "target", "cost", "single_dimension")
     assert all(getattr(ours.candidates, k) == getattr(grid.candidates, k) for k in same)
     assert ours.supernet.step == 0.05 < grid.candidates.step
+
+
+def test_sample_by_resolution_draws_every_side_equally_and_point_keeps_the_grids_mix():
+    import collections
+    import random
+
+    from efficientnet_search import config as config_lib
+
+    draws = {}
+    for sample_by in ("point", "resolution"):
+        space, _, _, _ = check(load_gridshot_config(QUICK, [f"supernet.sample_by={sample_by}"]))
+        rng = random.Random(0)
+        sides = collections.Counter(space.sample(rng)[RESOLUTION] for _ in range(1200))
+        draws[sample_by] = {side: count / 1200 for side, count in sides.items()}
+    sides = draws["resolution"]
+    assert len(sides) == 6 and all(abs(share - 1 / 6) < 0.05 for share in sides.values())
+    assert draws["point"][32] > 0.7  # 75 of the quick grid's 94 points are at the base side
+    with pytest.raises(config_lib.ConfigError, match="supernet.sample_by must be one of"):
+        load_gridshot_config(QUICK, ["supernet.sample_by=network"])
