@@ -4,7 +4,8 @@ A proxy's ranking belongs to its training budget: a 3x-deeper network is further
 converged after 3 epochs than a wider or higher-resolution one, and scaling choices made on
 short runs can reverse at full training (Bello et al. 2021, ResNet-RS). So the budget check
 retrains the grid's best set and its single-dimension points at `factor` times the proxy's
-epochs, with the seeds each completed in the grid, and reports:
+epochs, with the seeds each completed in the grid up to its first `search.repeats` (racing's
+extra seeds are not retrained: the check costs what it costs on an unraced grid), and reports:
 
 * the rank correlation (Spearman) of the candidates' mean accuracies between every two
   budgets, the grid's included;
@@ -158,7 +159,7 @@ def verdict(section: Mapping[str, Any]) -> str:
     rows = section["rows"]
     base = rows[0]["epochs"]
     later = ", ".join(f"{r['epochs']:g}" for r in rows[1:])
-    parts = [f"Budget check (best set and single-dimension points, the grid's seeds) at "
+    parts = [f"Budget check (best set and single-dimension points, the grid's first seeds) at "
              f"{later} epochs against the proxy's {base:g}:"]
     rhos = [c for c in section["spearman"] if c["epochs"][0] == base]
     parts.append("rank correlation of mean accuracies with the proxy's " + ", ".join(

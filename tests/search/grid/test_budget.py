@@ -34,11 +34,11 @@ def _records(accuracies: dict[str, list[float]]) -> list[dict]:
     return out
 
 
-def _results() -> dict:
+def _results(grid: dict = GRID) -> dict:
     from efficientnet_search.search import stats
     from efficientnet_search.search.grid import results
 
-    records = _records({kind: values for kind, (*_, values) in GRID.items()})
+    records = _records({kind: values for kind, (*_, values) in grid.items()})
     return results.to_json(stats.summarize(records), records)
 
 
@@ -47,11 +47,23 @@ def test_budget_points_are_the_best_set_and_single_dimensions_with_the_grids_see
     assert payload["best_set"] == ["paper_key", "resolution_key"]
     chosen = verify_plan.budget_candidates(payload)
     assert chosen == ["paper_key", "resolution_key", "width_key", "depth_key"]  # no compound
-    config = grid.load_grid_config(SMOKE, TINY, None)
+    config = grid.load_grid_config(SMOKE, [*TINY, "search.repeats=2"], None)  # as the grid ran
     points = verify_plan.budget_points(config, payload, 4.0)
     assert sorted(p.key for p in points) == sorted(f"{k}_s{s}" for k in chosen for s in (0, 1))
     assert all(p.attrs["epochs_factor"] == 4.0 and p.attrs["cost_ratio"] for p in points)
     assert verify_plan.budget_passes(config, 4.0) == 4 * config.proxy.evaluations
+
+
+def test_a_raced_grids_extra_seeds_are_not_retrained_so_the_check_costs_the_same():
+    raced = dict(GRID, paper=(*GRID["paper"][:3], [0.81, 0.82, 0.815, 0.818]),
+                 resolution=(*GRID["resolution"][:3], [0.80, 0.81, 0.805, 0.812]))
+    payload = _results(raced)  # racing gave the two leaders seeds 2 and 3
+    config = grid.load_grid_config(SMOKE, [*TINY, "search.repeats=2", "search.max_repeats=4"],
+                                   None)  # fmt: skip
+    points = verify_plan.budget_points(config, payload, 2.0)
+    chosen = verify_plan.budget_candidates(payload)
+    assert {"paper_key", "resolution_key"} <= set(chosen)
+    assert sorted(p.key for p in points) == sorted(f"{k}_s{s}" for k in chosen for s in (0, 1))
 
 
 def test_longer_training_restates_each_verdict_and_the_rank_correlation(tmp_path):
@@ -161,7 +173,8 @@ def test_each_factor_is_written_as_it_finishes_so_a_stopped_check_keeps_the_shor
     from efficientnet_search import config as config_lib
     from efficientnet_search.search.trials import worker as trial_work
 
-    config_lib.save_config(grid.load_grid_config(SMOKE, TINY, None), tmp_path)
+    config_lib.save_config(grid.load_grid_config(SMOKE, [*TINY, "search.repeats=2"], None),
+                           tmp_path)  # fmt: skip
     (tmp_path / "results.json").write_text(json.dumps(_results()))
     at2 = {"paper": 0.84, "resolution": 0.83, "width": 0.80, "depth": 0.82}
 
