@@ -43,6 +43,22 @@ def _fake_run(run):
     return [p.key for p in picked], best
 
 
+def test_the_runs_own_scores_against_the_truth_without_training(tmp_path, capsys):
+    run, out = tmp_path / "run", tmp_path / "out"
+    _, best = _fake_run(run)
+    gridshot_ablation.main(["--run_dir", str(run), "--out_dir", str(out)])
+    (first,) = json.loads((out / "ablation.json").read_text())["settings"]
+    assert first["setting"] == "run" and first["steps"] == 7 and first["train_seconds"] == 12.0
+    assert first["n"] == 5 and first["predictors"]["supernet"]["spearman"] == pytest.approx(1.0)
+    assert first["predictors"]["params"]["spearman"] == pytest.approx(-1.0)
+    assert first["best_in_best_set"] and first["supernet_best"] == best
+    assert first["seed_to_seed"]["spearman"] == pytest.approx(1.0)
+    printed = capsys.readouterr().out
+    assert "| run | 7 | 12 | - |" in printed and "yes (" + best in printed
+    assert not (out / "run").exists()  # nothing trained
+
+
+@pytest.mark.slow  # trains a supernet: ~80 s at load 6 (three traces of the step)
 def test_compares_the_run_and_a_setting_with_the_truth_and_reads_it_back(tmp_path, capsys):
     run, out = tmp_path / "run", tmp_path / "out"
     keys, best = _fake_run(run)
