@@ -85,10 +85,11 @@ def run_row(run: Path, config, truth, best_set) -> dict[str, Any] | None:
         rows = [_typed(r) for r in csv.DictReader(handle) if r["key"] in keys]
     payload = json.loads((run / "results.json").read_text()) if (
         run / "results.json").exists() else {}
-    steps = payload.get("supernet_loss", {}).get("steps")
-    seconds = payload.get("seconds", {}).get("supernet")
-    return _row(RUN_ROW, [], summarize(config, _reranked(rows), _grid(truth, best_set), []),
-                steps, seconds, None, 0)  # fmt: skip
+    loss = payload.get("supernet_loss", {})
+    compared = summarize(config, _reranked(rows), _grid(truth, best_set), [])
+    compared["supernet_loss"] = {"first": loss.get("first"), "last": loss.get("last")}
+    return _row(RUN_ROW, [], compared, loss.get("steps"),
+                payload.get("seconds", {}).get("supernet"), None, 0)  # fmt: skip
 
 
 def run_setting(name: str, overrides: list[str], run: Path, out_dir: Path, truth,
@@ -190,9 +191,10 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{gain['gain']:+.2f} [{gain['ci'][0]:+.2f}, {gain['ci'][1]:+.2f}] | "
             f"{'yes' if r['best_in_best_set'] else 'no'} ({r['supernet_best']}) |")
     first = rows[0]
+    lines.append("")
     for name in ("macs", "params"):
         p = first["predictors"][name]
-        lines.append(f"\n{name} alone: Spearman {ci(p, 'spearman')}, Kendall {ci(p, 'kendall')}"
+        lines.append(f"{name} alone: Spearman {ci(p, 'spearman')}, Kendall {ci(p, 'kendall')}"
                      f" ({first['n']} points)")  # fmt: skip
     ceiling = first["seed_to_seed"]
     if ceiling:

@@ -34,7 +34,8 @@ def _fake_run(run):
     best = picked[-1].key
     (run / "results.json").write_text(json.dumps({
         "standalone": standalone, "standalone_best_set": [best],
-        "supernet_loss": {"steps": 7}, "seconds": {"supernet": 12.0}}))  # fmt: skip
+        "supernet_loss": {"first": 9.0, "last": 4.5, "steps": 7},
+        "seconds": {"supernet": 12.0}}))  # fmt: skip
     rows = [{"key": p.key, "kind": p.kind, "alpha": p.alpha, "beta": p.beta, "gamma": p.gamma,
              "resolution": 32, "score": m, "rank": 5 - i, "macs": 1000 + i,
              "params": 500 - i, "activations": 1, "cost_ratio": 2.0, "network": p.key}
@@ -54,7 +55,7 @@ def test_the_runs_own_scores_against_the_truth_without_training(tmp_path, capsys
     assert first["best_in_best_set"] and first["supernet_best"] == best
     assert first["seed_to_seed"]["spearman"] == pytest.approx(1.0)
     printed = capsys.readouterr().out
-    assert "| run | 7 | 12 | - |" in printed and "yes (" + best in printed
+    assert "| run | 7 | 12 | - | 4.50 |" in printed and "yes (" + best in printed
     assert not (out / "run").exists()  # nothing trained
 
 
