@@ -63,11 +63,22 @@ def plot_roc(path: Path, y: np.ndarray, scores: np.ndarray, results: dict) -> Pa
     if task == "binary":
         test = results["test"]
         ax.plot(1 - test["specificity"], test["sensitivity"], "ko",
-                label=f"operating point (threshold {test['threshold']:.3f}, from validation)")
+                label=operating_point_label(results))
     ax.plot([0, 1], [0, 1], ":", color="gray")
     ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC, test split")
     ax.legend(fontsize=7, loc="lower right")
     return plotting.save(fig, path)
+
+
+def operating_point_label(results: dict) -> str:
+    """The ROC legend of the binary operating point: its threshold and where it was chosen
+    (validation, or out of fold on the training split: a plot must not say validation when
+    cross-validation chose it)."""
+    th = results.get("threshold", {})
+    where = ("fixed in the config" if th.get("method") == "fixed"
+             else "validation" if th.get("chosen_on", "validation") == "validation"
+             else "training split, out of fold")
+    return f"operating point (threshold {results['test']['threshold']:.3f}, {where})"
 
 
 def plot_confusion(path: Path, results: dict) -> Path:
@@ -97,6 +108,8 @@ def plot_confusion(path: Path, results: dict) -> Path:
 
 def plot_training(path: Path, history: dict) -> Path:
     """Loss, accuracy and validation AUC per epoch; a line marks the start of phase 2."""
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plotting.figure(1, 3, figsize=(13, 3.6))
     epochs = np.arange(1, len(history.get("loss", [])) + 1)
     acc_key = "binary_accuracy" if "binary_accuracy" in history else "accuracy"
@@ -113,6 +126,7 @@ def plot_training(path: Path, history: dict) -> Path:
             ax.axvline(switch + 0.5, color="gray", ls="--", lw=0.8)
             xlabel += " (dashed: phase 2 starts)"
         ax.set(title=title, xlabel=xlabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.legend(fontsize=7)
     return plotting.save(fig, path)
 

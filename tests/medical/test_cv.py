@@ -10,7 +10,7 @@ import pytest
 
 from efficientnet_search.cli import main as cli
 from efficientnet_search.config import load_config
-from efficientnet_search.medical import clinical, cv, finetune
+from efficientnet_search.medical import clinical, cv, finetune, report
 from tests.medical.test_finetune import SMOKE, TINY
 
 
@@ -72,6 +72,17 @@ def test_a_headline_accuracy_below_the_majority_share_is_flagged_with_its_reason
     fine.pop("flags")
     finetune._flag_low_accuracy(fine)
     assert "flags" not in fine and fine["notes"] == []
+
+
+def test_the_roc_legend_says_where_the_operating_point_was_chosen():
+    # The ROC plot said "from validation" for a threshold chosen out of fold on training data.
+    test = {"threshold": 0.4321}
+    oof = report.operating_point_label({"test": test, "threshold": {
+        "method": "oof_youden", "chosen_on": "training split, out-of-fold (3 folds, 96 images)"}})
+    assert "0.432" in oof and "out of fold" in oof and "validation" not in oof
+    val = report.operating_point_label({"test": test, "threshold": {
+        "method": "youden", "chosen_on": "validation"}})
+    assert val == "operating point (threshold 0.432, validation)"
 
 
 def _imbalanced_npz(path):
