@@ -151,7 +151,10 @@ def save_config(config: Any, run_dir: str | Path) -> Path:
     """Writes the resolved config to `run_dir/config.yaml`, guarding earlier work.
 
     Re-running with the same config resumes, so an identical file is fine. A different config
-    in a directory that already holds one would mix two experiments, so it is refused.
+    in a directory that already holds one would mix two experiments, so it is refused. A
+    field the saved file lacks (the run was saved before the field existed) at its default
+    is not a difference: a new release resumes the runs of an older one, and the file is
+    rewritten with the field added.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -159,24 +162,36 @@ def save_config(config: Any, run_dir: str | Path) -> Path:
     new = to_dict(config)
     if path.exists():
         old = read_yaml(path) or {}
-        changed = _changed_keys(old, new)
+        changed = _changed_keys(old, new, _defaults(config))
         if changed:
             raise ConfigError(
                 f"{str(run_dir)!r} already holds a run with a different config "
                 f"(changed: {', '.join(changed[:5])}); use another --run_dir or restore "
                 "the original settings to resume it"
             )
-        return path
+        if old == new:
+            return path
     path.write_text(yaml.safe_dump(new, sort_keys=False))
     return path
 
 
-def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+def _defaults(config: Any) -> Any:
+    """The default values of `config`'s class as plain data (None when it has no default)."""
+    try:
+        return to_dict(type(config)())
+    except TypeError:  # a field without a default
+        return None
+
+
+def _changed_keys(old: Any, new: Any, defaults: Any = None, prefix: str = "") -> list[str]:
     if isinstance(old, dict) and isinstance(new, dict):
-        keys = sorted(set(old) | set(new))
+        defaults = defaults if isinstance(defaults, dict) else {}
         found: list[str] = []
-        for key in keys:
-            found += _changed_keys(old.get(key), new.get(key), f"{prefix}{key}.")
+        for key in sorted(set(old) | set(new)):
+            if key not in old and key in defaults and new.get(key) == defaults[key]:
+                continue  # saved before this field existed, and left at its default
+            found += _changed_keys(old.get(key), new.get(key), defaults.get(key),
+                                   f"{prefix}{key}.")  # fmt: skip
         return found
     return [] if old == new else [prefix.rstrip(".")]
 

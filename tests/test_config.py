@@ -74,6 +74,18 @@ def test_run_directory_refuses_a_different_config(tmp_path):
         save_config(Experiment(epochs=4), tmp_path)
 
 
+def test_a_run_saved_before_a_field_existed_resumes_when_the_field_is_at_its_default(tmp_path):
+    older = to_dict(Experiment(epochs=3))
+    del older["augment"], older["model"]["width"]  # fields a later release added
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(older))
+    save_config(Experiment(epochs=3), tmp_path)  # resumes, and the file gains the fields
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == to_dict(
+        Experiment(epochs=3))
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(older))
+    with pytest.raises(ConfigError, match=r"different config \(changed: augment\)"):
+        save_config(Experiment(epochs=3, augment=True), tmp_path)  # not the old behaviour
+
+
 @dataclasses.dataclass(frozen=True)
 class Narrow:
     name: str = "narrow"
