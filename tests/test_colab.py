@@ -23,13 +23,20 @@ CELL_TIMEOUT_S = 300
 # What each notebook's executed outputs must show (text), and how many images it displays.
 EXPECTED = {
     "build_and_scale.ipynb": (["stem", "B7", "Lite0", "phi", "top-1: class 28"], 2),
-    "grid_search.ipynb": (["best by mean", "verify:", "phi=7"], 3),
-    "medical_finetuning.ipynb": (["ROC-AUC", "Grad-CAM", "tflite: ", "passed",
+    "grid_search.ipynb": (["best by mean", "verify:", "Budget check (best set",
+                           "racing round 1:", "racing added", "phi=7"], 4),
+    "medical_finetuning.ipynb": (["killed after phase", "resuming runs/notebook_",
+                                  "chosen by 3-fold cross-validation",
+                                  "(oof_youden, chosen on training split, out-of-fold",
+                                  "argmax/p=0.5 accuracy", "Chosen by cross-validation",
+                                  "ROC-AUC", "Grad-CAM", "tflite: ", "passed",
                                   "Not for clinical use"], 3),
     "architecture_search.ipynb": (["chosen baseline", "## Decision",
                                    "family of the searched baseline", "phi=3"], 3),
     "oneshot_search.ipynb": (["supernet", "Spearman", "stand-alone", "trainable parameters",
-                              "family of the searched baseline"], 0),
+                              "best of each search", "| tpe_best |", "| nsga2_best |",
+                              "distinct networks) scored by the supernet", "grid_scores.csv, the",
+                              "family of the searched baseline"], 2),
 }
 
 
