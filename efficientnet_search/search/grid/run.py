@@ -18,6 +18,7 @@ results.json, report.md, plots/.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,26 @@ def _keep_off_gpus() -> None:
         pass
 
 
+LATER_CHECKS = ("verify", "budget_check")  # sections `verify` adds to a finished grid's results
+
+
+def _later_checks(path: Path, payload: dict[str, Any]) -> dict[str, Any]:
+    """The verify and budget-check sections of an earlier results.json, kept when the grid is
+    re-run (resumed, or raced further): they are trained work, not the grid's to drop. A check
+    run on another best set than today's says so in its verdict."""
+    if not path.exists():
+        return {}
+    earlier = json.loads(path.read_text())
+    kept = {k: earlier[k] for k in LATER_CHECKS if earlier.get(k)}
+    if "budget_check" in kept and earlier.get("best_set") != payload.get("best_set"):
+        note = (" (This check retrained the best set of an earlier state of the grid, "
+                f"{', '.join(earlier.get('best_set') or [])}; re-run `verify` for today's.)")
+        section = kept["budget_check"]
+        if not section["verdict"].endswith(note):
+            kept["budget_check"] = {**section, "verdict": section["verdict"] + note}
+    return kept
+
+
 def write_outputs(config: GridConfig, ladder: rungs_lib.Ladder, run_dir: Path) -> GridResult:
     """Writes trials.csv, results.json, report.md and plots from the study's trials.
 
@@ -178,6 +199,7 @@ def write_outputs(config: GridConfig, ladder: rungs_lib.Ladder, run_dir: Path) -
         payload["verdict"] += racing.racing_note(race, payload["racing"]["rounds"])
     results_lib.write_trials_csv(records, run_dir / "trials.csv")
     results_path = run_dir / "results.json"
+    payload.update(_later_checks(results_path, payload))
     write_json(results_path, payload)
     report_path = report_lib.write_report(run_dir, payload, config_lib.to_dict(config))
     logging.info("%s", payload["verdict"])

@@ -197,3 +197,17 @@ def test_each_factor_is_written_as_it_finishes_so_a_stopped_check_keeps_the_shor
     payload = json.loads((tmp_path / "results.json").read_text())
     assert [r["factor"] for r in payload["budget_check"]["rows"]] == [1.0, 2.0]
     assert "## At longer training (budget check)" in (tmp_path / "report.md").read_text()
+
+
+def test_re_running_the_grid_keeps_the_budget_check_and_says_when_its_best_set_was_older(
+        tmp_path):
+    path = tmp_path / "results.json"
+    check = {"verdict": "Budget check ... at 6 epochs.", "rows": []}
+    path.write_text(json.dumps({**_results(), "budget_check": check, "verify": {"rows": [1]}}))
+    same = grid._later_checks(path, _results())  # resumed: the same best set
+    assert same == {"budget_check": check, "verify": {"rows": [1]}}
+    raced = grid._later_checks(path, {**_results(), "best_set": ["resolution_key"]})
+    assert raced["budget_check"]["verdict"].startswith(check["verdict"])
+    assert "earlier state of the grid, paper_key, resolution_key; re-run `verify`" in raced[
+        "budget_check"]["verdict"]
+    assert grid._later_checks(tmp_path / "absent.json", _results()) == {}
