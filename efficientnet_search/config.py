@@ -154,7 +154,8 @@ def save_config(config: Any, run_dir: str | Path) -> Path:
     in a directory that already holds one would mix two experiments, so it is refused. A
     field the saved file lacks (the run was saved before the field existed) at its default
     is not a difference: a new release resumes the runs of an older one, and the file is
-    rewritten with the field added.
+    rewritten with the field added. So a new field's default must be the behaviour from
+    before it existed (a better setting goes into the shipped configs instead).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
