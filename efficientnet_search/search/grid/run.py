@@ -148,20 +148,25 @@ def _keep_off_gpus() -> None:
 LATER_CHECKS = ("verify", "budget_check")  # sections `verify` adds to a finished grid's results
 
 
+STALE_CHECK = " (This check retrained the best set of an earlier state of the grid, "
+
+
 def _later_checks(path: Path, payload: dict[str, Any]) -> dict[str, Any]:
     """The verify and budget-check sections of an earlier results.json, kept when the grid is
-    re-run (resumed, or raced further): they are trained work, not the grid's to drop. A check
-    run on another best set than today's says so in its verdict."""
+    re-run (resumed, or raced further): they are trained work, not the grid's to drop. A
+    budget check whose grid row (the best set it retrained) is not today's best set says so
+    in its verdict; the note is derived afresh on every write, so re-runs never stack it."""
     if not path.exists():
         return {}
     earlier = json.loads(path.read_text())
     kept = {k: earlier[k] for k in LATER_CHECKS if earlier.get(k)}
-    if "budget_check" in kept and earlier.get("best_set") != payload.get("best_set"):
-        note = (" (This check retrained the best set of an earlier state of the grid, "
-                f"{', '.join(earlier.get('best_set') or [])}; re-run `verify` for today's.)")
+    if "budget_check" in kept:
         section = kept["budget_check"]
-        if not section["verdict"].endswith(note):
-            kept["budget_check"] = {**section, "verdict": section["verdict"] + note}
+        verdict = section["verdict"].split(STALE_CHECK)[0]
+        checked = (section.get("rows") or [{}])[0].get("best_set")
+        if checked is not None and checked != payload.get("best_set"):
+            verdict += f"{STALE_CHECK}{', '.join(checked)}; re-run `verify` for today's.)"
+        kept["budget_check"] = {**section, "verdict": verdict}
     return kept
 
 

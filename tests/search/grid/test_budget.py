@@ -202,7 +202,8 @@ def test_each_factor_is_written_as_it_finishes_so_a_stopped_check_keeps_the_shor
 def test_re_running_the_grid_keeps_the_budget_check_and_says_when_its_best_set_was_older(
         tmp_path):
     path = tmp_path / "results.json"
-    check = {"verdict": "Budget check ... at 6 epochs.", "rows": []}
+    checked = {"best_set": ["paper_key", "resolution_key"]}  # the grid's row at check time
+    check = {"verdict": "Budget check ... at 6 epochs.", "rows": [checked]}
     path.write_text(json.dumps({**_results(), "budget_check": check, "verify": {"rows": [1]}}))
     same = grid._later_checks(path, _results())  # resumed: the same best set
     assert same == {"budget_check": check, "verify": {"rows": [1]}}
@@ -210,4 +211,9 @@ def test_re_running_the_grid_keeps_the_budget_check_and_says_when_its_best_set_w
     assert raced["budget_check"]["verdict"].startswith(check["verdict"])
     assert "earlier state of the grid, paper_key, resolution_key; re-run `verify`" in raced[
         "budget_check"]["verdict"]
+    path.write_text(json.dumps({**_results(), "best_set": ["resolution_key"], **raced}))
+    again = grid._later_checks(path, {**_results(), "best_set": ["resolution_key"]})
+    assert again == raced  # re-run after the race: the note names the checked set, once
+    back = grid._later_checks(path, _results())  # the best set is the checked one again
+    assert back["budget_check"] == check
     assert grid._later_checks(tmp_path / "absent.json", _results()) == {}
