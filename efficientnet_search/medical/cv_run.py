@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from absl import logging
 
 from efficientnet_search.config import ConfigError
 from efficientnet_search.jsonio import write_json
-from efficientnet_search.medical import clinical, cv, depth_choice, ensemble, recipe_choice
+from efficientnet_search.medical import clinical, cv, cv_decision, ensemble, recipe_choice
 from efficientnet_search.medical.transfer import class_counts, configured_resolution, head_priors
 
 
@@ -83,16 +82,7 @@ def run(plan: CvPlan, config, splits, run_dir: Path):
         logging.info("cross-validation results read back from %s", record_path)
         return _with_record(config, record), record, heads, choice
     if plan.choose_recipe:
-        started = time.perf_counter()
-        picked = recipe_choice.choose(config, splits)
-        record, heads = picked.record(), picked.heads
-        left = config.train.cv_budget_s - (time.perf_counter() - started)
-        chosen = next(c for c in picked.candidates if c["cv_auc"] == heads.auc)
-        depth = depth_choice.choose_depth(config, splits, picked.variant, picked.resolution,
-                                          heads, recipe_choice.head_recipe(config), left,
-                                          chosen["seconds"])
-        record |= {"unfreeze_blocks": depth.blocks, "unfreeze": list(depth.records)}
-        heads = depth.heads
+        record, heads = cv_decision.choose(config, splits)
     else:
         m = config.model
         resolution = configured_resolution(m)

@@ -1,14 +1,14 @@
-"""How much of the backbone phase 2 unfreezes (none, or `train.unfreeze_blocks` stages),
-chosen by k-fold cross-validation on the training split.
+"""Phase 2 (`train.unfreeze_blocks` stages unfrozen) scored by k-fold cross-validation on the
+training split, beside phase 1 alone (none).
 
 Phase 1's out-of-fold AUC (a head per fold on frozen features, medical/cv.py) is the score of
 "none". For K unfrozen stages each fold continues from its own head: the top K stages train
 at `train.finetune_learning_rate` for `train.finetune_epochs` epochs on the outputs of the
 frozen stages below them, computed once per image for `CV_COPIES` augmented copies (the cut
-and cache of phases.phase_cut), and score their held-out fold. Phase 2 is kept only when its
-out-of-fold AUC beats "none" by more than transfer.AUC_TIE: on a small set, fine-tuning that
-does not help on held-out training images is left out (issue 27: on a 546-image set phase 2
-never beat phase 1).
+and cache of phases.phase_cut), and score their held-out fold. Whether phase 2 is
+kept is decided with the other choices in medical/cv_decision.py (issue 27: on a 546-image set
+phase 2 never beat phase 1; on a 500-image PneumoniaMNIST subset it added 0.012 to the
+out-of-fold AUC at 128 px).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from absl import logging
 from efficientnet_search.data.pipeline import cache_budget_bytes
 from efficientnet_search.medical import cv
 from efficientnet_search.medical.transfer import (
-    AUC_TIE,
     HEAD_PREFIX,
     boundary_features,
     build_finetune_model,
@@ -38,49 +37,34 @@ from efficientnet_search.medical.transfer import (
 CV_COPIES = 2
 
 
-@dataclasses.dataclass(frozen=True)
-class DepthChoice:
-    """The chosen number of unfrozen stages (0: no phase 2), each candidate's CV AUC, and
-    the out-of-fold scores of the chosen one (for the operating threshold)."""
-
-    blocks: int
-    records: tuple[dict, ...]
-    heads: cv.FoldHeads
-
-
-def choose_depth(config, splits, variant: str, resolution: int, heads: cv.FoldHeads,
-                 recipe: cv.HeadRecipe, seconds_left: float = math.inf,
-                 pass_seconds: float = 0.0) -> DepthChoice:
-    """Compares "none" (`heads`) with `train.unfreeze_blocks` stages by out-of-fold AUC,
-    within `seconds_left` (what `train.cv_budget_s` leaves; past it phase 2 stays as
-    configured, the record saying so). `pass_seconds`: what one feature pass over the
-    training images took for this candidate (its cut features take 1 + CV_COPIES)."""
+def measure_phase2(config, splits, variant: str, resolution: int, heads: cv.FoldHeads,
+                   recipe: cv.HeadRecipe, seconds_left: float = math.inf,
+                   pass_seconds: float = 0.0) -> tuple[cv.FoldHeads | None, dict]:
+    """(out-of-fold scores of phase 2 with `train.unfreeze_blocks` stages at this candidate,
+    each fold continuing from its head in `heads`, or None; the record). None, with the
+    reason in the record, when it cannot be measured within `seconds_left` (what
+    `train.cv_budget_s` leaves), its cut features would not fit in memory, or a skip
+    connection crosses the cut. `pass_seconds`: one feature pass over the training images
+    for this candidate (its cut features take 1 + CV_COPIES)."""
     t = config.train
-    records = [{"unfreeze_blocks": 0, "cv_auc": heads.auc, "seconds": 0.0}]
-    if t.finetune_epochs == 0 or t.unfreeze_blocks == 0:
-        return DepthChoice(0, tuple(records), heads)
+    record = {"variant": variant, "resolution": resolution,
+              "unfreeze_blocks": t.unfreeze_blocks, "cv_auc": None, "seconds": None}
     started = time.perf_counter()
     try:
         if seconds_left <= (1 + CV_COPIES) * pass_seconds:
-            raise TimeoutError(f"{max(seconds_left, 0):.0f} s of train.cv_budget_s left "
-                               "after the backbone and resolution candidates, less than the "
-                               "cut features' passes")
+            raise TimeoutError(f"{max(seconds_left, 0):.0f} s of train.cv_budget_s left, less "
+                               "than the cut features' passes")
         tuned = _unfrozen_folds(config, splits, variant, resolution, heads, recipe,
                                 started + seconds_left)
-    except (MemoryError, ValueError, TimeoutError) as err:  # too large to cache, a cut a
-        # skip connection crosses, or over the budget
-        logging.warning("phase 2 kept as configured, not cross-validated: %s", err)
-        records.append({"unfreeze_blocks": t.unfreeze_blocks, "cv_auc": None,
-                        "seconds": None, "skipped": str(err)})
-        return DepthChoice(t.unfreeze_blocks, tuple(records), heads)
+    except (MemoryError, ValueError, TimeoutError) as err:
+        logging.warning("phase 2 at %s / %d px not cross-validated: %s", variant, resolution,
+                        err)
+        return None, record | {"skipped": str(err)}
     seconds = round(time.perf_counter() - started, 1)
-    records.append({"unfreeze_blocks": t.unfreeze_blocks, "cv_auc": tuned.auc,
-                    "seconds": seconds})
-    logging.info("cross-validation: phase 2 with %d stages unfrozen, AUC %.4f against %.4f "
-                 "for none (%.0f s)", t.unfreeze_blocks, tuned.auc, heads.auc, seconds)
-    if tuned.auc > heads.auc + AUC_TIE:
-        return DepthChoice(t.unfreeze_blocks, tuple(records), tuned)
-    return DepthChoice(0, tuple(records), heads)
+    logging.info("cross-validation: phase 2 at %s / %d px with %d stages unfrozen, AUC %.4f "
+                 "against %.4f for its head alone (%.0f s)", variant, resolution,
+                 t.unfreeze_blocks, tuned.auc, heads.auc, seconds)
+    return tuned, record | {"cv_auc": tuned.auc, "seconds": seconds}
 
 
 def _unfrozen_folds(config, splits, variant, resolution, heads: cv.FoldHeads, recipe,

@@ -1,10 +1,11 @@
-"""Backbone and input resolution chosen by cross-validation on the training split.
+"""Backbone and input resolution candidates, scored by cross-validation on the training split.
 
 For each (backbone, resolution) candidate (each resolution with the first backbone, then the
 other backbones at the best resolution), the frozen ImageNet backbone's
 pooled features of the training images are computed once and a head per fold is trained on
-them (medical/cv.py); the candidate with the best cross-validated AUC wins, ties within
-transfer.AUC_TIE going to the cheaper one. Candidates stop when the next would overrun
+them (medical/cv.py); the best head (ties within transfer.AUC_TIE going to the cheaper
+candidate) is where phase 2 is measured next. Which recipe is trained is decided against the
+configured one in medical/cv_decision.py. Candidates stop when the next would overrun
 `train.cv_budget_s` (estimated from the last one's time and the pixel count). The test split
 is never read, nor is the validation split: only training images.
 """
@@ -31,17 +32,18 @@ from efficientnet_search.medical.transfer import (
 
 @dataclasses.dataclass(frozen=True)
 class RecipeChoice:
-    """The chosen (variant, resolution), every candidate's record, and the chosen one's
-    fold heads (their out-of-fold scores give the operating threshold)."""
+    """The best (variant, resolution) by the heads' out-of-fold AUC, every candidate's record,
+    and every measured candidate's fold heads and feature-pass seconds (phase 2 continues
+    from a candidate's heads; their out-of-fold scores give the operating threshold)."""
 
     variant: str
     resolution: int
     candidates: tuple[dict[str, Any], ...]
-    heads: cv.FoldHeads
+    measured: dict[tuple[str, int], tuple[cv.FoldHeads, float]]
 
-    def record(self) -> dict[str, Any]:
-        return {"variant": self.variant, "resolution": self.resolution,
-                "cv_auc": self.heads.auc, "candidates": list(self.candidates)}
+    @property
+    def heads(self) -> cv.FoldHeads:
+        return self.measured[(self.variant, self.resolution)][0]
 
 
 def check_candidates(variants, resolutions) -> None:
@@ -83,40 +85,48 @@ def head_recipe(config) -> cv.HeadRecipe:
                          class_weighted=t.imbalance != "none")
 
 
-def choose(config, splits) -> RecipeChoice:
-    """Runs the candidates within `train.cv_budget_s` and returns the best."""
+def choose(config, splits, known: dict[tuple[str, int], tuple[cv.FoldHeads, float]] | None
+           = None, started: float | None = None) -> RecipeChoice:
+    """Runs the candidates within `train.cv_budget_s`, counted from `started` (default: now),
+    and returns the best. `known`: candidates already measured, (heads, seconds) by
+    (variant, resolution), reused rather than run again."""
     t = config.train
     recipe = head_recipe(config)
     # One axis at a time (a coordinate search, 3 + 2 candidates instead of 3 x 3): every
     # resolution with the first (cheapest) backbone, then the other backbones at the best
     # resolution; the input size mattered most on small sets (issue 27: a Lite0 probe at
     # 224 px reached AUC ~0.90 where 128 px reached ~0.85).
-    started = time.perf_counter()
+    started = time.perf_counter() if started is None else started
+    measured = dict(known or {})
     records: list[dict[str, Any]] = []
-    state: dict[str, Any] = {"best": None, "heads": None, "per_pixel": None}
+    per_pixel = max((s / r**2 for (_, r), (_, s) in measured.items()), default=None)
+    best: tuple[str, int] | None = None
 
     def attempt(resolution: int, variant: str) -> None:
-        elapsed = time.perf_counter() - started
-        per_pixel = state["per_pixel"]
-        if per_pixel is not None and elapsed + per_pixel * resolution**2 > t.cv_budget_s:
-            records.append({"variant": variant, "resolution": resolution, "cv_auc": None,
-                            "seconds": None, "skipped": "over train.cv_budget_s"})
-            return
-        tic = time.perf_counter()
-        heads = features_and_heads(variant, resolution, config, splits, recipe)
-        seconds = time.perf_counter() - tic
-        state["per_pixel"] = max(per_pixel or 0.0, seconds / resolution**2)
+        nonlocal per_pixel, best
+        key = (variant, resolution)
+        if key not in measured:
+            elapsed = time.perf_counter() - started
+            if per_pixel is not None and elapsed + per_pixel * resolution**2 > t.cv_budget_s:
+                records.append({"variant": variant, "resolution": resolution, "cv_auc": None,
+                                "seconds": None, "skipped": "over train.cv_budget_s"})
+                return
+            tic = time.perf_counter()
+            heads = features_and_heads(variant, resolution, config, splits, recipe)
+            measured[key] = (heads, time.perf_counter() - tic)
+            per_pixel = max(per_pixel or 0.0, measured[key][1] / resolution**2)
+        heads, seconds = measured[key]
         records.append({"variant": variant, "resolution": resolution, "cv_auc": heads.auc,
                         "seconds": round(seconds, 1)})
         logging.info("cross-validation: %s at %d px, %d-fold AUC %.4f (%.0f s)", variant,
                      resolution, t.cv_folds, heads.auc, seconds)
-        if state["best"] is None or heads.auc > state["heads"].auc + AUC_TIE:
-            state["best"], state["heads"] = (variant, resolution), heads
+        if best is None or heads.auc > measured[best][0].auc + AUC_TIE:
+            best = key
 
     for resolution in sorted(t.cv_resolutions):
         attempt(resolution, t.cv_variants[0])
     for variant in t.cv_variants[1:]:
-        attempt(state["best"][1], variant)
-    best, best_heads = state["best"], state["heads"]
-    logging.info("cross-validation chose %s at %d px (AUC %.4f)", *best, best_heads.auc)
-    return RecipeChoice(best[0], best[1], tuple(records), best_heads)
+        attempt(best[1], variant)
+    logging.info("cross-validation: the best head is %s at %d px (AUC %.4f)", *best,
+                 measured[best][0].auc)
+    return RecipeChoice(best[0], best[1], tuple(records), measured)

@@ -247,17 +247,30 @@ def _operating_point(results: dict, th: dict) -> str:
 
 
 def _cv_section(results: dict) -> list[str]:
-    """The backbone / resolution candidates and their cross-validated AUCs, when chosen so,
-    and whether the fold heads' average was kept (nested cross-validation)."""
+    """The recipe candidates and their cross-validated AUCs, when chosen so, the decision
+    against the configured recipe, and whether the fold heads' average was kept."""
     record = (results.get("cv") or {}).get("recipe")
     if not record:
         return _ensemble_lines(results)
-    rows = ["Chosen by cross-validation on the training split (head per fold on frozen "
-            f"ImageNet features): **{record['variant']} at {record['resolution']} px**.", "",
-            "| backbone | resolution | CV AUC | seconds |", "|---|---|---|---|"]
-    for c in record["candidates"]:
-        auc = "skipped (budget)" if c["cv_auc"] is None else f"{c['cv_auc']:.4f}"
-        rows.append(f"| {c['variant']} | {c['resolution']} | {auc} | {c['seconds']} |")
+    phase2 = (f"phase 2 on {record['unfreeze_blocks']} stages" if record["unfreeze_blocks"]
+              else "no phase 2")
+    rows = ["Chosen by cross-validation on the training split: **"
+            f"{record['variant']} at {record['resolution']} px, {phase2}**.", "",
+            "| backbone | resolution | recipe | CV AUC | seconds |", "|---|---|---|---|---|"]
+    measured = [(c, "head on frozen features") for c in record["candidates"]]
+    measured += [({"variant": record["variant"], "resolution": record["resolution"]} | u,
+                  f"phase 2, {u['unfreeze_blocks']} stages")
+                 for u in record.get("unfreeze", []) if u["unfreeze_blocks"]]  # older runs
+    for c, what in measured:
+        auc = (f"skipped ({c.get('skipped', 'budget')})" if c["cv_auc"] is None
+               else f"{c['cv_auc']:.4f}")
+        rows.append(f"| {c['variant']} | {c['resolution']} | {what} | {auc} | {c['seconds']} |")
+    decision = record.get("decision")
+    if decision:
+        rows += ["", f"Against the configured recipe ({record['incumbent']['variant']} at "
+                 f"{record['incumbent']['resolution']} px, CV AUC "
+                 f"{record['incumbent']['cv_auc']:.4f}): {decision['verdict']}."
+                 + (f" Note: {decision['note']}." if decision.get("note") else "")]
     return [*rows, "", *_ensemble_lines(results)]
 
 

@@ -132,9 +132,16 @@ def test_small_validation_chooses_resolution_and_threshold_on_training_folds(tmp
     record = r["cv"]["recipe"]
     assert [c["resolution"] for c in record["candidates"]] == [32, 48]
     assert r["data"]["resolution"] == record["resolution"]
-    # phase 2 (1 stage) against none, out of fold; no phase 2 unless it won
-    assert [u["unfreeze_blocks"] for u in record["unfreeze"]] == [0, 1]
-    assert record["unfreeze"][0]["cv_auc"] == max(c["cv_auc"] for c in record["candidates"])
+    # the configured recipe (32 px, phase 2 on 1 stage) measured with phase 2 in the folds,
+    # first; switched away from only when the paired interval says so
+    first = record["unfreeze"][0]
+    assert (first["resolution"], first["unfreeze_blocks"]) == (32, 1)
+    assert first["cv_auc"] is not None and record["incumbent"]["unfreeze_blocks"] == 1
+    decision = record["decision"]
+    low, high = decision["interval"]
+    assert decision["switched"] == (low > 0) and low <= decision["gain"] <= high
+    if not decision["switched"]:
+        assert (record["resolution"], record["unfreeze_blocks"]) == (32, 1)
     phases = r["history"]["phase"]
     assert ("finetune" in phases) == (record["unfreeze_blocks"] == 1)
     th = r["threshold"]
@@ -145,6 +152,7 @@ def test_small_validation_chooses_resolution_and_threshold_on_training_folds(tmp
     assert th["threshold_ci"][0] <= expected.value <= th["threshold_ci"][1]
     report = (tmp_path / "run" / "report.md").read_text()
     assert "Chosen by cross-validation" in report and "out-of-fold" in report
+    assert "Against the configured recipe (lite0 at 32 px" in report
     assert "majority-class share" in report and "accuracy at p=0.5" in report
 
 
@@ -195,13 +203,98 @@ def test_resolved_plan_reads_back_on_resume(tmp_path):
     assert len(back.heads) == 2 and ensemble.used  # the fold heads the saved model averages
 
 
-def test_phase2_depth_over_the_budget_stays_as_configured_and_says_so():
+def test_phase2_over_the_budget_is_not_measured_and_says_so():
     from efficientnet_search.medical import depth_choice
 
     config = load_config(finetune.FinetuneConfig, SMOKE, [*TINY, "train.unfreeze_blocks=2"])
     heads = cv.FoldHeads(np.full((4, 2), 0.5), (), 0.8, np.array([0, 0, 1, 1]))
     recipe = cv.HeadRecipe(1, 0.01, 0.0, 8, True)
-    choice = depth_choice.choose_depth(config, None, "lite0", 128, heads, recipe,
-                                       seconds_left=0)
-    assert choice.blocks == 2 and choice.heads is heads
-    assert "0 s of train.cv_budget_s left" in choice.records[1]["skipped"]
+    tuned, record = depth_choice.measure_phase2(config, None, "lite0", 128, heads, recipe,
+                                                seconds_left=0)
+    assert tuned is None and record["cv_auc"] is None and record["unfreeze_blocks"] == 2
+    assert "0 s of train.cv_budget_s left" in record["skipped"]
+
+
+def _scores(y, signal, seed):
+    """Two-class softmax-like scores whose class-1 column separates y by `signal`."""
+    rng = np.random.default_rng(seed)
+    p = 1 / (1 + np.exp(-(signal * (2 * y - 1) + rng.normal(size=len(y)))))
+    return np.stack([1 - p, p], axis=1)
+
+
+def test_paired_gain_is_zero_for_equal_scores_and_clearly_positive_for_a_better_one():
+    from efficientnet_search.medical.cv_decision import paired_auc_gain
+
+    y = np.repeat([0, 0, 0, 1], 100)
+    weak, strong = _scores(y, 0.5, 0), _scores(y, 3.0, 1)
+    kwargs = {"n_resamples": 200, "confidence": 0.95, "seed": 0}
+    assert paired_auc_gain(y, weak, weak, **kwargs) == (0.0, 0.0, 0.0)
+    gain, low, high = paired_auc_gain(y, strong, weak, **kwargs)
+    assert 0 < low < gain < high
+    gain, low, high = paired_auc_gain(y, weak, strong, **kwargs)
+    assert low < gain < high < 0
+
+
+def _fake_search(monkeypatch, aucs: dict, phase2: dict, budget_cut: bool = False):
+    """cv_decision.choose with the feature passes and phase-2 folds replaced by fixed scores:
+    `aucs` (variant, px) -> signal of its head, `phase2` (variant, px) -> signal of phase 2."""
+    from efficientnet_search.medical import cv_decision, depth_choice, recipe_choice
+
+    y = np.repeat([0, 0, 0, 1], 100)
+    calls = []
+
+    def heads(variant, resolution, *args):
+        calls.append(("head", variant, resolution))
+        oof = _scores(y, aucs[(variant, resolution)], resolution)
+        return cv.FoldHeads(oof, (), cv.cv_auc(y, oof), y)
+
+    def tuned(config, splits, variant, resolution, *args):
+        calls.append(("phase2", variant, resolution))
+        record = {"variant": variant, "resolution": resolution, "unfreeze_blocks": 2,
+                  "cv_auc": None, "seconds": None}
+        if budget_cut:
+            return None, record | {"skipped": "0 s of train.cv_budget_s left"}
+        oof = _scores(y, phase2[(variant, resolution)], resolution + 1)
+        return cv.FoldHeads(oof, (), cv.cv_auc(y, oof), y), record | {"cv_auc": 0.0}
+
+    monkeypatch.setattr(recipe_choice, "features_and_heads", heads)
+    monkeypatch.setattr(depth_choice, "measure_phase2", tuned)
+    config = load_config(finetune.FinetuneConfig, SMOKE, [
+        *TINY, "model.variant=lite0", "model.resolution=128", "train.unfreeze_blocks=2",
+        "train.finetune_epochs=2", "train.cv_variants=[lite0]",
+        "train.cv_resolutions=[128,224]", "eval.bootstrap_resamples=200"])
+    record, chosen = cv_decision.choose(config, None)
+    return record, chosen, calls
+
+
+def test_a_candidate_within_noise_of_the_configured_recipe_does_not_replace_it(monkeypatch):
+    # 224 px heads a little better than 128 px phase 2 (as on the 500-image subsets)
+    record, chosen, calls = _fake_search(monkeypatch, {("lite0", 128): 1.5,
+                                                       ("lite0", 224): 1.62},
+                                         {("lite0", 128): 1.6, ("lite0", 224): 1.6})
+    assert calls[:2] == [("head", "lite0", 128), ("phase2", "lite0", 128)]  # the incumbent first
+    assert ("phase2", "lite0", 224) in calls  # then phase 2 at the best head
+    d = record["decision"]
+    assert not d["switched"] and d["interval"][0] <= 0 < d["interval"][1]
+    assert (record["resolution"], record["unfreeze_blocks"]) == (128, 2)
+    assert chosen.auc == record["incumbent"]["cv_auc"] and "not beyond noise" in d["verdict"]
+    assert d["confidence"] == pytest.approx(1 - 0.05 / d["candidates_compared"])
+
+
+def test_a_candidate_beyond_noise_replaces_the_configured_recipe(monkeypatch):
+    # the issue's small set: phase 2 no help, a head at 224 px far better than at 128
+    record, chosen, _ = _fake_search(monkeypatch, {("lite0", 128): 0.8, ("lite0", 224): 3.0},
+                                     {("lite0", 128): 0.8, ("lite0", 224): 2.0})
+    d = record["decision"]
+    assert d["switched"] and d["interval"][0] > 0 and "it is trained" in d["verdict"]
+    assert (record["resolution"], record["unfreeze_blocks"]) == (224, 0)  # head only
+    assert chosen.auc == record["cv_auc"] == d["best_other"]["cv_auc"]
+
+
+def test_unmeasured_phase2_compares_heads_and_keeps_phase2_as_configured(monkeypatch):
+    record, _, _ = _fake_search(monkeypatch, {("lite0", 128): 0.8, ("lite0", 224): 3.0},
+                                {}, budget_cut=True)
+    assert record["incumbent"]["unfreeze_blocks"] == 0  # its head was what could be compared
+    assert (record["resolution"], record["unfreeze_blocks"]) == (224, 2)
+    assert "phase 2 stays as configured" in record["decision"]["note"]
+    assert all(u["cv_auc"] is None for u in record["unfreeze"])
