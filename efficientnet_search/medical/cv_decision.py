@@ -8,7 +8,9 @@ Then the frozen-feature heads of the other backbones and sizes (medical/recipe_c
 and phase 2 at the best of those while `train.cv_budget_s` lasts. The best candidate replaces
 the incumbent only when the paired bootstrap interval of its out-of-fold AUC gain over the
 incumbent's, on the same training images, lies above zero, at the run's `eval.confidence`
-Bonferroni-corrected for the number of candidates compared.
+Bonferroni-corrected for the number of candidates compared. A configured recipe whose phase 2
+could not be measured within the budget is trained as configured: nothing is compared with a
+score that was not measured.
 
 Why a gate rather than the best point estimate (issue 27, BUILD_NOTES): on 500-image subsets
 the heads' out-of-fold AUCs at 128, 160 and 224 px differed by 0.01-0.015, while an AUC over
@@ -62,44 +64,44 @@ def choose(config, splits) -> tuple[dict[str, Any], cv.FoldHeads]:
     # (variant, resolution, unfreeze_blocks) -> out-of-fold scores, in order of preference
     scored: dict[tuple[str, int, int], cv.FoldHeads] = {(*home, 0): home_heads}
 
-    def measure(key: tuple[str, int]) -> None:
+    def measure(key: tuple[str, int], expected: float = 0.0) -> float | None:
         heads, seconds = known[key]
         left = t.cv_budget_s - (time.perf_counter() - started)
         tuned, record = depth_choice.measure_phase2(config, splits, *key, heads, recipe, left,
-                                                    seconds)
+                                                    seconds, expected)
         phase2.append(record)
         if tuned is not None:
             scored[(*key, blocks)] = tuned
+        return record["seconds"]
 
-    if blocks:
-        measure(home)
+    home_seconds = measure(home) if blocks else None
     picked = recipe_choice.choose(config, splits, known, started)
     known = picked.measured
     for key, (heads, _) in known.items():
         scored.setdefault((*key, 0), heads)
     best_head = (picked.variant, picked.resolution)
-    if blocks and best_head != home:
-        measure(best_head)
+    if home_seconds is not None and best_head != home:  # scaled by pixels or feature passes
+        scale = max((best_head[1] / home[1]) ** 2, known[best_head][1] / known[home][1])
+        measure(best_head, home_seconds * scale)
 
-    incumbent = (*home, blocks) if (*home, blocks) in scored else (*home, 0)
-    like_for_like = {key: heads for key, heads in scored.items()
-                     if incumbent[2] == blocks or key[2] == 0}
-    decision = _decide(config, like_for_like, incumbent)
+    incumbent = (*home, blocks)
+    if incumbent in scored:
+        decision = _decide(config, scored, incumbent)
+    else:  # nothing is compared with a recipe whose score was not measured
+        decision = {"chosen": incumbent, "switched": False,
+                    "verdict": "the configured recipe's phase 2 could not be measured within "
+                               "train.cv_budget_s (see its row), so no candidate is compared "
+                               "with it: the configured recipe is trained"}
     chosen = decision.pop("chosen")
-    heads = like_for_like[chosen]
-    trained_blocks = chosen[2] if incumbent[2] == blocks else blocks
-    if incumbent[2] != blocks:
-        decision["note"] = ("the configured phase 2 was not cross-validated (see 'unfreeze'), "
-                            "so frozen-feature heads were compared and phase 2 stays as "
-                            "configured")
-    record = {"variant": chosen[0], "resolution": chosen[1], "unfreeze_blocks": trained_blocks,
+    heads = scored.get(chosen, home_heads)
+    record = {"variant": chosen[0], "resolution": chosen[1], "unfreeze_blocks": chosen[2],
               "cv_auc": heads.auc, "candidates": list(picked.candidates), "unfreeze": phase2,
               "incumbent": {"variant": home[0], "resolution": home[1],
-                            "unfreeze_blocks": incumbent[2],
-                            "cv_auc": like_for_like[incumbent].auc},
+                            "unfreeze_blocks": blocks,
+                            "cv_auc": scored[incumbent].auc if incumbent in scored else None},
               "decision": decision}
     logging.info("cross-validation: training %s at %d px with %s (%s)", chosen[0], chosen[1],
-                 f"{trained_blocks} stages unfrozen" if trained_blocks else "no phase 2",
+                 f"{chosen[2]} stages unfrozen" if chosen[2] else "no phase 2",
                  decision["verdict"])
     return record, heads
 

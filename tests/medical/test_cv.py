@@ -213,6 +213,13 @@ def test_phase2_over_the_budget_is_not_measured_and_says_so():
                                                 seconds_left=0)
     assert tuned is None and record["cv_auc"] is None and record["unfreeze_blocks"] == 2
     assert "0 s of train.cv_budget_s left" in record["skipped"]
+    # one estimated (from another candidate's) to outlast what is left is not started either
+    tuned, record = depth_choice.measure_phase2(config, None, "lite0", 224, heads, recipe,
+                                                seconds_left=100, expected_seconds=250)
+    assert tuned is None and "100 s of train.cv_budget_s left, less than the ~250 s" in (
+        record["skipped"])
+    # inside the folds, phase 2 runs about as many image passes as the real one's best epoch
+    assert [depth_choice.cv_phase2_epochs(e) for e in (1, 2, 12)] == [1, 1, 4]
 
 
 def _scores(y, signal, seed):
@@ -255,7 +262,8 @@ def _fake_search(monkeypatch, aucs: dict, phase2: dict, budget_cut: bool = False
         if budget_cut:
             return None, record | {"skipped": "0 s of train.cv_budget_s left"}
         oof = _scores(y, phase2[(variant, resolution)], resolution + 1)
-        return cv.FoldHeads(oof, (), cv.cv_auc(y, oof), y), record | {"cv_auc": 0.0}
+        done = record | {"cv_auc": 0.0, "seconds": 1.0}
+        return cv.FoldHeads(oof, (), cv.cv_auc(y, oof), y), done
 
     monkeypatch.setattr(recipe_choice, "features_and_heads", heads)
     monkeypatch.setattr(depth_choice, "measure_phase2", tuned)
@@ -291,10 +299,14 @@ def test_a_candidate_beyond_noise_replaces_the_configured_recipe(monkeypatch):
     assert chosen.auc == record["cv_auc"] == d["best_other"]["cv_auc"]
 
 
-def test_unmeasured_phase2_compares_heads_and_keeps_phase2_as_configured(monkeypatch):
-    record, _, _ = _fake_search(monkeypatch, {("lite0", 128): 0.8, ("lite0", 224): 3.0},
-                                {}, budget_cut=True)
-    assert record["incumbent"]["unfreeze_blocks"] == 0  # its head was what could be compared
-    assert (record["resolution"], record["unfreeze_blocks"]) == (224, 2)
-    assert "phase 2 stays as configured" in record["decision"]["note"]
+def test_a_configured_recipe_whose_phase2_was_not_measured_is_kept(monkeypatch):
+    # far better heads at 224 px, but the recipe they would replace was never measured
+    record, chosen, calls = _fake_search(monkeypatch, {("lite0", 128): 0.8,
+                                                       ("lite0", 224): 3.0},
+                                         {}, budget_cut=True)
+    assert (record["resolution"], record["unfreeze_blocks"]) == (128, 2)
+    assert record["incumbent"]["cv_auc"] is None and not record["decision"]["switched"]
+    assert "could not be measured" in record["decision"]["verdict"]
+    assert chosen.auc == record["cv_auc"]  # the threshold comes from its heads' scores
+    assert [c for c in calls if c[0] == "phase2"] == [("phase2", "lite0", 128)]
     assert all(u["cv_auc"] is None for u in record["unfreeze"])
