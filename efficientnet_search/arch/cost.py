@@ -139,9 +139,12 @@ def spec_cost(spec: ModelSpec, resolution: int | None = None, channels: int = 3)
     for stage in sorted({b.stage for b in planned}):
         blocks = [b for b in planned if b.stage == stage]
         tally = _StageTally(f"stage{stage}", len(blocks), blocks[-1].args.filters_out, 0, 0, 0, 0)
+        counted = None  # (args, input size, cost): a stage's repeated blocks cost the same
         for block in blocks:
-            block_cost = _fused_cost if block.args.fused else _mbconv_cost
-            weights, bn_channels, macs, activations, size = block_cost(block.args, size)
+            if counted is None or block.args is not counted[0] or size != counted[1]:
+                block_cost = _fused_cost if block.args.fused else _mbconv_cost
+                counted = (block.args, size, block_cost(block.args, size))
+            weights, bn_channels, macs, activations, size = counted[2]
             tally.add(weights, bn_channels, macs, activations)
         tally.resolution = size
         stages.append(tally)

@@ -359,14 +359,13 @@ def plan_blocks(
         if stage == 1 and stem_channels is not None:
             filters_in = stem_channels
         filters_out = round_filters(stage_args.filters_out, width, limit_shrink=limit_shrink)
+        # Two distinct blocks a stage (frozen, so shared): a deep member, e.g. phi=7 of a
+        # depth-heavy grid point, has 10^5 blocks, and one `replace` each took seconds.
+        first = dataclasses.replace(stage_args, repeats=1, filters_out=filters_out,
+                                    filters_in=filters_in)
+        rest = dataclasses.replace(first, filters_in=filters_out, strides=1)
         for j in range(repeats(stage, stage_args)):
-            args = dataclasses.replace(
-                stage_args,
-                repeats=1,
-                filters_in=filters_in if j == 0 else filters_out,
-                filters_out=filters_out,
-                strides=stage_args.strides if j == 0 else 1,
-            )
+            args = first if j == 0 else rest
             name = f"block{stage}{_block_letters(j)}_"
             drop_rate = drop_connect_rate * len(planned) / total
             planned.append(PlannedBlock(name, stage, args, drop_rate))

@@ -110,3 +110,19 @@ def test_plan_blocks_names_strides_and_drop_rates():
     assert planned[2].args.filters_in == planned[2].args.filters_out == 24
     assert planned[0].drop_rate == 0 and planned[-1].drop_rate == pytest.approx(0.2 * 15 / 16)
     assert len(plan_blocks(B0_BLOCKS, 2.0, 3.1)) == 55  # B7
+
+
+def test_a_depth_heavy_family_member_is_planned_and_costed_exactly():
+    """phi=7 of a depth-only grid answer (alpha 4.01, as the notebooks' tiny grid can find)
+    has 266,768 blocks: the repeated blocks of a stage share one frozen BlockArgs, and the
+    cost is the one the block-by-block count gave before they did (6,609,821,757,664)."""
+    from efficientnet_search.arch.family import Coefficients, scale_family
+
+    member = scale_family(Coefficients(4.01, 1.0, 1.0), [7])[0]
+    planned = member.spec.planned_blocks()
+    assert len(planned) == 266_768
+    stage2 = [p.args for p in planned if p.stage == 2]
+    assert stage2[0].strides == 2 and stage2[0].filters_in == 16
+    assert all(a is stage2[1] for a in stage2[1:])
+    assert (stage2[1].strides, stage2[1].filters_in, stage2[1].filters_out) == (1, 24, 24)
+    assert member.cost.macs == 6_609_821_757_664
