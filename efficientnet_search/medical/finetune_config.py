@@ -42,17 +42,15 @@ class PhasesConfig:
     # per epoch); K > 0 passes K augmented copies of the training set through the frozen
     # part once and trains the rest on those features (an epoch draws from all copies).
     augment_copies: int = 0
-    # Choices by k-fold cross-validation on the training split (medical/cv.py,
-    # recipe_choice.py): the backbone among `cv_variants` and the input size among
-    # `cv_resolutions`, by the out-of-fold AUC of a head per fold on each candidate's frozen
-    # ImageNet features, within `cv_budget_s` seconds; then phase 2 (unfreeze_blocks stages)
-    # or none, by the out-of-fold AUC of each fold's phase 2 (medical/depth_choice.py).
-    # "auto": when the validation split is
+    # Choices by k-fold cross-validation on the training split (medical/cv_decision.py):
+    # the configured recipe, measured with phase 2 inside the folds, against heads on the
+    # frozen ImageNet features of the backbones in `cv_variants` and input sizes in
+    # `cv_resolutions` (and phase 2 at the best of those), within `cv_budget_s` seconds; a
+    # candidate is trained only when its out-of-fold AUC gain over the configured recipe is
+    # beyond noise (paired bootstrap). "auto": when the validation split is
     # small (its rarer class under cv.SMALL_VALIDATION_MINORITY images) and model.init is
     # imagenet; "always" (imagenet); "never" (model.variant and resolution as given). (Not
-    # on/off: YAML reads those as booleans.) Off by default: on one 500-image subset the
-    # choice without phase 2 lost 0.05 test AUC to the quick config, and the full path took
-    # over 50 minutes on a loaded 2-core box (BUILD_NOTES, issue 27).
+    # on/off: YAML reads those as booleans.) Off by default (BUILD_NOTES, issue 27).
     cv: Literal["auto", "always", "never"] = "never"
     cv_folds: int = 5
     cv_budget_s: float = 600.0

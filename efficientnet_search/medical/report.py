@@ -267,10 +267,10 @@ def _cv_section(results: dict) -> list[str]:
         rows.append(f"| {c['variant']} | {c['resolution']} | {what} | {auc} | {c['seconds']} |")
     decision = record.get("decision")
     if decision:
-        rows += ["", f"Against the configured recipe ({record['incumbent']['variant']} at "
-                 f"{record['incumbent']['resolution']} px, CV AUC "
-                 f"{record['incumbent']['cv_auc']:.4f}): {decision['verdict']}."
-                 + (f" Note: {decision['note']}." if decision.get("note") else "")]
+        home = record["incumbent"]
+        score = "not measured" if home["cv_auc"] is None else f"CV AUC {home['cv_auc']:.4f}"
+        rows += ["", f"Against the configured recipe ({home['variant']} at "
+                 f"{home['resolution']} px, {score}): {decision['verdict']}."]
     return [*rows, "", *_ensemble_lines(results)]
 
 

@@ -285,7 +285,9 @@ def test_a_candidate_within_noise_of_the_configured_recipe_does_not_replace_it(m
     d = record["decision"]
     assert not d["switched"] and d["interval"][0] <= 0 < d["interval"][1]
     assert (record["resolution"], record["unfreeze_blocks"]) == (128, 2)
-    assert chosen.auc == record["incumbent"]["cv_auc"] and "not beyond noise" in d["verdict"]
+    assert record["cv_auc"] == record["incumbent"]["cv_auc"] and "not beyond noise" in d["verdict"]
+    # the threshold's scores: the trained backbone's fold heads, not its phase 2 folds
+    assert chosen.auc == record["candidates"][0]["cv_auc"] != record["cv_auc"]
     assert d["confidence"] == pytest.approx(1 - 0.05 / d["candidates_compared"])
 
 
@@ -307,6 +309,10 @@ def test_a_configured_recipe_whose_phase2_was_not_measured_is_kept(monkeypatch):
     assert (record["resolution"], record["unfreeze_blocks"]) == (128, 2)
     assert record["incumbent"]["cv_auc"] is None and not record["decision"]["switched"]
     assert "could not be measured" in record["decision"]["verdict"]
-    assert chosen.auc == record["cv_auc"]  # the threshold comes from its heads' scores
+    assert record["cv_auc"] is None and chosen.auc == record["candidates"][0]["cv_auc"]
     assert [c for c in calls if c[0] == "phase2"] == [("phase2", "lite0", 128)]
     assert all(u["cv_auc"] is None for u in record["unfreeze"])
+    text = "\n".join(report._cv_section({"cv": {"recipe": record}}))
+    assert "lite0 at 128 px, phase 2 on 2 stages" in text
+    assert "| lite0 | 128 | phase 2, 2 stages | skipped (0 s of train.cv_budget_s left) |" in text
+    assert "(lite0 at 128 px, not measured): the configured recipe's phase 2 could not" in text
