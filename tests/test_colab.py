@@ -29,6 +29,7 @@ EXPECTED = {
                                   "chosen by 2-fold cross-validation",
                                   "(oof_youden, chosen on training split, out-of-fold",
                                   "argmax/p=0.5 accuracy", "Chosen by cross-validation",
+                                  "decision: ", "the configured recipe",
                                   "ROC-AUC", "Grad-CAM", "tflite: ", "passed",
                                   "Not for clinical use"], 3),
     "architecture_search.ipynb": (["chosen baseline", "## Decision",
