@@ -72,6 +72,13 @@ def configure_threads(threads: int | None) -> None:
                             "process, so its thread pools stay as they are", threads)
 
 
+# A training of fewer steps runs eagerly: tracing the train and eval steps (1-3 s each
+# training on the 2-core box) costs more than the graph saves over so few steps. Measured on
+# B0's first two stages at 32 px, batch 32 (BUILD_NOTES, "Notebooks run in CI", session 16):
+# graph ~8.8 s fixed + 0.12 s a step, eager ~0.67 s a step: even at ~20 steps.
+EAGER_BELOW_STEPS = 16
+
+
 def train_proxy(
     config: ProxyConfig,
     splits,
@@ -118,6 +125,8 @@ def train_proxy(
     train, val, steps_per_epoch = _pipelines(config, splits, data, spec.scaling.resolution, seed)
     watcher = ValidationWatcher(report, val, steps_per_epoch, config.evals_per_epoch, passes,
                        epoch_ends)  # fmt: skip
+    if config.strategy == "cpu" and config.epochs * steps_per_epoch < EAGER_BELOW_STEPS:
+        model.run_eagerly = True  # before the first fit; a reused model keeps its mode
     fit_start = time.perf_counter()
     with warnings.catch_warnings():  # Keras warns that fit's shuffle=True skips a tf.data input
         warnings.filterwarnings("ignore", message=".*shuffle=True.*")

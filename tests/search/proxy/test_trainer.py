@@ -156,3 +156,22 @@ def test_threads_asked_after_tensorflow_started_warn_instead_of_failing_the_sear
     current = tf.config.threading.get_intra_op_parallelism_threads()
     proxy.configure_threads(current + 3)  # a search's `threads`, too late to apply
     assert tf.config.threading.get_intra_op_parallelism_threads() == current
+
+
+def test_a_few_step_training_runs_eagerly_with_the_graphs_results(splits, monkeypatch):
+    """12 steps (2 epochs of 6) are under EAGER_BELOW_STEPS: no tracing, the same training."""
+    import keras
+
+    modes = []
+    original = keras.Model.fit
+
+    def spy(model, *args, **kwargs):
+        modes.append(model.run_eagerly)
+        return original(model, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", spy)
+    eager = _train(_config(), splits)
+    monkeypatch.setattr(proxy, "EAGER_BELOW_STEPS", 0)
+    graph = _train(_config(), splits)
+    assert modes == [True, False]
+    assert eager.epoch_accuracies == pytest.approx(graph.epoch_accuracies, abs=1e-6)
