@@ -66,7 +66,7 @@ def choose(config, splits) -> tuple[dict[str, Any], cv.FoldHeads]:
     home_heads = recipe_choice.features_and_heads(*home, config, splits, recipe)
     known = {home: (home_heads, time.perf_counter() - tic)}
     phase2: list[dict[str, Any]] = []
-    # (variant, resolution, unfreeze_blocks) -> out-of-fold scores, in order of preference
+    # every measured recipe: (variant, resolution, unfreeze_blocks; 0 = head only) -> scores
     scored: dict[tuple[str, int, int], cv.FoldHeads] = {(*home, 0): home_heads}
 
     def measure(key: tuple[str, int], expected: float = 0.0) -> float | None:
