@@ -32,9 +32,10 @@ same command on the same run directory continues at the phase and epoch where a 
 stopped, with the same batches, and ends as an uninterrupted run would; a finished run is not
 retrained, and a changed config on its directory is refused with the changed keys.
 
-When the validation split is small (medical/cv.py) and the backbone is ImageNet's, the backbone
-and input size are chosen first by k-fold cross-validation on the training split
-(`train.cv`, medical/recipe_choice.py), and the operating threshold on out-of-fold training
+When the validation split is small (medical/cv.py) and the backbone is ImageNet's, the recipe
+(backbone, input size, phase 2 or none) is chosen first by k-fold cross-validation on the
+training split, the configured one kept unless beaten beyond noise (`train.cv`,
+medical/cv_decision.py), and the operating threshold on out-of-fold training
 predictions (`eval.threshold: auto`); otherwise the threshold is chosen on the validation
 split. The test split is scored once (clinical.evaluate). The run directory receives
 config.yaml, model.keras, results.json, report.md, model_card.md and plots/ (ROC, confusion
