@@ -125,6 +125,8 @@ def choose(config, splits, known: dict[tuple[str, int], tuple[cv.FoldHeads, floa
 
     for resolution in sorted(t.cv_resolutions):
         attempt(resolution, t.cv_variants[0])
+    if best is None:  # every candidate over the budget: the best of those measured before
+        best = max(measured, key=lambda key: measured[key][0].auc)
     for variant in t.cv_variants[1:]:
         attempt(best[1], variant)
     logging.info("cross-validation: the best head is %s at %d px (AUC %.4f)", *best,

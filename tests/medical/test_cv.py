@@ -316,3 +316,17 @@ def test_a_configured_recipe_whose_phase2_was_not_measured_is_kept(monkeypatch):
     assert "lite0 at 128 px, phase 2 on 2 stages" in text
     assert "| lite0 | 128 | phase 2, 2 stages | skipped (0 s of train.cv_budget_s left) |" in text
     assert "(lite0 at 128 px, not measured): the configured recipe's phase 2 could not" in text
+
+
+def test_candidates_over_the_budget_are_skipped_and_the_measured_one_is_the_best(monkeypatch):
+    """The configured size (96 px, not a candidate) took the budget: no candidate runs."""
+    from efficientnet_search.medical import recipe_choice
+
+    monkeypatch.setattr(recipe_choice, "features_and_heads", lambda *a: pytest.fail("ran"))
+    config = load_config(finetune.FinetuneConfig, SMOKE, [
+        *TINY, "train.cv_variants=[lite0, lite1]", "train.cv_resolutions=[128, 160]",
+        "train.cv_budget_s=400"])
+    heads = cv.FoldHeads(np.full((4, 2), 0.5), (), 0.8, np.array([0, 0, 1, 1]))
+    picked = recipe_choice.choose(config, None, {("lite0", 96): (heads, 500.0)})
+    assert (picked.variant, picked.resolution) == ("lite0", 96) and picked.heads is heads
+    assert [c["skipped"] for c in picked.candidates] == ["over train.cv_budget_s"] * 3
