@@ -264,7 +264,8 @@ def _cv_section(results: dict) -> list[str]:
     for c, what in measured:
         auc = (f"skipped ({c.get('skipped', 'budget')})" if c["cv_auc"] is None
                else f"{c['cv_auc']:.4f}")
-        rows.append(f"| {c['variant']} | {c['resolution']} | {what} | {auc} | {c['seconds']} |")
+        seconds = "-" if c["seconds"] is None else c["seconds"]
+        rows.append(f"| {c['variant']} | {c['resolution']} | {what} | {auc} | {seconds} |")
     decision = record.get("decision")
     if decision:
         home = record["incumbent"]

@@ -314,7 +314,8 @@ def test_a_configured_recipe_whose_phase2_was_not_measured_is_kept(monkeypatch):
     assert all(u["cv_auc"] is None for u in record["unfreeze"])
     text = "\n".join(report._cv_section({"cv": {"recipe": record}}))
     assert "lite0 at 128 px, phase 2 on 2 stages" in text
-    assert "| lite0 | 128 | phase 2, 2 stages | skipped (0 s of train.cv_budget_s left) |" in text
+    assert "| lite0 | 128 | phase 2, 2 stages | skipped (0 s of train.cv_budget_s left) | - |" in (
+        text)
     assert "(lite0 at 128 px, not measured): the configured recipe's phase 2 could not" in text
 
 
