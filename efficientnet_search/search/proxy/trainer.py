@@ -72,11 +72,11 @@ def configure_threads(threads: int | None) -> None:
                             "process, so its thread pools stay as they are", threads)
 
 
-# A training of fewer steps runs eagerly: tracing the train and eval steps (1-3 s each
-# training on the 2-core box) costs more than the graph saves over so few steps. Measured on
-# B0's first two stages at 32 px, batch 32 (BUILD_NOTES, "Notebooks run in CI", session 16):
-# graph ~8.8 s fixed + 0.12 s a step, eager ~0.67 s a step: even at ~20 steps.
-EAGER_BELOW_STEPS = 16
+# A training of fewer steps runs eagerly: tracing the train and eval steps costs more than the
+# graph saves over so few steps. benchmarks/eager_short_trainings.py (train_proxy on B0's first
+# two stages at 32 px, batch 32, both modes alternating in one process, quiet 2-core box):
+# graph 2.10 / 2.12 / 2.18 s at 4 / 6 / 8 steps, eager 1.62 / 1.93 / 2.28 s: even near 7.
+EAGER_BELOW_STEPS = 8
 
 
 def train_proxy(

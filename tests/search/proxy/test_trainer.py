@@ -159,7 +159,7 @@ def test_threads_asked_after_tensorflow_started_warn_instead_of_failing_the_sear
 
 
 def test_a_few_step_training_runs_eagerly_with_the_graphs_results(splits, monkeypatch):
-    """12 steps (2 epochs of 6) are under EAGER_BELOW_STEPS: no tracing, the same training."""
+    """6 steps (1 epoch) are under EAGER_BELOW_STEPS: no tracing, the same training."""
     import keras
 
     modes = []
@@ -170,8 +170,8 @@ def test_a_few_step_training_runs_eagerly_with_the_graphs_results(splits, monkey
         return original(model, *args, **kwargs)
 
     monkeypatch.setattr(keras.Model, "fit", spy)
-    eager = _train(_config(), splits)
+    eager = _train(_config(epochs=1), splits)
     monkeypatch.setattr(proxy, "EAGER_BELOW_STEPS", 0)
-    graph = _train(_config(), splits)
+    graph = _train(_config(epochs=1), splits)
     assert modes == [True, False]
     assert eager.epoch_accuracies == pytest.approx(graph.epoch_accuracies, abs=1e-6)
