@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from efficientnet_search import plotting
+from efficientnet_search.arch import scaling
 from efficientnet_search.medical import clinical, gradcam, metrics
 
 GRADCAM_SCAN_LIMIT = 2048  # test images searched for the most confident examples
@@ -327,6 +328,19 @@ def _recipe(t: dict) -> str:
     return " ".join(parts)
 
 
+def _architecture(m: dict) -> str:
+    """The model's name and coefficients, a variant's own where the config leaves them unset
+    (null width or depth means "the variant's")."""
+    if not m.get("variant"):
+        return f"EfficientNet (width {m['width']}, depth {m['depth']})"
+    published = scaling.get_variant(m["variant"])
+    width = published.width if m.get("width") is None else m["width"]
+    depth = published.depth if m.get("depth") is None else m["depth"]
+    key = scaling.variant_key(m["variant"])
+    name = "Lite" + key[4:] if key.startswith("lite") else key.upper()
+    return f"EfficientNet-{name} (width {width:g}, depth {depth:g})"
+
+
 def model_card_text(results: dict) -> str:
     """model_card.md: details, intended use, data, metrics with intervals, limitations."""
     cfg: dict[str, Any] = results["config"]
@@ -338,7 +352,7 @@ def model_card_text(results: dict) -> str:
     return "\n".join([
         f"# Model card: {cfg['name']}", "", DISCLAIMER, "",
         "## Model",
-        f"EfficientNet (variant {m['variant']}, width {m['width']}, depth {m['depth']}), "
+        f"{_architecture(m)}, "
         f"{results['model']['params']:,} parameters, input {results['data']['resolution']} px, "
         f"started from {start}. {_recipe(cfg['train'])}", "",
         "## Intended use",

@@ -203,3 +203,16 @@ def test_early_stopping_watches_the_auc_the_report_gives():
     assert clinical.task_auc(binary, two, "binary") == pytest.approx(reported)
     assert clinical.task_auc(binary, two, "binary") == pytest.approx(
         metrics.roc_auc(binary, two[:, 1]))
+
+
+@pytest.mark.parametrize("model, expected", [
+    ({"variant": "lite0", "width": None, "depth": None}, "EfficientNet-Lite0 (width 1, depth 1)"),
+    ({"variant": "b2", "width": None, "depth": None}, "EfficientNet-B2 (width 1.1, depth 1.2)"),
+    ({"variant": "v2-s", "width": None, "depth": None}, "EfficientNet-V2-S (width 1, depth 1)"),
+    ({"variant": "b0", "width": 0.5, "depth": None}, "EfficientNet-B0 (width 0.5, depth 1)"),
+    ({"variant": None, "width": 0.25, "depth": 0.5}, "EfficientNet (width 0.25, depth 0.5)"),
+])
+def test_model_card_names_the_architecture_with_its_coefficients(model, expected):
+    # A config's null width/depth means "the variant's"; the card shows the numbers, not None.
+    from efficientnet_search.medical import report
+    assert report._architecture(model) == expected

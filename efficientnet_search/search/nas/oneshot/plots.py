@@ -81,6 +81,9 @@ def plot_calibration(architectures: Sequence[Mapping[str, Any]], ranking: Mappin
     spreads = [statistics.stdev(a["standalone"]) if len(a["standalone"]) > 1 else 0.0
                for a in architectures]  # fmt: skip
     macs = [a["macs"] / 1e6 for a in architectures]
+    seeds = min(len(a["standalone"]) for a in architectures)
+    accuracy_label = ("stand-alone validation accuracy (mean +- seed std)" if seeds > 1
+                      else "stand-alone validation accuracy (1 seed)")
     predictors = ranking["predictors"]
     for ax, values, name, short, label in (
             (axes[0], [a["supernet"] for a in architectures], "supernet", "supernet score",
@@ -93,7 +96,7 @@ def plot_calibration(architectures: Sequence[Mapping[str, Any]], ranking: Mappin
         ax.set_title(f"{short}: Spearman {rho['spearman']:.2f} "
                      f"[{low:.2f}, {high:.2f}]", fontsize=10)  # fmt: skip
         ax.set_xlabel(label)
-        ax.set_ylabel("stand-alone validation accuracy (mean +- seed std)")
+        ax.set_ylabel(accuracy_label)
         ax.grid(alpha=0.3)
     fig.colorbar(points, ax=axes, label="MACs (millions)")
     fig.suptitle(f"Calibration set ({len(architectures)} architectures trained stand-alone)",

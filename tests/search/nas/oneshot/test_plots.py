@@ -33,3 +33,20 @@ def test_both_plots_are_written_as_png(tmp_path):
     for name in names:
         data = (tmp_path / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_calibration_axis_says_one_seed_when_there_is_no_seed_spread(tmp_path, monkeypatch):
+    from efficientnet_search import plotting
+    from efficientnet_search.search.nas.oneshot import plots
+
+    labels = []
+    real_save = plotting.save
+    monkeypatch.setattr(plots.plotting, "save", lambda fig, path: (
+        labels.extend(ax.get_ylabel() for ax in fig.axes), real_save(fig, path))[1])
+    payload, records, entries = _run()
+    single = payload["calibration"]["architectures"]
+    payload["calibration"]["architectures"] = [{**a, "standalone": a["standalone"][:1]}
+                                               for a in single]
+    write_plots(tmp_path, payload, records, entries)
+    assert "stand-alone validation accuracy (1 seed)" in labels
+    assert not any("seed std" in label for label in labels if label.startswith("stand-alone"))
