@@ -39,13 +39,12 @@ def time_spec(settings: LatencyConfig, spec: ModelSpec, default_batch: int) -> L
     """Times `spec` as `settings` say (`default_batch` when they name no batch), then frees
     the built network: the one way the grid, the architecture search and the benchmark time
     a candidate."""
-    import keras
-
+    from efficientnet_search.training.graph_memory import release_graph_memory
     from efficientnet_search.training.latency import measure_latency
 
     measured = measure_latency(
         spec, batch_size=settings.batch_size or default_batch, precision=settings.precision,
         warmup=settings.warmup, repeats=settings.repeats, min_seconds=settings.min_seconds,
     )  # fmt: skip
-    keras.backend.clear_session()
+    release_graph_memory()  # its traced predict step, kept alive by swish otherwise
     return measured

@@ -14,7 +14,6 @@ and runs in `training/loop.py`; a proxy only has to rank candidates.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import math
 import resource
 import sys
@@ -33,6 +32,7 @@ from efficientnet_search.search.proxy.config import PROXY_DATA, ProxyConfig
 from efficientnet_search.search.proxy.model_cache import ModelCache
 from efficientnet_search.search.proxy.validation_passes import EvalReport, ValidationWatcher
 from efficientnet_search.training.flat_adam import FlatAdam
+from efficientnet_search.training.graph_memory import release_graph_memory
 from efficientnet_search.training.progress import keras_verbose
 
 
@@ -231,9 +231,9 @@ def _compile(config: ProxyConfig, model: keras.Model, multi_label: bool) -> None
 
 
 def release_memory() -> None:
-    """Drops Keras' global graph state and collects garbage between trials."""
-    keras.backend.clear_session()
-    gc.collect()
+    """Drops Keras' global graph state, and what keeps finished graphs alive, between trials
+    (training/graph_memory.py)."""
+    release_graph_memory()
 
 
 def peak_rss_mb() -> float:

@@ -102,15 +102,14 @@ class LatencyTable:
 
     def _entry(self, key: str, build) -> float:
         if key not in self.entries:
-            import keras
-
+            from efficientnet_search.training.graph_memory import release_graph_memory
             from efficientnet_search.training.latency import measure_latency
 
             measured = measure_latency(
                 _piece_model(build, self.activation), batch_size=self.settings.batch_size or 1,
                 precision=self.settings.precision, warmup=self.settings.warmup,
                 repeats=self.settings.repeats, min_seconds=self.settings.min_seconds)
-            keras.backend.clear_session()
+            release_graph_memory()
             self.entries[key] = round(measured.median_ms, 5)  # as the CSV holds it
             append_csv_row(self.path, FIELDS, {"piece": key, "median_ms": self.entries[key],
                                                "device": measured.device})  # fmt: skip
