@@ -73,7 +73,10 @@ class SearchConfig:
         trials (0: never). TensorFlow keeps ~40-130 MB per trained model even after
         `clear_session` and gc: after-trial RSS grew 107% over the first trial's peak with
         no recycling, 45% at 3 trials a process, at most 12% at 1 (quick grid, 2 CPU cores;
-        `benchmarks/grid_cost.py`), so a fresh process keeps memory flat.
+        `benchmarks/grid_cost.py`), so a fresh process keeps memory flat. Much of it was
+        each trial's traced graphs, pinned by TensorFlow's custom-gradient registry; trials
+        now purge it (training/graph_memory.py: +15% instead of +30% after 6 trials,
+        `benchmarks/graph_memory.py`).
       reuse_models, data_cache, max_memory_growth: speed-ups that leave every result as it
         is (tested; benchmarks/search_throughput.py measures each). `reuse_models`: a worker
         keeps its compiled model and takes the next seed of the same candidate, which
