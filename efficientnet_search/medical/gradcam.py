@@ -65,14 +65,27 @@ def pick_examples(labels: np.ndarray, predicted: np.ndarray, per_group: int,
 
     With `margin` (how decided each prediction is) the most decided of each group come
     first: confident mistakes are the ones a clinician most needs to see. Without it, in order.
+    Each group takes the true classes in turn (the most decided of every class, then the
+    second, ...), so a row of correct predictions shows the findings as well as the normals
+    even when the normals are the more confident.
     """
     labels = np.asarray(labels).reshape(len(labels), -1)
     predicted = np.asarray(predicted).reshape(len(predicted), -1)
     right = np.all(labels == predicted, axis=1)
     order = np.arange(len(right)) if margin is None else np.argsort(-np.asarray(margin),
                                                                     kind="stable")
-    return {"correct": order[right[order]][:per_group].tolist(),
-            "wrong": order[~right[order]][:per_group].tolist()}
+
+    def classes_in_turn(indices: np.ndarray) -> list[int]:
+        seen: dict[bytes, int] = {}
+        ranked = []
+        for position, i in enumerate(indices):
+            key = labels[i].tobytes()
+            ranked.append((seen.get(key, 0), position, int(i)))
+            seen[key] = seen.get(key, 0) + 1
+        return [i for _, _, i in sorted(ranked)][:per_group]
+
+    return {"correct": classes_in_turn(order[right[order]]),
+            "wrong": classes_in_turn(order[~right[order]])}
 
 
 def save_overlays(

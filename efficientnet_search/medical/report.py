@@ -134,15 +134,17 @@ def plot_training(path: Path, history: dict) -> Path:
 
 def gradcam_overlay(path: Path, model: keras.Model, pipe: tf.data.Dataset, results: dict,
                     per_group: int, scan_limit: int = GRADCAM_SCAN_LIMIT) -> Path | None:
-    """Grad-CAM of the most confident correct and wrong test predictions.
+    """Grad-CAM of the most confident correct and wrong test predictions, each true class in
+    turn (gradcam.pick_examples).
 
-    Scans up to `scan_limit` test images, keeping only the current top `per_group` of each
-    group, so memory stays at a few images whatever the resolution.
+    Scans up to `scan_limit` test images, keeping only the current picks of each group, so
+    memory stays at a few images whatever the resolution.
     """
     thresholds = [clinical.Threshold(**t) for t in results["threshold"]["values"]]
     task = results["task"]
     positive = results["config"]["eval"]["positive_class"]
-    kept: dict[str, list] = {"correct": [], "wrong": []}  # (margin, image, label, pred, score)
+    kept: list[tuple] = []  # (margin, image, label, pred, score)
+    groups: dict[str, list] = {}
     scanned = 0
     for x, y in pipe:
         if scanned >= scan_limit:
@@ -150,13 +152,19 @@ def gradcam_overlay(path: Path, model: keras.Model, pipe: tf.data.Dataset, resul
         scores = np.asarray(model.predict_on_batch(x))
         pred = clinical.predict_labels(scores, task, thresholds, positive)
         margin = clinical.prediction_margin(scores, task, thresholds, positive)
-        picks = gradcam.pick_examples(y.numpy(), pred, per_group, margin)
-        for group, idx in picks.items():
-            kept[group] += [(margin[i], x.numpy()[i], y.numpy()[i], pred[i], scores[i])
-                            for i in idx]  # fmt: skip
-            kept[group] = sorted(kept[group], key=lambda item: -item[0])[:per_group]
+        images, labels = x.numpy(), y.numpy()
+        kept += [(margin[i], images[i], labels[i], pred[i], scores[i])
+                 for i in range(len(pred))]  # fmt: skip
+        # Re-picked over what was kept and this batch: a class's best so far is never lost.
+        # The picks' images are copied out of their batch, which can then be freed.
+        chosen = gradcam.pick_examples(np.stack([k[2] for k in kept]),
+                                       np.stack([k[3] for k in kept]), per_group,
+                                       np.array([k[0] for k in kept]))  # fmt: skip
+        groups = {g: [(kept[i][0], np.array(kept[i][1]), *kept[i][2:]) for i in idx]
+                  for g, idx in chosen.items()}  # fmt: skip
+        kept = groups["correct"] + groups["wrong"]
         scanned += len(pred)
-    items = [(g, *item[1:]) for g in ("correct", "wrong") for item in kept[g]]
+    items = [(g, *item[1:]) for g in ("correct", "wrong") for item in groups.get(g, [])]
     if not items:
         return None
     images = np.stack([it[1] for it in items])

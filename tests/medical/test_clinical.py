@@ -216,3 +216,15 @@ def test_model_card_names_the_architecture_with_its_coefficients(model, expected
     # A config's null width/depth means "the variant's"; the card shows the numbers, not None.
     from efficientnet_search.medical import report
     assert report._architecture(model) == expected
+
+
+def test_gradcam_rows_show_every_true_class_not_only_the_confident_normals():
+    # Normals predicted at 0.99, the findings at 0.7: the correct row still shows a finding.
+    from efficientnet_search.medical import gradcam
+
+    labels = np.array([0, 0, 0, 1, 0, 1, 1])
+    predicted = np.array([0, 0, 0, 1, 0, 1, 0])
+    margin = np.array([0.49, 0.48, 0.47, 0.2, 0.46, 0.1, 0.3])
+    picks = gradcam.pick_examples(labels, predicted, 3, margin)
+    assert picks["correct"] == [0, 3, 1]  # best normal, best finding, second normal
+    assert picks["wrong"] == [6]
