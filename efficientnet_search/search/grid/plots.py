@@ -178,6 +178,10 @@ def plot_learning_curves(results: Mapping[str, Any], path: Path) -> str | None:
         ax.plot(xs, [means[key][x] for x in xs], "-",
                 marker=KIND_MARKERS.get(kind, "o"), color=color, markersize=5,
                 label=f"{key} ({'paper' if kind == 'paper' else KIND_LABELS.get(kind, kind)})")
+    if all(float(x).is_integer() for mean in means.values() for x in mean):
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no 1.25 epochs
     ax.set_xlabel("epochs trained")
     ax.set_ylabel("validation accuracy")
     ax.set_title("Validation accuracy during training (mean of seeds; faint: each seed)",

@@ -135,6 +135,19 @@ def test_learning_curves_have_one_labelled_line_per_candidate_best_first(tmp_pat
         line.get_label() for line in labelled]
 
 
+def test_learning_curves_of_whole_epochs_have_whole_epoch_ticks(tmp_path, monkeypatch):
+    drawn = _drawn(monkeypatch)
+    payload = _run_dir(tmp_path, [("a1.2_b1.1_g1.15", "paper", [0.80, 0.82])])
+    for trial in payload["trials"]:
+        if trial["curve"]:
+            trial["curve"] = [[1, 0.6], [2, 0.7], [3, trial["val_accuracy"]]]
+    report.write_report(tmp_path, payload)
+    axes = drawn["learning_curves.png"].axes[0]
+    low, high = axes.get_xlim()
+    ticks = [t for t in axes.get_xticks() if low <= t <= high]
+    assert ticks and all(float(t).is_integer() for t in ticks)  # no "1.25 epochs"
+
+
 def test_no_learning_curves_when_every_trial_was_validated_once(tmp_path):
     payload = _run_dir(tmp_path, [("a1.2_b1.1_g1.15", "compound", [0.80, 0.81])])
     for trial in payload["trials"]:
