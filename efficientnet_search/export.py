@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -91,19 +90,30 @@ def export_model(
 
 def to_tflite(model: keras.Model, *, int8: bool = False,
               calibration: np.ndarray | None = None) -> bytes:
-    """Converts through a temporary SavedModel (the path TF supports for Keras 3 models)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        model.export(tmp, format="tf_saved_model", verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-        if int8:
-            if calibration is None or len(calibration) == 0:
-                raise ValueError("tflite_int8 needs calibration images (pass --data)")
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: (
-                [image[None].astype(np.float32)] for image in calibration
-            )
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        return converter.convert()
+    """Converts the model's inference function with its weights frozen in as constants.
+
+    Going through a SavedModel (Keras' `model.export`, then `from_saved_model`) gives the
+    same flatbuffer but traces every saved function first: for Lite0 at 48 px, 11.7 s
+    against 3.0 s this way, outputs equal to 2.4e-6 (session 17, BUILD_NOTES). Without the
+    freezing, `from_concrete_functions` leaves the weights out and the model scores NaN.
+    """
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    if int8 and (calibration is None or len(calibration) == 0):
+        raise ValueError("tflite_int8 needs calibration images (pass --data)")
+    spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
+    infer = tf.function(lambda images: model(images, training=False), input_signature=[spec])
+    frozen = convert_variables_to_constants_v2(infer.get_concrete_function())
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    if int8:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: (
+            [image[None].astype(np.float32)] for image in calibration
+        )
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter.convert()
 
 
 def run_tflite(path: str | Path, images: np.ndarray) -> np.ndarray:
