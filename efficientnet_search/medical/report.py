@@ -338,15 +338,17 @@ def _recipe(t: dict) -> str:
 
 def _architecture(m: dict) -> str:
     """The model's name and coefficients, a variant's own where the config leaves them unset
-    (null width or depth means "the variant's")."""
-    if not m.get("variant"):
-        return f"EfficientNet (width {m['width']}, depth {m['depth']})"
-    published = scaling.get_variant(m["variant"])
+    (null width or depth means "the variant's", B0's without a variant, as the builder
+    reads them)."""
+    variant = m.get("variant")
+    published = scaling.get_variant(variant or "b0")
     width = published.width if m.get("width") is None else m["width"]
     depth = published.depth if m.get("depth") is None else m["depth"]
-    key = scaling.variant_key(m["variant"])
-    name = "Lite" + key[4:] if key.startswith("lite") else key.upper()
-    return f"EfficientNet-{name} (width {width:g}, depth {depth:g})"
+    name = "EfficientNet"
+    if variant:
+        key = scaling.variant_key(variant)
+        name += "-" + ("Lite" + key[4:] if key.startswith("lite") else key.upper())
+    return f"{name} (width {width:g}, depth {depth:g})"
 
 
 def model_card_text(results: dict) -> str:

@@ -211,6 +211,7 @@ def test_early_stopping_watches_the_auc_the_report_gives():
     ({"variant": "v2-s", "width": None, "depth": None}, "EfficientNet-V2-S (width 1, depth 1)"),
     ({"variant": "b0", "width": 0.5, "depth": None}, "EfficientNet-B0 (width 0.5, depth 1)"),
     ({"variant": None, "width": 0.25, "depth": 0.5}, "EfficientNet (width 0.25, depth 0.5)"),
+    ({"variant": None, "width": None, "depth": 2.0}, "EfficientNet (width 1, depth 2)"),
 ])
 def test_model_card_names_the_architecture_with_its_coefficients(model, expected):
     # A config's null width/depth means "the variant's"; the card shows the numbers, not None.
