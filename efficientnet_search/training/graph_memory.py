@@ -18,8 +18,6 @@ tf-keras's `clear_session`, keras-team/tf-keras pull request 898.)
 
 from __future__ import annotations
 
-import gc
-
 import keras
 from tensorflow.python.framework import ops as tf_ops
 
@@ -43,8 +41,8 @@ def purge_custom_gradients() -> int:
 
 
 def release_graph_memory() -> None:
-    """Drops Keras' global graph state and the custom-gradient entries that keep finished
-    graphs alive, then collects garbage."""
-    keras.backend.clear_session()
+    """Drops the custom-gradient entries that keep finished graphs alive and Keras' global
+    graph state, then collects garbage once (`clear_session` collects: a full collection
+    costs ~0.2 s in a process that has imported TensorFlow, a tenth of a tiny trial)."""
     purge_custom_gradients()
-    gc.collect()
+    keras.backend.clear_session(free_memory=True)
