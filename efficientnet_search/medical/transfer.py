@@ -246,10 +246,19 @@ def _fit(model, train_ds, val_ds, *, epochs, tracker, patience, class_weight,
 
 
 def predict_split(model: keras.Model, ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, scores) over a batched, unshuffled pipeline."""
+    """(labels, scores) over a batched, unshuffled pipeline.
+
+    A last, smaller batch is padded to the first one's size and its padding's scores dropped:
+    a new batch shape traces the model's predict function again, ~0.9 s for Lite0 on 2 CPU
+    cores, more than the pass over a few hundred images (inference: no row sees another)."""
     labels, scores = [], []
+    size = None
     for x, y in ds:
-        scores.append(np.asarray(model.predict_on_batch(x)))
+        n = int(x.shape[0])
+        size = size or n
+        if n < size:
+            x = tf.concat([x, tf.zeros((size - n, *x.shape[1:]), x.dtype)], axis=0)
+        scores.append(np.asarray(model.predict_on_batch(x))[:n])
         labels.append(y.numpy())
     return np.concatenate(labels), np.concatenate(scores)
 

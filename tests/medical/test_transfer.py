@@ -161,3 +161,15 @@ def test_a_cut_that_a_skip_connection_crosses_is_refused():
     x = np.ones((2, 8), "float32")
     np.testing.assert_allclose(top.predict_on_batch(bottom.predict_on_batch(x)),
                                model.predict_on_batch(x), rtol=1e-6)
+
+
+def test_predict_split_scores_a_partial_last_batch_without_tracing_again():
+    inputs = keras.Input((3,))
+    normalized = keras.layers.BatchNormalization()(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(normalized))
+    x = np.random.default_rng(0).normal(size=(5, 3)).astype("float32")
+    ds = tf.data.Dataset.from_tensor_slices((x, np.arange(5))).batch(2)  # batches of 2, 2, 1
+    labels, scores = transfer.predict_split(model, ds)
+    assert model.predict_function.experimental_get_tracing_count() == 1
+    np.testing.assert_array_equal(labels, np.arange(5))
+    np.testing.assert_allclose(scores, model(x, training=False).numpy(), atol=1e-6)
