@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from efficientnet_search.search.nas.oneshot import ranking
+
 
 def write_report(path: str | Path, payload: dict[str, Any]) -> Path:
     """Writes the report of results payload `payload` (run.py) to `path`."""
@@ -52,6 +54,8 @@ def report_lines(payload: dict[str, Any]) -> list[str]:
                       + ("Above 0: the supernet ranks the grid better than cost alone, a "
                          "finding." if gain["finding"] else "The interval does not lie above "
                          "0: the supernet's ranking is **not a finding**.")]
+        if comparison.get("supernet_given_cost"):  # runs before session 18 lack it
+            lines += ["", ranking.given_cost_sentence(comparison["supernet_given_cost"])]
     best = payload["supernet_best"]
     ties = payload["standalone_best_set"]
     lines += ["", f"The supernet's best point: {best['key']} (score {best['score']:.4f}, cost "

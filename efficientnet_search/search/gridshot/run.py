@@ -204,10 +204,12 @@ def _verdict(out: dict[str, Any]) -> str:
                        "for a rank correlation (raise supernet.top or supernet.spread).")
     gain = comparison["supernet_minus_cost"]
     rho = comparison["predictors"]["supernet"]["spearman"]
-    return text + (f" Over {comparison['n']} points trained stand-alone, Spearman(supernet, "
-                   f"stand-alone mean) {rho:.2f}; minus the best of MACs/params alone "
-                   f"{gain['gain']:.2f} [{gain['ci'][0]:.2f}, {gain['ci'][1]:.2f}]: "
-                   f"{'a finding' if gain['finding'] else 'not a finding'}.")
+    text += (f" Over {comparison['n']} points trained stand-alone, Spearman(supernet, "
+             f"stand-alone mean) {rho:.2f}; minus the best of MACs/params alone "
+             f"{gain['gain']:.2f} [{gain['ci'][0]:.2f}, {gain['ci'][1]:.2f}]: "
+             f"{'a finding' if gain['finding'] else 'not a finding'}.")
+    given = comparison.get("supernet_given_cost")
+    return text + (f" {ranking.given_cost_sentence(given)}" if given else "")
 
 
 def _study(config: GridshotConfig, chosen) -> str:

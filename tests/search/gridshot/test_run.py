@@ -46,6 +46,7 @@ def test_scores_every_point_trains_the_best_stand_alone_and_resumes(tmp_path):
     assert payload["ranking"]["n"] == len(trained)
     report = (run_dir / "report.md").read_text()
     assert "| a1.20_b1.10_g1.15 | paper |" in report and "**not a finding**" in report
+    assert "Given MACs and params (partial Spearman" in report  # beside the difference
 
     rerun = run_gridshot(config, run_dir)  # resumed: nothing scored or trained again
     assert _rows(run_dir / "scored.csv") == networks

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from efficientnet_search.search.nas.oneshot import ranking as ranking_lib
 from efficientnet_search.search.nas.oneshot.outcome import OFF
 
 
@@ -54,6 +55,8 @@ def report_lines(payload: dict[str, Any]) -> list[str]:
         lines += ["", f"Supernet Spearman minus the best |Spearman| of MACs or params alone: "
                       f"{_f(gain['gain'])} (paired bootstrap 95% CI {_ci(gain['ci'])}). "
                       + _gain_verdict(gain)]
+    if ranking.get("supernet_given_cost"):  # runs before session 18 lack it
+        lines += ["", ranking_lib.given_cost_sentence(ranking["supernet_given_cost"])]
     if ranking.get("within_bins"):
         lines += within_bins_lines(ranking["within_bins"], ranking["n"])
     lines += ["", "| blocks | resolution | MACs | supernet | log synflow | stand-alone (per "
