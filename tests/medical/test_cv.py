@@ -59,6 +59,22 @@ def test_out_of_fold_scores_come_from_heads_that_never_saw_the_image():
     assert abs(heads.oof[:, 1].mean() - 0.25) < 0.1
 
 
+def test_a_fold_head_depends_on_its_seed_not_on_the_heads_trained_before_it():
+    rng = np.random.default_rng(1)
+    y = np.array([0, 1] * 20)
+    x = rng.normal(size=(40, 6)).astype("float32") + y[:, None]
+    recipe = cv.HeadRecipe(epochs=3, learning_rate=0.01, dropout=0.3, batch_size=8,
+                           class_weighted=True)
+    cv._head_model.cache_clear()  # a new, untrained model
+    cold = cv._train_head(x, y, recipe, 5, 2)
+    other = cv._train_head(x[::-1].copy(), y[::-1].copy(), recipe, 9, 2)  # moves every state
+    warm = cv._train_head(x, y, recipe, 5, 2)  # the same reused model, reset
+    for a, b in zip(cold, warm, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.allclose(cold[0], other[0])
+    assert cv._head_model.cache_info().misses == 1  # one model (one trace) for all three
+
+
 def test_a_headline_accuracy_below_the_majority_share_is_flagged_with_its_reason():
     results = {"task": "binary", "notes": [],
                "threshold": {"method": "youden", "chosen_on": "validation"},
