@@ -65,10 +65,14 @@ def report_lines(payload: dict[str, Any]) -> list[str]:
                      + ")." if ties else "no stand-alone best set (one seed: no noise).")]
     seconds = payload.get("seconds", {})
     loss = payload["supernet_loss"]
-    lines += ["", f"Supernet: {loss['steps']} sandwich steps this run (loss {_f(loss['first'])} "
-                  f"to {_f(loss['last'])}). Time: supernet {seconds.get('supernet')} s, scoring "
-                  f"{seconds.get('scoring')} s, stand-alone {seconds.get('standalone')} s "
-                  "(this run, this machine)."]
+    resumed = seconds.get("resumed_at_step")
+    when = ("this invocation, on this machine; it resumed the run at supernet step "
+            f"{resumed}, so the time of the invocations before it is not in these figures"
+            if resumed else "this run, this machine")
+    lines += ["", f"Supernet: {loss['steps']} sandwich steps this invocation (loss "
+                  f"{_f(loss['first'])} to {_f(loss['last'])}). Time: supernet "
+                  f"{seconds.get('supernet')} s, scoring {seconds.get('scoring')} s, "
+                  f"stand-alone {seconds.get('standalone')} s ({when})."]
     return lines
 
 

@@ -130,6 +130,7 @@ def run_gridshot(config: GridshotConfig, run_dir: str | Path, *, storage: str | 
     scores_lib.write_rows(rows, run_dir / "grid_scores.csv")
     scored = time.perf_counter()
     points, meter, notes, losses = supernet.points, supernet.meter, supernet.notes, supernet.losses
+    resumed_at = supernet.resumed_at
     del supernet  # the stand-alone workers need the memory
     chosen = scores_lib.standalone_set(rows, section.top, section.spread, points)
     grid = config.grid(study_name=config.search.study_name or _study(config, chosen))
@@ -142,7 +143,8 @@ def run_gridshot(config: GridshotConfig, run_dir: str | Path, *, storage: str | 
     payload = summarize(config, rows, result.results, losses)
     payload["seconds"] = {"supernet": round(trained - start, 1),
                           "scoring": round(scored - trained, 1),
-                          "standalone": round(time.perf_counter() - scored, 1)}
+                          "standalone": round(time.perf_counter() - scored, 1),
+                          "resumed_at_step": resumed_at}  # > 0: earlier invocations not counted
     write_json(run_dir / "results.json", payload)
     report_lib.write_report(run_dir / "report.md", payload)
     print(payload["verdict"])

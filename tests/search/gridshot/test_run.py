@@ -53,5 +53,9 @@ def test_scores_every_point_trains_the_best_stand_alone_and_resumes(tmp_path):
     assert _rows(run_dir / "grid_scores.csv") == scored
     assert len(_rows(run_dir / "standalone" / "trials.csv")) == len(trials)
     assert rerun["supernet_loss"]["steps"] == 0
+    assert "(this run, this machine)" in report  # the first invocation did everything
+    assert rerun["seconds"]["resumed_at_step"] > 0
+    resumed_report = (run_dir / "report.md").read_text()  # says whose time it shows
+    assert "the time of the invocations before it is not in these figures" in resumed_report
     assert json.loads((run_dir / "results.json").read_text())["standalone"] == json.loads(
         json.dumps(payload["standalone"]))

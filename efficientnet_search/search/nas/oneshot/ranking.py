@@ -12,10 +12,11 @@ above 0 (EPS, Yu et al. 2020; Ning et al. 2020: supernet scores lean toward mode
 
 That difference asks whether the supernet ranks better than cost does; it cannot credit a
 predictor that agrees with cost and also knows more. So beside it stands the partial rank
-correlation of the supernet with the truth given MACs and params (Spearman's rho of the ranks
-after the linear effect of the cost ranks is taken out of both; Conover 1999, sec. 5.4;
-Kendall & Stuart): above 0 beyond its bootstrap interval, the supernet orders architectures
-that cost alone leaves unordered. Both are reported; the verdicts keep the difference.
+correlation of the supernet with the truth given MACs and params (the ordinary partial
+correlation computed on ranks, as R's ppcor `pcor(method = "spearman")` computes it: the
+linear effect of the cost ranks taken out of both sides): above 0 beyond its bootstrap
+interval, the supernet orders architectures that cost alone leaves unordered. Both are
+reported; the verdicts keep the difference.
 """
 
 from __future__ import annotations
@@ -96,36 +97,38 @@ def given_cost(truth: Sequence[float], predictors: Mapping[str, Sequence[float]]
                samples: int = 1000, seed: int = 0) -> dict:
     """partial_spearman(supernet, truth | MACs, params), with a percentile bootstrap interval
     over architectures (the same resamples as `_paired_gain`: the same seed)."""
-    t = np.asarray(truth, dtype=float)
-    s, m, p = (np.asarray(predictors[k], dtype=float) for k in ("supernet", "macs", "params"))
-
-    def rho(k) -> float:
-        return partial_spearman(s[k], t[k], [m[k], p[k]])
-
-    rng = np.random.default_rng(seed)
-    draws = np.asarray([rho(k) for k in rng.integers(0, len(t), (samples, len(t)))])
-    draws = draws[~np.isnan(draws)]
-    ci = (float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))) if len(
-        draws) else (math.nan, math.nan)
-    return {"partial_spearman": rho(np.arange(len(t))), "ci": ci,
-            "above_zero": bool(len(draws) and ci[0] > 0)}  # fmt: skip
+    t, s, m, p = _columns(truth, predictors)
+    rho, ci = _resampled(lambda k: partial_spearman(s[k], t[k], [m[k], p[k]]), len(t),
+                         samples, seed)
+    return {"partial_spearman": rho, "ci": ci, "above_zero": bool(ci[0] > 0)}
 
 
 def _paired_gain(truth, predictors, samples: int, seed: int) -> dict:
     """rho(supernet) - max(|rho(macs)|, |rho(params)|), point and paired bootstrap interval."""
-    t = np.asarray(truth, dtype=float)
-    s, m, p = (np.asarray(predictors[k], dtype=float) for k in ("supernet", "macs", "params"))
+    t, s, m, p = _columns(truth, predictors)
 
     def gain(k) -> float:
         return spearman(s[k], t[k]) - max(abs(spearman(m[k], t[k])), abs(spearman(p[k], t[k])))
 
+    value, ci = _resampled(gain, len(t), samples, seed)
+    return {"gain": value, "ci": ci, "finding": bool(ci[0] > 0)}
+
+
+def _columns(truth, predictors) -> tuple[np.ndarray, ...]:
+    """truth, supernet, MACs and params as float arrays."""
+    return tuple(np.asarray(v, dtype=float) for v in (
+        truth, predictors["supernet"], predictors["macs"], predictors["params"]))
+
+
+def _resampled(statistic, n: int, samples: int, seed: int) -> tuple[float, tuple[float, float]]:
+    """(statistic over all n architectures, its 95% percentile interval over `samples`
+    resamples of them; NaN draws dropped, a NaN interval when none is left)."""
     rng = np.random.default_rng(seed)
-    draws = np.asarray([gain(k) for k in rng.integers(0, len(t), (samples, len(t)))])
+    draws = np.asarray([statistic(k) for k in rng.integers(0, n, (samples, n))])
     draws = draws[~np.isnan(draws)]
     ci = (float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))) if len(
         draws) else (math.nan, math.nan)
-    return {"gain": gain(np.arange(len(t))), "ci": ci,
-            "finding": bool(len(draws) and ci[0] > 0)}  # fmt: skip
+    return statistic(np.arange(n)), ci
 
 
 def given_cost_sentence(given: Mapping) -> str:
