@@ -140,10 +140,9 @@ def _train_head(x, y, recipe: HeadRecipe, seed: int, num_classes: int):
     trained before it.
     """
     model = _head_model(int(x.shape[1]), num_classes, recipe.dropout, recipe.learning_rate)
-    rng = np.random.default_rng(seed)
     dense = model.get_layer("head")
-    limit = math.sqrt(6.0 / (x.shape[1] + num_classes))  # Keras' Dense default: Glorot uniform
-    dense.kernel.assign(rng.uniform(-limit, limit, (x.shape[1], num_classes)).astype("float32"))
+    # Dense's default initializer, seeded for this fold
+    dense.kernel.assign(keras.initializers.GlorotUniform(seed=seed)(dense.kernel.shape))
     dense.bias.assign(np.zeros(num_classes, "float32"))
     for variable in model.optimizer.variables:
         if not variable.path.endswith("learning_rate"):
