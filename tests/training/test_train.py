@@ -32,8 +32,11 @@ from tests.ports import free_ports
 
 TINY = {
     "name": "tiny",
+    # B0's first two stages: every test here checks training plumbing, and each traced
+    # stage costs seconds per process (the full seven stages made this file ~5 min).
     "model": {"variant": None, "width": 0.25, "depth": 0.25, "resolution": 32,
-              "dropout": 0.0, "bn_momentum": 0.9},
+              "dropout": 0.0, "bn_momentum": 0.9,
+              "blocks": ["r1_k3_s11_e1_i32_o16_se0.25", "r2_k3_s22_e6_i16_o24_se0.25"]},
     "data": {"augment": "none", "max_val": 128, "batch_size": 32},
     "train": {"epochs": 3, "base_lr": 0.05, "warmup_epochs": 0.5, "ema_decay": 0.99},
     "strategy": "cpu", "checkpoint_every_steps": 3,
@@ -147,7 +150,7 @@ def _kill_and_resume(tmp_path: Path) -> tuple[Path, Path]:
     deadline = time.monotonic() + 120
     while not (run / "checkpoints" / "checkpoint").exists():
         assert first.poll() is None and time.monotonic() < deadline, first.communicate()[1]
-        time.sleep(0.05)
+        time.sleep(0.01)  # a two-stage model runs a step in milliseconds
     first.send_signal(signal.SIGKILL)
     first.wait()
     latest = tf.train.latest_checkpoint(str(run / "checkpoints"))

@@ -14,7 +14,8 @@ from tests.paths import CONFIGS
 SMOKE = str(CONFIGS / "grid" / "gridshot_smoke.yaml")
 TINY = ["candidates.alpha_range=[1.0, 1.2]", "candidates.beta_range=[1.0, 1.1]",
         "candidates.gamma_range=[1.0, 1.1]", "supernet.train.steps_per_epoch=4",
-        "supernet.train.checkpoint_every=4", "proxy.steps_per_epoch=2"]  # fmt: skip
+        "supernet.train.checkpoint_every=4", "proxy.steps_per_epoch=2",
+        "proxy.blocks=[r1_k3_s11_e1_i32_o16_se0.25, r2_k3_s22_e6_i16_o24_se0.25]"]  # fmt: skip
 
 
 def _rows(path):
