@@ -81,6 +81,8 @@ class Settings:
       dry_run: tiny sizes on CPU; targets are not judged.
       work_dir: run directories and logs of this check.
       batch, resolution, width, depth: section 1's model and batch (width/depth None: B0's).
+      stages: section 1's models keep B0's first `stages` stages (None: all seven; a dry
+        run keeps two, where tracing four seven-stage training steps took ~30 s).
       jit: compile section 1's training steps with XLA (`--jit`).
       warmup_steps, steps, rounds: untimed steps after tracing; steps per timed block;
         rounds of alternation (ours, keras, ours, keras, ...).
@@ -99,6 +101,7 @@ class Settings:
     resolution: int
     width: float | None
     depth: float | None
+    stages: int | None
     jit: bool
     warmup_steps: int
     steps: int
@@ -126,14 +129,14 @@ class Settings:
 _TINY_DATA = ("data.source=synthetic:10", "data.max_train=64", "data.max_val=32")
 # Full sizes on the GPU, tiny ones on CPU; a flag given on the command line wins.
 PROFILES: dict[bool, dict[str, Any]] = {
-    False: dict(batch=256, resolution=224, width=None, depth=None, warmup_steps=5, steps=12,
-                rounds=5, source_size=320, source_images=1024, pipeline_batches=30,
+    False: dict(batch=256, resolution=224, width=None, depth=None, stages=None, warmup_steps=5,
+                steps=12, rounds=5, source_size=320, source_images=1024, pipeline_batches=30,
                 augments=("inception", "randaugment"),
                 grid_config=str(REPO / "configs/grid/fashion_mnist_quick.yaml"),
                 grid_overrides=(), workers=(2, 4), strategy="gpu", train_overrides=(),
                 latency_runs=6, plan_overrides=()),
-    True: dict(batch=8, resolution=32, width=0.1, depth=0.1, warmup_steps=1, steps=2,
-               rounds=2, source_size=40, source_images=32, pipeline_batches=3,
+    True: dict(batch=8, resolution=32, width=0.1, depth=0.1, stages=2, warmup_steps=1,
+               steps=2, rounds=2, source_size=40, source_images=32, pipeline_batches=3,
                augments=("inception", "randaugment"),
                grid_config=str(REPO / "configs/grid/smoke.yaml"),
                grid_overrides=(*_TINY_DATA, "proxy.steps_per_epoch=2", "search.repeats=2",

@@ -28,7 +28,12 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.gpu_check import REPO, Settings  # noqa: E402
-from efficientnet_search import build_model, load_config, make_pipeline  # noqa: E402
+from efficientnet_search import (  # noqa: E402
+    B0_BLOCK_STRINGS,
+    build_model,
+    load_config,
+    make_pipeline,
+)
 from efficientnet_search.jsonio import to_plain  # noqa: E402
 from efficientnet_search.training import distribute  # noqa: E402
 from efficientnet_search.training.latency import device_name  # noqa: E402
@@ -123,25 +128,29 @@ def _compiled(model: keras.Model, batch: int) -> keras.Model:
 
 def keras_reference(settings: Settings) -> keras.Model:
     """keras.applications.EfficientNetB0, or in a dry run the builder behind it at the dry
-    run's width and depth: the public B0 has no such arguments, and tracing its full-depth
-    training step takes ~30 s on 2 CPU cores. The builder is private in Keras 3; if it moves,
-    the dry run falls back to the public B0 (slower, the same code path)."""
+    run's width, depth and first `stages` stages: the public B0 has no such arguments, and
+    tracing its full-depth training step takes ~30 s on 2 CPU cores. The builder is private
+    in Keras 3; if it moves, the dry run falls back to the public B0 (slower, the same code
+    path; the dry run's ratio is then of unlike models, and a dry run judges no target)."""
     shape = (settings.resolution, settings.resolution, 3)
     if settings.width is not None:
         try:
-            from keras.src.applications.efficientnet import EfficientNet
+            from keras.src.applications.efficientnet import DEFAULT_BLOCKS_ARGS, EfficientNet
         except ImportError:
             pass
         else:
+            blocks = DEFAULT_BLOCKS_ARGS[:settings.stages] if settings.stages else "default"
             return EfficientNet(settings.width, settings.depth or 1.0, settings.resolution,
-                                weights=None, input_shape=shape, classes=NUM_CLASSES)
+                                blocks_args=blocks, weights=None, input_shape=shape,
+                                classes=NUM_CLASSES)  # fmt: skip
     return keras.applications.EfficientNetB0(weights=None, input_shape=shape,
                                              classes=NUM_CLASSES)
 
 
 def ours(settings: Settings) -> keras.Model:
+    blocks = B0_BLOCK_STRINGS[:settings.stages] if settings.stages else None
     return build_model("b0", width=settings.width, depth=settings.depth,
-                       resolution=settings.resolution, num_classes=NUM_CLASSES)
+                       resolution=settings.resolution, blocks=blocks, num_classes=NUM_CLASSES)
 
 
 def _train_rates(settings: Settings, record: Recorder, precision: str) -> dict[str, Any]:
