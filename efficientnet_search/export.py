@@ -51,6 +51,7 @@ class ExportCheck:
     tolerance: str
 
 
+@quiet_start.expected_retracing()  # one more model's predict: not the loop TF warns about
 def export_model(
     model: keras.Model,
     fmt: str,

@@ -58,6 +58,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from efficientnet_search import quiet_start
 from efficientnet_search.config import ConfigError, load_config, save_config, to_dict
 from efficientnet_search.data import config as data_config
 from efficientnet_search.jsonio import write_json
@@ -98,6 +99,7 @@ class FinetuneResult:
         return self.results["test"]
 
 
+@quiet_start.expected_retracing()  # fresh models by design: candidates, folds, phases, resume
 def finetune(config: FinetuneConfig, run_dir: str | Path | None = None, *, splits=None,
              verbose: int = 1) -> FinetuneResult:
     """Runs the whole recipe and writes the run directory (see the module docstring).
