@@ -10,8 +10,8 @@ the known harmless ones, so an import failure or a real CUDA error still shows.
 training, search, medical) and `export` call it before importing it, and the CLI before running
 a command, so every command, spawned worker and import starts quietly; the package itself and
 the CLI's flag parsing load no TensorFlow. The Python side:
-commands print each TensorFlow warning once, and grid workers drop the retracing warning that
-a fresh model per trial sets off.
+commands print each TensorFlow warning once, and grid workers and fine-tuning drop the
+retracing warning that their fresh models (per trial, per fold or candidate) set off.
 
 Once TensorFlow is loaded, `import_tensorflow` also moves every object alive into the garbage
 collector's permanent generation (`gc.freeze`): importing TensorFlow and Keras leaves ~370k
@@ -124,7 +124,8 @@ def expected_retracing() -> Iterator[None]:
 
     A grid worker trains a new model per trial, so every trial traces new train and eval
     functions; TensorFlow counts them together (same Python code) and, after a few trials,
-    warns about retracing that is by design and costs nothing extra.
+    warns about retracing that is by design and costs nothing extra. Fine-tuning does the same
+    per cross-validation candidate and fold, per phase and on resume. Usable as a decorator.
     """
     tf_logger = std_logging.getLogger("tensorflow")
     drop = _DropRetracingWarnings()
