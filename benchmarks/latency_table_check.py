@@ -29,7 +29,6 @@ from efficientnet_search.search.nas.oneshot import latency_table as latency_lib 
 from efficientnet_search.search.nas.oneshot.elastic import build_elastic  # noqa: E402
 from efficientnet_search.search.nas.oneshot.run import load_oneshot_config  # noqa: E402
 from efficientnet_search.search.proxy.trainer import configure_threads  # noqa: E402
-from efficientnet_search.search.stats import spearman  # noqa: E402
 from efficientnet_search.tables import format_table  # noqa: E402
 from efficientnet_search.training.latency import device_name  # noqa: E402
 
@@ -83,15 +82,14 @@ def main() -> None:
     settings = table.settings
     print(f"{len(specs)} networks of {args.config}'s space, batch {settings.batch_size}, "
           f"{settings.precision}, {len(table.entries)} pieces in the table "
-          f"(the empty network's {table.entries.get('empty', float('nan')):.2f} ms counted "
-          f"once), on {device_name()}")
+          f"(the empty network's {table.entries[latency_lib.EMPTY]:.2f} ms counted once), on "
+          f"{device_name()}")
     print(format_table(["MACs", "px", "table ms", "raw sum ms", "whole ms", "table error",
                         "raw-sum error"], rows))
     summary = {
         "median_abs_error": checked["median_abs_error"],
         "median_abs_raw_error": statistics.median(abs(f["raw_error"]) for f in figures),
-        "spearman": spearman([f["table_ms"] for f in figures],
-                             [f["whole_ms"] for f in figures]),
+        "spearman": checked["spearman"],  # nan below 3 networks
         "load_before": load_before, "load_after": load_after}  # fmt: skip
     print(f"median |error|: table {summary['median_abs_error']:.0%}, raw sum "
           f"{summary['median_abs_raw_error']:.0%}; Spearman of table and whole "

@@ -33,6 +33,7 @@ from efficientnet_search.tables import append_csv_row
 
 FIELDS = ("piece", "median_ms", "device")
 CHANNELS = 3  # input channels, as `time_spec` builds and `arch.cost` counts
+EMPTY = "empty"  # the piece that times the per-call overhead alone
 
 
 def _side(side: int, strides: int) -> int:
@@ -79,7 +80,7 @@ class LatencyTable:
 
     def network_ms(self, spec: ModelSpec) -> float:
         """The table's latency of network `spec` (ms per batch; pieces timed on first use)."""
-        overhead = self._entry("empty", ("empty",))
+        overhead = self._entry(EMPTY, (EMPTY,))
         return overhead + sum(self._entry(key, build) - overhead
                               for key, build in pieces(spec))
 
@@ -125,7 +126,7 @@ def _piece_model(build, activation: str):
 
     parts = BlockParts(activation=activation, norm=batch_norm(0.9))
     kind = build[0]
-    if kind == "empty":
+    if kind == EMPTY:
         inputs = keras.Input((8, 8, 1))
         return keras.Model(inputs, layers.Identity()(inputs))
     if kind == "stem":
