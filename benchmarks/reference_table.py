@@ -13,6 +13,12 @@ equal count; one architecture drawn from each. They train in a shuffled order, e
 one architecture before the next, so a table cut short is still spread over MACs and every
 row pair gives a seed-to-seed point.
 
+`--like TABLE.csv` trains another table's architectures instead (the same arch numbers,
+strata and training order) at this call's recipe, so two recipes compare on identical
+networks: OUT.json then also gives TABLE's own seed-to-seed Spearman over the same complete
+architectures and the Spearman between the two tables' architecture means (does the other
+recipe rank the networks alike?).
+
 Resumable: each training is one appended CSV row (arch, seed, accuracy, costs, choices); a
 re-run with the same arguments trains only what is missing. Beside the CSV, OUT.json holds
 the command, the recipe and the table's own statistics, rewritten after every architecture:
@@ -82,6 +88,25 @@ def pick_architectures(config, architectures: int, pool: int, seed: int) -> list
             for i, (s, (costs, choices, blocks)) in enumerate(picks)]  # fmt: skip
 
 
+def picks_like(config, table: Path) -> list[Pick]:
+    """The architectures of the table at `table`, in its training order, with their costs at
+    `config`'s proxy (a changed resolution changes them)."""
+    from efficientnet_search.search.nas.objective import cost_measures
+
+    first: dict[int, dict[str, Any]] = {}
+    for row in read_rows(table):
+        first.setdefault(int(row["arch"]), row)
+    if not first:
+        raise ValueError(f"--like {table}: no rows; give a table made by this script")
+    picks = []
+    for arch in sorted(first):
+        row = first[arch]
+        blocks = tuple(row["blocks"].split(" "))
+        picks.append(Pick(arch, int(row["stratum"]), blocks, json.loads(row["choices"]),
+                          cost_measures(config.proxy, blocks)))  # fmt: skip
+    return picks
+
+
 def read_rows(path: Path) -> list[dict[str, Any]]:
     """The table's rows so far (none when the file does not exist)."""
     if not path.exists():
@@ -96,16 +121,13 @@ def summarize(rows: list[dict[str, Any]], seeds: int, samples: int = 1000) -> di
     from efficientnet_search.search.nas.oneshot.ranking import MIN_POINTS, bootstrap, kendall
     from efficientnet_search.search.stats import spearman
 
-    by_arch: dict[int, dict[int, float]] = {}
-    for row in rows:
-        by_arch.setdefault(int(row["arch"]), {})[int(row["seed"])] = float(row["accuracy"])
-    full = [accs for accs in by_arch.values() if len(accs) >= seeds]
+    full = _seed_table(rows, seeds)
     out: dict[str, Any] = {"rows": len(rows), "architectures_complete": len(full),
                            "seeds": seeds}  # fmt: skip
     if seeds < 2 or len(full) < MIN_POINTS:
         out["note"] = f"seed-to-seed statistics need >= {MIN_POINTS} architectures with 2 seeds"
         return out
-    table = np.array([[accs[s] for s in range(seeds)] for accs in full])
+    table = np.array(list(full.values()))
     first, second = table[:, 0], table[:, 1]
     out.update({
         "seed_to_seed_spearman": spearman(first, second),
@@ -126,12 +148,48 @@ def summarize(rows: list[dict[str, Any]], seeds: int, samples: int = 1000) -> di
     return out
 
 
+def compare_with(rows: list[dict[str, Any]], like_rows: list[dict[str, Any]], seeds: int,
+                 samples: int = 1000) -> dict[str, Any]:
+    """This table beside the `--like` table on the architectures complete in both: the other
+    table's seed-to-seed Spearman on them (its ceiling on the same networks) and how alike the
+    two tables rank them (Spearman of architecture means), with bootstrap intervals."""
+    from efficientnet_search.search.nas.oneshot.ranking import MIN_POINTS, bootstrap
+    from efficientnet_search.search.stats import spearman
+
+    mine, theirs = _seed_table(rows, seeds), _seed_table(like_rows, seeds)
+    common = sorted(set(mine) & set(theirs))
+    out: dict[str, Any] = {"architectures": len(common)}
+    if len(common) < MIN_POINTS:
+        out["note"] = f"the comparison needs >= {MIN_POINTS} architectures complete in both"
+        return out
+    other = np.array([theirs[a] for a in common])
+    means = np.array([np.mean(mine[a]) for a in common]), other.mean(axis=1)
+    out.update({
+        "like_seed_to_seed_spearman": spearman(other[:, 0], other[:, 1]),
+        "like_seed_to_seed_spearman_ci": bootstrap(other[:, 0], other[:, 1], spearman,
+                                                   samples=samples),
+        "means_spearman": spearman(*means),
+        "means_spearman_ci": bootstrap(*means, spearman, samples=samples),
+    })  # fmt: skip
+    return out
+
+
+def _seed_table(rows: list[dict[str, Any]], seeds: int) -> dict[int, list[float]]:
+    """Architecture -> its accuracies by seed, for architectures with every seed."""
+    by_arch: dict[int, dict[int, float]] = {}
+    for row in rows:
+        by_arch.setdefault(int(row["arch"]), {})[int(row["seed"])] = float(row["accuracy"])
+    return {arch: [accs[s] for s in range(seeds)] for arch, accs in by_arch.items()
+            if len(accs) >= seeds}  # fmt: skip
+
+
 def recipe_of(config, args) -> dict[str, Any]:
     """What makes two tables comparable: the config's proxy and data, and the picking."""
     return {"proxy": dataclasses.asdict(config.proxy), "data": dataclasses.asdict(config.data),
             "space": dataclasses.asdict(config.space), "data_seed": config.search.seed,
             "architectures": args.architectures, "pool": args.pool,
-            "pick_seed": args.pick_seed, "seeds": args.seeds}  # fmt: skip
+            "pick_seed": args.pick_seed, "seeds": args.seeds,
+            **({"like": str(args.like)} if args.like else {})}  # fmt: skip
 
 
 def build_table(config, args, out: Path, argv: list[str]) -> dict[str, Any]:
@@ -144,7 +202,8 @@ def build_table(config, args, out: Path, argv: list[str]) -> dict[str, Any]:
     if side.exists() and json.loads(side.read_text()).get("recipe") != recipe:
         print(f"--out {out} was made with another recipe (see {side}); give a new --out")
         sys.exit(2)
-    picks = pick_architectures(config, args.architectures, args.pool, args.pick_seed)
+    picks = (picks_like(config, Path(args.like)) if args.like else
+             pick_architectures(config, args.architectures, args.pool, args.pick_seed))
     proxy.configure_threads(args.threads)
     done = {(int(r["arch"]), int(r["seed"])) for r in read_rows(out)}
     splits = None
@@ -166,12 +225,14 @@ def build_table(config, args, out: Path, argv: list[str]) -> dict[str, Any]:
                           "choices": json.dumps(pick.choices, sort_keys=True)})  # fmt: skip
             print(f"arch {pick.arch + 1}/{len(picks)} (stratum {pick.stratum}) seed {seed}: "
                   f"{trained.epoch_accuracies[-1]:.4f} in {trained.seconds:.0f} s", flush=True)
-        _write_side(side, argv, recipe, out, args.seeds)
-    return _write_side(side, argv, recipe, out, args.seeds)
+        _write_side(side, argv, recipe, out, args)
+    return _write_side(side, argv, recipe, out, args)
 
 
-def _write_side(side: Path, argv: list[str], recipe: dict, out: Path, seeds: int) -> dict:
-    summary = summarize(read_rows(out), seeds)
+def _write_side(side: Path, argv: list[str], recipe: dict, out: Path, args) -> dict:
+    summary = summarize(read_rows(out), args.seeds)
+    if args.like:
+        summary["like"] = compare_with(read_rows(out), read_rows(Path(args.like)), args.seeds)
     side.write_text(json.dumps({
         "command": " ".join(shlex.quote(a) for a in ["python", "benchmarks/reference_table.py",
                                                      *argv]),
@@ -199,8 +260,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="TensorFlow CPU threads (0: TensorFlow's default)")
     parser.add_argument("--limit", type=int, default=None,
                         help="train at most this many architectures this call (resume later)")
+    parser.add_argument("--like", default=None,
+                        help="train this table's architectures instead of picking (CSV)")
     parser.add_argument("--out", default="benchmarks/reference_table_quick.csv")
     args = parser.parse_args(argv)
+    if args.like and not Path(args.like).exists():
+        print(f"--like {args.like}: no such table; give the CSV of a finished table")
+        sys.exit(2)
     if args.architectures < 1 or args.seeds < 1 or args.pool < args.architectures:
         print(f"--architectures {args.architectures}, --seeds {args.seeds} and --pool "
               f"{args.pool} must be >= 1 with pool >= architectures; fix the values")
@@ -212,7 +278,11 @@ def main(argv: list[str] | None = None) -> None:
     except (ValueError, FileNotFoundError) as err:
         print(f"{args.config}: {err}")
         sys.exit(2)
-    summary = build_table(config, args, Path(args.out), argv)
+    try:
+        summary = build_table(config, args, Path(args.out), argv)
+    except ValueError as err:
+        print(err)
+        sys.exit(2)
     print(json.dumps(summary, indent=1))
 
 

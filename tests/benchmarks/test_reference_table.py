@@ -84,6 +84,38 @@ def test_another_recipe_for_the_same_table_exits_2_and_writes_nothing(tmp_path, 
     assert exit_.value.code == 2 and out.read_text() == before
 
 
+def test_like_trains_another_tables_networks_at_a_new_recipe_and_compares(tmp_path,
+                                                                           monkeypatch):
+    fake = FakeTraining()
+    monkeypatch.setattr(proxy, "train_proxy", fake)
+    base = tmp_path / "table.csv"
+    _run(base)
+    fake.calls.clear()
+    other = tmp_path / "longer.csv"
+    # another pick seed would draw other networks: --like overrides the picking
+    _run(other, "--set", "proxy.epochs=3", "--pick_seed", "5", "--like", str(base))
+    base_rows, rows = _rows(base), _rows(other)
+    # the same networks, numbered and ordered as in the first table
+    assert [(r["arch"], r["stratum"], r["blocks"]) for r in rows] == [
+        (r["arch"], r["stratum"], r["blocks"]) for r in base_rows]
+    assert len(fake.calls) == 12
+    side = json.loads(other.with_suffix(".json").read_text())
+    assert side["recipe"]["like"] == str(base) and side["recipe"]["proxy"]["epochs"] == 3
+    like = side["summary"]["like"]
+    assert like["architectures"] == 6
+    # the fake ranks by MACs in both recipes: the two tables agree
+    assert like["means_spearman"] > 0.8
+    low, high = like["like_seed_to_seed_spearman_ci"]
+    assert low <= like["like_seed_to_seed_spearman"] <= high
+
+
+def test_like_without_the_table_exits_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        _run(tmp_path / "t.csv", "--like", str(tmp_path / "missing.csv"))
+    assert exit_.value.code == 2 and "no such table" in capsys.readouterr().out
+    assert not (tmp_path / "t.csv").exists()
+
+
 @pytest.mark.slow  # 4 real tiny trainings, ~40 s on 2 loaded cores
 def test_real_trainings_fill_the_table(tmp_path):
     out = tmp_path / "table.csv"
