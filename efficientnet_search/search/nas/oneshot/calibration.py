@@ -38,9 +38,10 @@ def spread_over_cost(records: Sequence[Mapping[str, Any]], size: int,
 
 def train_standalone(records: Sequence[Mapping[str, Any]], proxy: ProxyConfig, splits,
                      data: DataConfig, seeds: int, path: str | Path,
-                     label: str = "calibration") -> dict[str, list[float]]:
-    """Stand-alone accuracies per record key (one per seed), trained or read from `path`
-    (`label` names the trainings in the log: the calibration set, the outcome test)."""
+                     label: str = "calibration", first_seed: int = 0) -> dict[str, list[float]]:
+    """Stand-alone accuracies per record key (one per seed: `first_seed`, `first_seed + 1`,
+    ...), trained or read from `path` (`label` names the trainings in the log: the
+    calibration set, the outcome test; a later first seed gives a confirmation fresh seeds)."""
     path = Path(path)
     done: dict[tuple[str, int], float] = {}
     if path.exists():
@@ -50,7 +51,7 @@ def train_standalone(records: Sequence[Mapping[str, Any]], proxy: ProxyConfig, s
     for i, record in enumerate(records):
         config = dataclasses.replace(proxy, blocks=tuple(record["blocks"]),
                                      base_resolution=int(record["resolution"]))  # fmt: skip
-        for seed in range(seeds):
+        for seed in range(first_seed, first_seed + seeds):
             if (record["key"], seed) in done:
                 continue
             result = train_proxy(config, splits, alpha=1.0, beta=1.0, gamma=1.0, seed=seed,
@@ -62,7 +63,8 @@ def train_standalone(records: Sequence[Mapping[str, Any]], proxy: ProxyConfig, s
             _append(path, {"key": record["key"], "seed": seed,
                            "accuracy": result.epoch_accuracies[-1],
                            "seconds": round(result.seconds, 2)})  # fmt: skip
-    return {r["key"]: [done[(r["key"], s)] for s in range(seeds)] for r in records}
+    return {r["key"]: [done[(r["key"], s)] for s in range(first_seed, first_seed + seeds)]
+            for r in records}  # fmt: skip
 
 
 def _append(path: Path, row: dict) -> None:
