@@ -40,6 +40,17 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, override, message):
     assert not (tmp_path / "run").exists()
 
 
+def test_the_quick_config_asks_for_over_a_thousand_networks():
+    # issue 30's target: >= 1,000 distinct architectures scored in the quick run (1,100
+    # proposals gave 1,003 distinct; BUILD_NOTES.md, session 20)
+    from efficientnet_search.search.nas.oneshot.run import load_oneshot_config
+
+    section = load_oneshot_config("configs/nas/oneshot_quick.yaml", [], None).oneshot
+    proposals = (section.random_trials + section.evolution_trials + section.tpe_trials
+                 + section.nsga2_trials)  # fmt: skip
+    assert proposals >= 1100 and section.random_trials >= 500
+
+
 @pytest.mark.slow
 def test_smoke_run_writes_results_the_grid_reads_and_resumes(tmp_path):
     from efficientnet_search.arch.family import read_baseline
