@@ -38,6 +38,13 @@ Sections (`--sections 1,2,5` runs a subset):
   5 latency: the quick grid's proxy timed `--latency_runs` times as the grid times it
     (run-to-run range against the < 5% target), and the grid's candidates admitted with
     `candidates.cost: latency` beside `macs` (the plan only; nothing trains).
+  6 oneshot (not in the default set; issue 30's supernet on a GPU): `efficientnet-search
+    oneshot` on oneshot_quick.yaml with `oneshot.train.strategy` the section 4 strategy, 2
+    supernet epochs, 200 random proposals scored, the least calibration set (5), outcome
+    off: supernet and search seconds, networks scored per second (the CPU figure beside it:
+    1,003 in 334 s on 2 Xeon cores, BUILD_NOTES.md). After the default run, on the same machine:
+    `python benchmarks/gpu_check.py --sections 6 --budget_s 240 --out $OUT/gpu_oneshot.json`
+    (`--oneshot_set KEY=VALUE` overrides its config; Fashion-MNIST as for section 3).
 
 Each section runs in its own Python process (`python -m benchmarks.gpu_check_sections N`),
 so a section that fails or runs out of time costs only itself, and the GPU memory TensorFlow
@@ -63,10 +70,11 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = {1: "model", 2: "pipeline", 3: "grid", 4: "distribute", 5: "latency"}
+SECTIONS = {1: "model", 2: "pipeline", 3: "grid", 4: "distribute", 5: "latency", 6: "oneshot"}
+DEFAULT_SECTIONS = "1,2,3,4,5"  # issue 29's check; 6 runs on its own budget after it
 # Shares of the time left, by what each needs at full size: the grid trains 3 x 16 short
 # trials, section 1 traces four B0 training steps, section 5 times ~110 distinct proxies.
-SHARES = {1: 0.25, 2: 0.06, 3: 0.40, 4: 0.12, 5: 0.17}
+SHARES = {1: 0.25, 2: 0.06, 3: 0.40, 4: 0.12, 5: 0.17, 6: 0.20}
 BUDGET_S = 480.0  # the issue's 8 minutes on one GPU
 DRY_BUDGET_S = 900.0  # the dry run needs ~3.5 minutes on 2 idle cores, 5+ on busy ones
 MIN_SECTION_S = 15.0  # a section given less than this is skipped, not started
@@ -92,6 +100,8 @@ class Settings:
         worker counts run, 1 first).
       strategy, train_overrides: section 4's `--strategy` and `--set` for `train`.
       latency_runs, candidate, plan_overrides: section 5.
+      oneshot_config, oneshot_overrides: section 6's one-shot config and `--set` items (its
+        strategy is `strategy`).
       deadline: time.time() by which the running section must end (set per section).
     """
 
@@ -119,6 +129,8 @@ class Settings:
     latency_runs: int
     candidate: tuple[float, float, float]
     plan_overrides: tuple[str, ...]
+    oneshot_config: str
+    oneshot_overrides: tuple[str, ...]
     deadline: float = 0.0
 
     @classmethod
@@ -127,6 +139,10 @@ class Settings:
 
 
 _TINY_DATA = ("data.source=synthetic:10", "data.max_train=64", "data.max_val=32")
+# Section 6: the supernet trained and 200 subnets scored, no search guided by the scores.
+_ONESHOT = ("oneshot.train.epochs=2", "oneshot.random_trials=200", "oneshot.evolution_trials=0",
+            "oneshot.tpe_trials=0", "oneshot.nsga2_trials=0", "oneshot.calibration_size=5",
+            "oneshot.outcome_seeds=0")
 # Full sizes on the GPU, tiny ones on CPU; a flag given on the command line wins.
 PROFILES: dict[bool, dict[str, Any]] = {
     False: dict(batch=256, resolution=224, width=None, depth=None, stages=None, warmup_steps=5,
@@ -134,7 +150,9 @@ PROFILES: dict[bool, dict[str, Any]] = {
                 augments=("inception", "randaugment"),
                 grid_config=str(REPO / "configs/grid/fashion_mnist_quick.yaml"),
                 grid_overrides=(), workers=(2, 4), strategy="gpu", train_overrides=(),
-                latency_runs=6, plan_overrides=()),
+                latency_runs=6, plan_overrides=(),
+                oneshot_config=str(REPO / "configs/nas/oneshot_quick.yaml"),
+                oneshot_overrides=_ONESHOT),
     True: dict(batch=8, resolution=32, width=0.1, depth=0.1, stages=2, warmup_steps=1,
                steps=2, rounds=2, source_size=40, source_images=32, pipeline_batches=3,
                augments=("inception", "randaugment"),
@@ -148,7 +166,20 @@ PROFILES: dict[bool, dict[str, Any]] = {
                                 "input_benchmark_batches=2"),
                latency_runs=3,
                # one admitted point whatever this CPU's latencies: the plumbing, not the answer
-               plan_overrides=("candidates.single_dimension=false", "candidates.tolerance=100")),
+               plan_overrides=("candidates.single_dimension=false", "candidates.tolerance=100"),
+               # B0's first two stages at fixed depth on generated images (the notebook's
+               # tiny one-shot setting): a supernet of 4 steps, 8 subnets scored
+               oneshot_config=str(REPO / "configs/nas/oneshot_smoke.yaml"),
+               oneshot_overrides=(*_ONESHOT, *_TINY_DATA,
+                                  "proxy.blocks=[r1_k3_s11_e1_i32_o16, r2_k3_s22_e6_i16_o24]",
+                                  "space.se_ratios=[0.0]", "space.repeat_offsets=[0]",
+                                  "data.batch_size=16", "proxy.steps_per_epoch=2",
+                                  "oneshot.resolutions=[32]", "oneshot.train.epochs=1",
+                                  "oneshot.train.steps_per_epoch=4",
+                                  "oneshot.train.checkpoint_every=4",
+                                  "oneshot.recalibration_images=32", "oneshot.random_trials=8",
+                                  "oneshot.population=4", "oneshot.sample_size=2",
+                                  "oneshot.bootstrap=50")),
 }
 
 
@@ -162,7 +193,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--budget_s", type=float,
                         help="wall-clock seconds for all sections together (default 480; dry "
                              "run 900, for a busy CPU)")
-    parser.add_argument("--sections", default="1,2,3,4,5", help="comma-separated, e.g. 1,2,5")
+    parser.add_argument("--sections", default=DEFAULT_SECTIONS,
+                        help="comma-separated, e.g. 1,2,5 (6, the supernet, runs when named)")
     parser.add_argument("--batch", type=int, help="section 1's batch (default 256; dry 8)")
     parser.add_argument("--jit", action="store_true",
                         help="section 1 with XLA (jit_compile) training steps")
@@ -174,6 +206,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--plan_set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a key of section 5's plan config (repeatable)")
     parser.add_argument("--latency_runs", type=int, help="section 5's timed runs (default 6)")
+    parser.add_argument("--oneshot_set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a key of section 6's one-shot config (repeatable)")
     parser.add_argument("--candidate", type=float, nargs=3, default=(1.2, 1.1, 1.15),
                         metavar=("ALPHA", "BETA", "GAMMA"), help="section 5's timed proxy")
     return parser.parse_args(argv)
@@ -191,6 +225,7 @@ def make_settings(args: argparse.Namespace, work_dir: Path) -> Settings:
     values["workers"] = (1, *(w for w in values["workers"] if w != 1))
     values["grid_overrides"] = (*values["grid_overrides"], *args.grid_set)
     values["plan_overrides"] = (*values["plan_overrides"], *args.plan_set)
+    values["oneshot_overrides"] = (*values["oneshot_overrides"], *args.oneshot_set)
     reference = str(Path(args.cpu_reference).resolve()) if args.cpu_reference else None
     return Settings(dry_run=args.dry_run, work_dir=str(work_dir), cpu_reference=reference,
                     candidate=tuple(args.candidate), jit=args.jit, **values)  # fmt: skip

@@ -122,6 +122,25 @@ def _latency_rows(data: dict[str, Any], device: str) -> tuple[list[str], list[li
     return head, rows
 
 
+# The CPU figure the GPU's scoring rate is read against (BUILD_NOTES.md, issue 30, session 20:
+# oneshot_quick.yaml on 2 quiet Intel Xeon cores with AVX-512, 1,003 networks scored in 334 s of
+# search).
+CPU_SCORED_PER_S = 1003 / 334.1
+
+
+def _oneshot_rows(data: dict[str, Any], device: str) -> tuple[list[str], list[list[str]]]:
+    head = ["strategy", "rc", "supernet s", "search s", "scored", "scored/s", "CPU scored/s",
+            "wall s", "device"]
+    o = data.get("oneshot")
+    if not o:
+        return head, []
+    seconds = o.get("seconds") or {}
+    return head, [[o["strategy"], o["rc"], _fmt(seconds.get("supernet")),
+                   _fmt(seconds.get("search")), _fmt(o.get("scored")),
+                   _fmt(o.get("scored_per_s"), 2), _fmt(CPU_SCORED_PER_S, 2), _fmt(o["wall_s"]),
+                   device]]  # fmt: skip
+
+
 def section_text(number: int, name: str, result: dict[str, Any], report: dict[str, Any]) -> str:
     """The section's rows, or its status and reason when it did not finish."""
     title = f"\n[{number}] {name}: {result['status']} in {result['seconds']:g} s"
@@ -131,7 +150,7 @@ def section_text(number: int, name: str, result: dict[str, Any], report: dict[st
     data = result.get("data") or {}
     makers: dict[str, Callable[..., tuple[list[str], list[list[str]]]]] = {
         "model": _model_rows, "grid": _grid_rows, "distribute": _distribute_rows,
-        "latency": _latency_rows,
+        "latency": _latency_rows, "oneshot": _oneshot_rows,
     }
     if name == "pipeline":
         head, rows = _pipeline_rows(data, device, report)

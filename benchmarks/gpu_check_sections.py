@@ -369,9 +369,37 @@ def grid(settings: Settings, record: Recorder) -> None:
     gpu_check_grid.grid_runs(settings, record, run_command)
 
 
+# ------------------------------------------------------------------ 6: the one-shot supernet
+def oneshot(settings: Settings, record: Recorder) -> None:
+    """`efficientnet-search oneshot` with the supernet under `settings.strategy`: its phases'
+    seconds and the networks it scored (results.json)."""
+    run_dir = Path(settings.work_dir) / "oneshot"
+    command = [sys.executable, "-m", "efficientnet_search.cli", "oneshot", "--config",
+               settings.oneshot_config, "--run_dir", str(run_dir)]
+    for item in (f"oneshot.train.strategy={settings.strategy}", *settings.oneshot_overrides):
+        command += ["--set", item]
+    record.step(f"oneshot --strategy {settings.strategy}")
+    outcome = run_command(command, time_left(settings), run_dir.parent / "oneshot.log", record)
+    outcome["command"] = " ".join(command[2:])
+    outcome["strategy"] = settings.strategy
+    results = run_dir / "results.json"
+    if results.is_file():
+        payload = json.loads(results.read_text())
+        seconds = payload.get("seconds") or {}
+        outcome.update({"scored": payload.get("scored"), "seconds": seconds,
+                        "scored_per_s": (payload.get("scored") or 0) / seconds["search"]
+                        if seconds.get("search") else None})  # fmt: skip
+    record.put("oneshot", outcome)
+    record.step(None)
+    if outcome["rc"] != 0:
+        raise RuntimeError(f"`{outcome['command'][:80]}...` exited with {outcome['rc']}"
+                           f"{' (time limit)' if outcome['timed_out'] else ''}: "
+                           f"{' | '.join(outcome['output_tail'])}")
+
+
 SECTION_FUNCTIONS: dict[int, Callable[[Settings, Recorder], None]] = {
     0: devices, 1: model_throughput, 2: pipeline_throughput, 3: grid, 4: mirrored_step,
-    5: latency,
+    5: latency, 6: oneshot,
 }
 
 

@@ -1,8 +1,9 @@
 """benchmarks/gpu_check.py: the dry run keeps the GPU check runnable while no GPU is lent.
 
 The dry run runs every section's code at tiny sizes on CPU. The default suite runs sections
-1, 2 and 5 (~1 minute on 2 cores); the grid and `train` sections (3, 4) add ~2 more minutes
-and are marked slow. The targets' verdicts are checked on made-up reports.
+1, 2 and 5 (~1 minute on 2 cores) and the one-shot section 6; the grid and `train` sections
+(3, 4) add ~2 more minutes and are marked slow. The targets' verdicts are checked on made-up
+reports.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def test_dry_run_model_pipeline_latency(tmp_path):
 @pytest.mark.slow
 def test_dry_run_every_section(tmp_path):
     report, stdout = _dry_run(tmp_path)
-    _assert_sections_ok(report, set(gpu_check.SECTIONS.values()))
+    default = gpu_check.parse_sections(gpu_check.DEFAULT_SECTIONS)
+    _assert_sections_ok(report, {gpu_check.SECTIONS[n] for n in default})
     runs = report["sections"]["grid"]["data"]["runs"]
     assert set(runs) == {"1", "2"}
     for run in runs.values():  # smoke grid: 1 candidate x 2 seeds
@@ -94,6 +96,18 @@ def test_dry_run_every_section(tmp_path):
     assert distribute["train"]["rc"] == 0 and distribute["train"]["strategy"] == "mirrored"
     assert _positive(distribute["train"]["images_per_second"])
     _assert_targets_not_claimed(report, stdout)
+
+
+def test_dry_run_oneshot_section(tmp_path):
+    # the supernet under the section 4 strategy (mirrored on CPU), scored and reported
+    report, stdout = _dry_run(tmp_path, "--sections", "6")
+    _assert_sections_ok(report, {"oneshot"})
+    oneshot = report["sections"]["oneshot"]["data"]["oneshot"]
+    assert oneshot["rc"] == 0 and oneshot["strategy"] == "mirrored"
+    assert "oneshot.train.strategy=mirrored" in oneshot["command"]
+    assert oneshot["scored"] >= 8 and _positive(oneshot["scored_per_s"])
+    assert _positive(oneshot["seconds"]["supernet"])
+    assert "scored/s" in stdout and "[6] oneshot: ok" in stdout
 
 
 def _settings(tmp_path, **changes) -> gpu_check.Settings:
