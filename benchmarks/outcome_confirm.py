@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run_dir", required=True, help="a finished one-shot run")
     parser.add_argument("--first_seed", type=int, default=None,
-                        help="the first fresh seed (default: the run's outcome seeds + 0)")
+                        help="the first fresh seed (default: the one after the run's "
+                        "outcome seeds)")
     parser.add_argument("--seeds", type=int, default=5, help="fresh seeds a network (>= 3)")
     parser.add_argument("--out", default=None, help="default RUN/outcome_confirm.json")
     args = parser.parse_args(argv)

@@ -41,7 +41,8 @@ def train_standalone(records: Sequence[Mapping[str, Any]], proxy: ProxyConfig, s
                      label: str = "calibration", first_seed: int = 0) -> dict[str, list[float]]:
     """Stand-alone accuracies per record key (one per seed: `first_seed`, `first_seed + 1`,
     ...), trained or read from `path` (`label` names the trainings in the log: the
-    calibration set, the outcome test; a later first seed gives a confirmation fresh seeds)."""
+    calibration set, the outcome test; a later first seed gives a confirmation its fresh
+    seeds)."""
     path = Path(path)
     done: dict[tuple[str, int], float] = {}
     if path.exists():
