@@ -285,10 +285,15 @@ def _train_smoke(settings: Settings, record: Recorder) -> None:
         outcome.update({k: payload.get(k) for k in (
             "strategy", "precision", "num_replicas", "images_per_second",
             "input_images_per_second", "val_top1", "wall_seconds")})
-    record.put("train", outcome)
+    _finish(record, "train", outcome)
+
+
+def _finish(record: Recorder, key: str, outcome: dict[str, Any]) -> None:
+    """Records a CLI run's outcome under `key`; fails the section when the command failed."""
+    record.put(key, outcome)
     record.step(None)
     if outcome["rc"] != 0:
-        raise RuntimeError(f"`{outcome['command']}` exited with {outcome['rc']}"
+        raise RuntimeError(f"`{outcome['command'][:100]}` exited with {outcome['rc']}"
                            f"{' (time limit)' if outcome['timed_out'] else ''}: "
                            f"{' | '.join(outcome['output_tail'])}")
 
@@ -389,12 +394,7 @@ def oneshot(settings: Settings, record: Recorder) -> None:
         outcome.update({"scored": payload.get("scored"), "seconds": seconds,
                         "scored_per_s": (payload.get("scored") or 0) / seconds["search"]
                         if seconds.get("search") else None})  # fmt: skip
-    record.put("oneshot", outcome)
-    record.step(None)
-    if outcome["rc"] != 0:
-        raise RuntimeError(f"`{outcome['command'][:80]}...` exited with {outcome['rc']}"
-                           f"{' (time limit)' if outcome['timed_out'] else ''}: "
-                           f"{' | '.join(outcome['output_tail'])}")
+    _finish(record, "oneshot", outcome)
 
 
 SECTION_FUNCTIONS: dict[int, Callable[[Settings, Recorder], None]] = {
