@@ -26,8 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from efficientnet_search.arch.cost import spec_cost  # noqa: E402
 from efficientnet_search.search.nas.oneshot import latency_table as latency_lib  # noqa: E402
-from efficientnet_search.search.nas.oneshot.elastic import build_elastic  # noqa: E402
-from efficientnet_search.search.nas.oneshot.run import load_oneshot_config  # noqa: E402
+from efficientnet_search.search.nas.oneshot.run import check, load_oneshot_config  # noqa: E402
 from efficientnet_search.search.proxy.trainer import configure_threads  # noqa: E402
 from efficientnet_search.tables import format_table  # noqa: E402
 from efficientnet_search.training.latency import device_name  # noqa: E402
@@ -55,10 +54,7 @@ def main() -> None:
 
     config = load_oneshot_config(args.config, [*args.set, "oneshot.latency_table=true"], None)
     configure_threads(config.oneshot.threads)
-    elastic = build_elastic(config.space, config.proxy.blocks, width=config.proxy.base_width,
-                            depth=config.proxy.base_depth, resolutions=config.resolutions,
-                            num_classes=args.num_classes,
-                            dropout=config.proxy.dropout)  # fmt: skip
+    elastic = check(config, args.num_classes)  # the run's own elastic space
     table = latency_lib.for_run(config, args.table_dir or tempfile.mkdtemp(), elastic)
     rng = random.Random(args.seed)
     chosen = [elastic.smallest(), elastic.largest(),

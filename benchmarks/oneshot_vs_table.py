@@ -18,11 +18,37 @@ interval lies above 0).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+
+def require_trained_run(run: Path) -> None:
+    """Exits 2 with one line unless `run` holds a one-shot run with a trained supernet."""
+    if not (run / "config.yaml").exists() or not (run / "supernet").is_dir():
+        print(f"--run_dir {run} holds no trained one-shot run (config.yaml and supernet/); "
+              "give the run directory of a finished `efficientnet-search oneshot`")
+        sys.exit(2)
+
+
+@contextlib.contextmanager
+def trained_run(run: Path) -> Iterator[tuple[Any, Any]]:
+    """A finished run's config and its prepared supernet and scorer (`prepare.py`), built on
+    a scratch copy of its checkpoint, so RUN is only read; the copy goes on exit."""
+    from efficientnet_search.search.nas.oneshot.prepare import prepare
+    from efficientnet_search.search.nas.oneshot.run import load_oneshot_config
+    from efficientnet_search.search.proxy.trainer import configure_threads
+
+    config = load_oneshot_config(str(run / "config.yaml"), [], None)
+    configure_threads(config.oneshot.threads)
+    with tempfile.TemporaryDirectory(prefix="oneshot_run_copy_") as scratch:
+        shutil.copytree(run / "supernet", Path(scratch) / "supernet")
+        yield config, prepare(config, scratch)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,24 +59,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     run = Path(args.run_dir)
-    if not (run / "config.yaml").exists() or not (run / "supernet").is_dir():
-        print(f"--run_dir {run} holds no trained one-shot run (config.yaml and supernet/); "
-              "give the run directory of a finished `efficientnet-search oneshot`")
-        sys.exit(2)
+    require_trained_run(run)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script too
     from benchmarks.lookup_search import read_table
     from efficientnet_search.search.nas.oneshot import ranking
     from efficientnet_search.search.nas.oneshot.elastic import RESOLUTION
-    from efficientnet_search.search.nas.oneshot.prepare import prepare
-    from efficientnet_search.search.nas.oneshot.run import load_oneshot_config
-    from efficientnet_search.search.proxy.trainer import configure_threads
 
     table = read_table(args.table)
-    config = load_oneshot_config(str(run / "config.yaml"), [], None)
-    configure_threads(config.oneshot.threads)
-    with tempfile.TemporaryDirectory(prefix="oneshot_vs_table_") as scratch:
-        shutil.copytree(run / "supernet", Path(scratch) / "supernet")
-        prepared = prepare(config, scratch)
+    with trained_run(run) as (config, prepared):
         resolution = config.proxy.base_resolution
         records = [prepared.scorer.score({**t["choices"], RESOLUTION: resolution})
                    for t in table]  # fmt: skip

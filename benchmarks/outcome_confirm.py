@@ -33,8 +33,9 @@ def named_networks(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
             for name, network in section["networks"].items()}  # fmt: skip
 
 
-def confirm(run_dir: Path, first_seed: int, seeds: int) -> dict[str, Any]:
-    """Trains the run's outcome networks on seeds `first_seed`... and judges them."""
+def confirm(run_dir: Path, first_seed: int | None, seeds: int) -> dict[str, Any]:
+    """Trains the run's outcome networks on seeds `first_seed`... (None: the first after the
+    run's own) and judges them."""
     from efficientnet_search import data as data_lib
     from efficientnet_search.search.nas.oneshot import calibration, outcome
     from efficientnet_search.search.nas.oneshot.run import load_oneshot_config
@@ -43,6 +44,7 @@ def confirm(run_dir: Path, first_seed: int, seeds: int) -> dict[str, Any]:
     named = named_networks(results)
     config = load_oneshot_config(str(run_dir / "config.yaml"), [], None)
     earlier = results["outcome"]["seeds"]
+    first_seed = earlier if first_seed is None else first_seed
     if first_seed < earlier:
         raise ValueError(f"--first_seed {first_seed} reuses the run's own seeds 0-{earlier - 1}"
                          f"; give --first_seed {earlier} or more")  # fmt: skip
@@ -71,12 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.seeds < 3:
         print(f"--seeds {args.seeds}: the test needs >= 3 seeds a network; raise it")
         sys.exit(2)
-    results = json.loads((run_dir / "results.json").read_text())
-    first = args.first_seed
-    if first is None:
-        first = (results.get("outcome") or {}).get("seeds", 0)
     try:
-        confirmed = confirm(run_dir, first, args.seeds)
+        confirmed = confirm(run_dir, args.first_seed, args.seeds)
     except ValueError as err:
         print(f"--run_dir {run_dir}: {err}")
         sys.exit(2)

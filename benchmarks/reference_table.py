@@ -230,9 +230,10 @@ def build_table(config, args, out: Path, argv: list[str]) -> dict[str, Any]:
 
 
 def _write_side(side: Path, argv: list[str], recipe: dict, out: Path, args) -> dict:
-    summary = summarize(read_rows(out), args.seeds)
+    rows = read_rows(out)
+    summary = summarize(rows, args.seeds)
     if args.like:
-        summary["like"] = compare_with(read_rows(out), read_rows(Path(args.like)), args.seeds)
+        summary["like"] = compare_with(rows, read_rows(Path(args.like)), args.seeds)
     side.write_text(json.dumps({
         "command": " ".join(shlex.quote(a) for a in ["python", "benchmarks/reference_table.py",
                                                      *argv]),

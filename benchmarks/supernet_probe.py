@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -60,21 +58,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--draws", type=int, default=4, help="random subnets a row (>= 1)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-    run = Path(args.run_dir)
-    if not (run / "config.yaml").exists() or not (run / "supernet").is_dir() or args.draws < 1:
-        print(f"--run_dir {run} holds no trained one-shot run (config.yaml and supernet/), or "
-              "--draws < 1; give a finished `efficientnet-search oneshot` run")
+    if args.draws < 1:
+        print(f"--draws {args.draws}: give 1 or more")
         sys.exit(2)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script too
-    from efficientnet_search.search.nas.oneshot.prepare import prepare
-    from efficientnet_search.search.nas.oneshot.run import load_oneshot_config
-    from efficientnet_search.search.proxy.trainer import configure_threads
+    from benchmarks.oneshot_vs_table import require_trained_run, trained_run
 
-    config = load_oneshot_config(str(run / "config.yaml"), [], None)
-    configure_threads(config.oneshot.threads)
-    with tempfile.TemporaryDirectory(prefix="supernet_probe_") as scratch:
-        shutil.copytree(run / "supernet", Path(scratch) / "supernet")
-        prepared = prepare(config, scratch)
+    run = Path(args.run_dir)
+    require_trained_run(run)
+    with trained_run(run) as (_, prepared):
         result = probe(prepared.elastic, lambda p: prepared.scorer.measure(p)["score"],
                        args.draws)  # fmt: skip
     print(f"{run}: scores (BN-recalibrated validation accuracy) by kind of subnet")
